@@ -1,0 +1,78 @@
+//! `GET /actuator/health` and `GET /actuator/consistency`, and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use runtime::http::ApiResult;
+use serde_json::{Value, json};
+
+use crate::app::Modules;
+
+pub const OPENAPI: &str = include_str!("../openapi.yaml");
+
+pub fn router(modules: Modules) -> Router {
+    Router::new()
+        .route("/actuator/health", get(health))
+        .route("/actuator/consistency", get(consistency))
+        .route(
+            "/ticketing/api/openapi.yaml",
+            get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
+        )
+        .with_state(modules)
+}
+
+fn up(ok: bool) -> &'static str {
+    if ok { "UP" } else { "DOWN" }
+}
+
+async fn health(State(m): State<Modules>) -> impl IntoResponse {
+    let database = m.catalog.ping().await
+        && m.reservation.ping().await
+        && m.orders.ping().await
+        && m.payments.ping().await;
+    let bus = m.bus.ping().await;
+    let status = if database && bus {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": up(database && bus),
+        "components": { "database": { "status": up(database) }, "bus": { "status": up(bus) } },
+    });
+    (status, Json(body))
+}
+
+/// Each module's own checks of DESIGN.md's invariants; 503 when any fails.
+async fn consistency(State(m): State<Modules>) -> ApiResult<impl IntoResponse> {
+    let modules = [
+        ("catalog", m.catalog.consistency().await?),
+        ("reservation", m.reservation.consistency().await?),
+        ("order", m.orders.consistency().await?),
+        ("payment", m.payments.consistency().await?),
+    ];
+    let all_ok = modules
+        .iter()
+        .all(|(_, checks)| checks.iter().all(|c| c.ok));
+    let body: serde_json::Map<String, Value> = modules
+        .into_iter()
+        .map(|(name, checks)| {
+            let ok = checks.iter().all(|c| c.ok);
+            (
+                name.to_owned(),
+                json!({ "status": up(ok), "checks": checks }),
+            )
+        })
+        .collect();
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((
+        status,
+        Json(json!({ "status": up(all_ok), "modules": body })),
+    ))
+}

@@ -1,0 +1,215 @@
+//! The application: four modules, their databases, the bus between them, their
+//! background tasks, and one HTTP router — all in one process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use catalog::Catalog;
+use order::Orders;
+use payment::{Payments, SimulatedGateway};
+use reservation::{HoldPolicy, Reservation};
+use runtime::bus::Bus;
+use runtime::bus::embedded::EmbeddedBus;
+use runtime::db::{Db, Durability};
+use runtime::http::Auth;
+use runtime::outbox::Relay;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::cli::{self, ServeArgs};
+
+/// The modules, for the actuator and for tests that look inside.
+#[derive(Clone)]
+pub struct Modules {
+    pub catalog: Catalog,
+    pub reservation: Reservation,
+    pub orders: Orders,
+    pub payments: Payments,
+    pub bus: Arc<dyn Bus>,
+}
+
+impl Modules {
+    pub fn relays(&self) -> [(&'static str, &Relay); 4] {
+        [
+            ("catalog", self.catalog.relay()),
+            ("reservation", self.reservation.relay()),
+            ("order", self.orders.relay()),
+            ("payment", self.payments.relay()),
+        ]
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    tasks: JoinSet<()>,
+    pub modules: Modules,
+    pub admin_token: String,
+}
+
+/// A secret kept in the data directory: read it, or make and keep a new one.
+fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_owned());
+    }
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    std::fs::write(&path, &fresh).with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(fresh)
+}
+
+impl Application {
+    /// Opens the databases, starts the modules' background tasks, seeds the demo data on
+    /// a first start, and binds the listener (port 0 picks a free one).
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
+        let dir = &args.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let durability = match args.durability {
+            cli::Durability::Full => Durability::Full,
+            cli::Durability::Normal => Durability::Normal,
+        };
+        let admin_token = match &args.admin_token {
+            Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            _ => {
+                let token = secret(dir, "admin-token")?;
+                tracing::info!(path = %dir.join("admin-token").display(), "no --admin-token given; using the generated one");
+                token
+            }
+        };
+        let auth = Arc::new(Auth {
+            admin_token: Some(admin_token.clone()),
+            cookie_key: secret(dir, "cookie-key")?.into_bytes(),
+        });
+
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?);
+        let open = |name: &str, migrations| {
+            let path = dir.join(format!("{name}.db"));
+            async move { Db::open_sqlite(&path, durability, migrations).await }
+        };
+        let policy = HoldPolicy {
+            min_secs: args.hold_seconds.0 as i64,
+            max_secs: args.hold_seconds.1 as i64,
+            default_secs: args.default_hold_seconds as i64,
+            max_seats: args.max_seats_per_hold,
+            pin_lease: Duration::from_secs(args.pin_lease_seconds),
+            sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        };
+        let gateway = Arc::new(SimulatedGateway {
+            success_rate: args.payment_success_rate,
+            latency_ms: args.payment_latency_ms.0..args.payment_latency_ms.1,
+        });
+        let catalog = Catalog::new(open("catalog", &catalog::MIGRATIONS).await?, bus.clone());
+        let reservation = Reservation::new(
+            open("reservation", &reservation::MIGRATIONS).await?,
+            bus.clone(),
+            policy,
+        );
+        let orders = Orders::new(
+            open("order", &order::MIGRATIONS).await?,
+            bus.clone(),
+            Arc::new(reservation.clone()),
+            args.max_seats_per_hold,
+        );
+        let payments = Payments::new(
+            open("payment", &payment::MIGRATIONS).await?,
+            bus.clone(),
+            gateway,
+        );
+        let modules = Modules {
+            catalog,
+            reservation,
+            orders,
+            payments,
+            bus: bus.clone(),
+        };
+
+        let mut tasks = JoinSet::new();
+        for (_, relay) in modules.relays() {
+            tasks.spawn(relay.clone().run(Duration::from_millis(250)));
+        }
+        let consumers = [
+            modules.catalog.consumers(bus.clone()),
+            modules.reservation.consumers(bus.clone()),
+            modules.orders.consumers(bus.clone()),
+            modules.payments.consumers(bus.clone()),
+        ];
+        for consumer in consumers.into_iter().flatten() {
+            tasks.spawn(consumer.run());
+        }
+        tasks.spawn(modules.reservation.clone().run_sweeper());
+        tasks.spawn(modules.payments.clone().run_workers());
+
+        if !args.no_demo {
+            modules
+                .catalog
+                .seed_demo()
+                .await
+                .context("failed to seed the demo data")?;
+        }
+
+        let router = Router::new()
+            .merge(catalog::router(modules.catalog.clone()))
+            .merge(reservation::router(modules.reservation.clone()))
+            .merge(order::router(modules.orders.clone()))
+            .merge(payment::router(modules.payments.clone()))
+            .merge(crate::actuator::router(modules.clone()))
+            .fallback(runtime::http::not_found)
+            .layer(DefaultBodyLimit::max(args.max_body_bytes))
+            .layer(axum::Extension(auth))
+            .layer(axum::middleware::from_fn(runtime::http::trace_middleware));
+
+        let listener = TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("failed to listen on {}", args.addr))?;
+        Ok(Application {
+            listener,
+            router,
+            tasks,
+            modules,
+            admin_token,
+        })
+    }
+
+    /// The address actually listened on.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then gives open connections a moment and stops
+    /// the background tasks.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let mut stopped = stop_rx.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut tasks = self.tasks;
+        tokio::select! {
+            result = server => result.context("server failed")?,
+            // Streams that never end must not hold the process up.
+            _ = async { let _ = stop_rx.wait_for(|s| *s).await; tokio::time::sleep(cli::SHUTDOWN_GRACE).await } => {}
+        }
+        tasks.shutdown().await;
+        tracing::info!("boxoffice stopped");
+        Ok(())
+    }
+}

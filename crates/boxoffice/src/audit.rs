@@ -1,0 +1,383 @@
+//! `boxoffice audit`: every invariant of DESIGN.md checked across all modules.
+//!
+//! Each module answers only for its own tables (`/actuator/consistency`); only by
+//! putting their snapshots side by side can one see a seat sold to an order that was
+//! cancelled, or money kept for an order without seats. The audit first waits for
+//! in-flight orders to settle, then judges.
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::AuditArgs;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservedSeat {
+    pub event_id: i64,
+    pub seat_id: i64,
+    pub status: String,
+    pub order_id: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSeat {
+    pub event_id: i64,
+    pub seat_id: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRow {
+    pub order_id: String,
+    pub event_id: i64,
+    pub seat_ids: Vec<i64>,
+    pub amount: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRow {
+    pub order_id: String,
+    pub amount: i64,
+    pub status: String,
+}
+
+/// What every module reported, at about one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub reserved: Vec<ReservedSeat>,
+    pub sweep_interval_ms: i64,
+    pub catalog: Vec<CatalogSeat>,
+    pub orders: Vec<OrderRow>,
+    pub payments: Vec<PaymentRow>,
+    /// Names of module checks that failed, with their detail.
+    pub failed_checks: Vec<String>,
+    pub now: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub orders: usize,
+    pub confirmed: usize,
+    pub cancelled: usize,
+    pub seats_sold: usize,
+    pub violations: Vec<String>,
+}
+
+/// Judges a snapshot; every string is one violation, naming what it is about.
+pub fn judge(s: &Snapshot) -> Report {
+    let mut v = Vec::new();
+    let orders: HashMap<&str, &OrderRow> =
+        s.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let mut seats_of: HashMap<&str, Vec<&ReservedSeat>> = HashMap::new();
+    for seat in &s.reserved {
+        if let Some(order_id) = &seat.order_id {
+            seats_of.entry(order_id).or_default().push(seat);
+        }
+    }
+    let mut payments_of: HashMap<&str, Vec<&PaymentRow>> = HashMap::new();
+    for p in &s.payments {
+        payments_of.entry(&p.order_id).or_default().push(p);
+    }
+
+    // 1. A seat is SOLD to at most one order, and every SOLD seat to a CONFIRMED order.
+    for seat in s.reserved.iter().filter(|x| x.status == "SOLD") {
+        let at = format!("seat {}/{}", seat.event_id, seat.seat_id);
+        match seat.order_id.as_deref().and_then(|id| orders.get(id)) {
+            None => v.push(format!(
+                "{at} is SOLD to no known order ({:?})",
+                seat.order_id
+            )),
+            Some(o) if o.status != "CONFIRMED" => v.push(format!(
+                "{at} is SOLD to order {} which is {}",
+                o.order_id, o.status
+            )),
+            Some(o) if !o.seat_ids.contains(&seat.seat_id) || o.event_id != seat.event_id => v
+                .push(format!(
+                    "{at} is SOLD to order {} which did not ask for it",
+                    o.order_id
+                )),
+            Some(_) => {}
+        }
+    }
+    for o in &s.orders {
+        let held: Vec<&&ReservedSeat> = seats_of
+            .get(o.order_id.as_str())
+            .map(|x| x.iter().collect())
+            .unwrap_or_default();
+        let paid: Vec<&&PaymentRow> = payments_of
+            .get(o.order_id.as_str())
+            .map(|x| x.iter().collect())
+            .unwrap_or_default();
+        let succeeded: Vec<_> = paid.iter().filter(|p| p.status == "SUCCEEDED").collect();
+        match o.status.as_str() {
+            // 2. A CONFIRMED order has all its seats SOLD to it and one successful,
+            //    unrefunded payment of its amount.
+            "CONFIRMED" => {
+                let sold: HashSet<i64> = held
+                    .iter()
+                    .filter(|x| x.status == "SOLD")
+                    .map(|x| x.seat_id)
+                    .collect();
+                let missing: Vec<i64> = o
+                    .seat_ids
+                    .iter()
+                    .filter(|id| !sold.contains(id))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    v.push(format!(
+                        "order {} is CONFIRMED but seats {missing:?} are not SOLD to it",
+                        o.order_id
+                    ));
+                }
+                if succeeded.len() != 1 {
+                    v.push(format!(
+                        "order {} is CONFIRMED with {} successful payments",
+                        o.order_id,
+                        succeeded.len()
+                    ));
+                } else if succeeded[0].amount != o.amount {
+                    v.push(format!(
+                        "order {} is CONFIRMED for {} but paid {}",
+                        o.order_id, o.amount, succeeded[0].amount
+                    ));
+                }
+            }
+            // 3. A CANCELLED order holds no seat and keeps no money.
+            "CANCELLED" => {
+                if !held.is_empty() {
+                    let ids: Vec<i64> = held.iter().map(|x| x.seat_id).collect();
+                    v.push(format!(
+                        "order {} is CANCELLED but still holds seats {ids:?}",
+                        o.order_id
+                    ));
+                }
+                if !succeeded.is_empty() {
+                    v.push(format!(
+                        "order {} is CANCELLED but keeps a successful payment",
+                        o.order_id
+                    ));
+                }
+            }
+            // 6. Once load stops, every order reaches a final state.
+            _ => v.push(format!(
+                "order {} is still {} (created at {})",
+                o.order_id,
+                o.status,
+                contract::rfc3339(o.created_at)
+            )),
+        }
+    }
+    for p in s
+        .payments
+        .iter()
+        .filter(|p| !orders.contains_key(p.order_id.as_str()))
+    {
+        if p.status == "SUCCEEDED" {
+            v.push(format!(
+                "payment for unknown order {} keeps money",
+                p.order_id
+            ));
+        }
+    }
+    for (order_id, paid) in &payments_of {
+        if paid.len() > 1 {
+            v.push(format!("order {order_id} has {} payments", paid.len()));
+        }
+    }
+    // 4. No hold outlives its expiry by more than the sweep interval (and a little slack).
+    let overdue_before = s.now - s.sweep_interval_ms - 2_000;
+    for seat in s.reserved.iter().filter(|x| x.status == "HELD") {
+        if seat.expires_at.is_some_and(|e| e < overdue_before) {
+            v.push(format!(
+                "seat {}/{} is HELD {} ms past its expiry",
+                seat.event_id,
+                seat.seat_id,
+                s.now - seat.expires_at.unwrap_or(s.now)
+            ));
+        }
+    }
+    // The seat map buyers see agrees with the reservation module.
+    let truth: HashMap<(i64, i64), &str> = s
+        .reserved
+        .iter()
+        .map(|x| ((x.event_id, x.seat_id), x.status.as_str()))
+        .collect();
+    let shown: HashMap<(i64, i64), &str> = s
+        .catalog
+        .iter()
+        .map(|x| ((x.event_id, x.seat_id), x.status.as_str()))
+        .collect();
+    for key in truth.keys().chain(shown.keys()).collect::<HashSet<_>>() {
+        let (t, m) = (
+            truth.get(key).copied().unwrap_or("AVAILABLE"),
+            shown.get(key).copied().unwrap_or("AVAILABLE"),
+        );
+        if t != m {
+            v.push(format!(
+                "seat {}/{} is {t} but the seat map shows {m}",
+                key.0, key.1
+            ));
+        }
+    }
+    // 5. Outboxes published, and each module's own checks.
+    v.extend(s.failed_checks.iter().cloned());
+    v.sort();
+    Report {
+        orders: s.orders.len(),
+        confirmed: s.orders.iter().filter(|o| o.status == "CONFIRMED").count(),
+        cancelled: s.orders.iter().filter(|o| o.status == "CANCELLED").count(),
+        seats_sold: s.reserved.iter().filter(|x| x.status == "SOLD").count(),
+        violations: v,
+    }
+}
+
+/// Reads every module's snapshot from a running boxoffice.
+pub async fn snapshot(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<Snapshot> {
+    let url = url.trim_end_matches('/');
+    async fn get(
+        client: &reqwest::Client,
+        url: String,
+        token: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not JSON"))?;
+        if !status.is_success() && !url.ends_with("/actuator/consistency") {
+            anyhow::bail!("GET {url}: {status} {body}");
+        }
+        Ok(body)
+    }
+    let now = contract::now_millis();
+    let reservation = get(
+        client,
+        format!("{url}/ticketing/api/admin/audit/reservation"),
+        token,
+    )
+    .await?;
+    let catalog = get(
+        client,
+        format!("{url}/ticketing/api/admin/audit/catalog"),
+        token,
+    )
+    .await?;
+    let orders = get(
+        client,
+        format!("{url}/ticketing/api/admin/audit/order"),
+        token,
+    )
+    .await?;
+    let payments = get(
+        client,
+        format!("{url}/ticketing/api/admin/audit/payment"),
+        token,
+    )
+    .await?;
+    let consistency = get(client, format!("{url}/actuator/consistency"), token).await?;
+    let mut failed_checks = Vec::new();
+    if let Some(modules) = consistency["modules"].as_object() {
+        for (module, report) in modules {
+            for check in report["checks"].as_array().into_iter().flatten() {
+                if check["ok"] != serde_json::Value::Bool(true) {
+                    failed_checks.push(format!(
+                        "{module}: {} failed: {}",
+                        check["name"].as_str().unwrap_or("?"),
+                        check["detail"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Snapshot {
+        reserved: serde_json::from_value(reservation["seats"].clone())?,
+        sweep_interval_ms: reservation["sweepIntervalMs"].as_i64().unwrap_or(1_000),
+        catalog: serde_json::from_value(catalog["seats"].clone())?,
+        orders: serde_json::from_value(orders["orders"].clone())?,
+        payments: serde_json::from_value(payments["payments"].clone())?,
+        failed_checks,
+        now,
+    })
+}
+
+/// Waits up to `settle` for the system to go quiet — no order in flight, no refund
+/// pending, the seat map caught up — then judges the last snapshot.
+pub async fn audit(url: &str, token: &str, settle: Duration) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let deadline = tokio::time::Instant::now() + settle;
+    loop {
+        let snap = snapshot(&client, url, token).await?;
+        let report = judge(&snap);
+        if report.violations.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn run(args: AuditArgs) -> ExitCode {
+    match audit(
+        &args.url,
+        &args.admin_token,
+        Duration::from_secs(args.settle_seconds),
+    )
+    .await
+    {
+        Ok(report) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                println!(
+                    "audited {} orders ({} confirmed, {} cancelled), {} seats sold",
+                    report.orders, report.confirmed, report.cancelled, report.seats_sold
+                );
+                for violation in &report.violations {
+                    println!("VIOLATION: {violation}");
+                }
+                println!(
+                    "{}",
+                    if report.violations.is_empty() {
+                        "audit passed"
+                    } else {
+                        "audit FAILED"
+                    }
+                );
+            }
+            if report.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("audit could not run: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The command line: `boxoffice serve` (the default) and `boxoffice audit`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// boxoffice — seat ticketing for on-sales: holds, orders, payments, no seat sold twice.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API with all four modules in one process (the default command).
+    Serve(ServeArgs),
+    /// Check every invariant across all modules of a running boxoffice; exits non-zero
+    /// naming each violation.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// fsync every commit: nothing answered is lost on a power cut.
+    Full,
+    /// fsync at checkpoints: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BOXOFFICE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory of the databases; created if missing.
+    #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Bearer token of the operator. Without it one is generated and written to
+    /// DATA_DIR/admin-token.
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Share of payments the simulated gateway approves (the original: 0.8).
+    #[arg(long, default_value_t = 0.8, value_parser = parse_rate)]
+    pub payment_success_rate: f64,
+    /// Latency range of the simulated gateway in ms, `MIN..MAX` (the original:
+    /// 500..1500; `0..0` for none).
+    #[arg(long, default_value = "500..1500", value_parser = parse_range)]
+    pub payment_latency_ms: (u64, u64),
+    /// Allowed hold time in seconds, `MIN..MAX`; requests are clamped into it.
+    #[arg(long, default_value = "5..120", value_parser = parse_range)]
+    pub hold_seconds: (u64, u64),
+    /// Hold time when a request names none.
+    #[arg(long, default_value_t = 60)]
+    pub default_hold_seconds: u64,
+    /// Most seats in one hold or order.
+    #[arg(long, default_value_t = 20)]
+    pub max_seats_per_hold: usize,
+    /// How often expired holds are freed, in ms.
+    #[arg(long, default_value_t = 500)]
+    pub sweep_interval_ms: u64,
+    /// How long an order's pin on its holds waits for the order to be written, in s.
+    #[arg(long, default_value_t = 120)]
+    pub pin_lease_seconds: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// How commits reach the disk.
+    #[arg(long, value_enum, default_value_t = Durability::Full)]
+    pub durability: Durability,
+    /// Do not seed the demo shows on first start.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        let cli = Cli::parse_from(["boxoffice", "serve"]);
+        match cli.command {
+            Some(Command::Serve(args)) => args,
+            _ => unreachable!("serve parses"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Base URL of the boxoffice to audit.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The operator's bearer token.
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// How long to wait for in-flight orders to settle before judging, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub settle_seconds: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected MIN..MAX")?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().map_err(|e| format!("{e}"))?,
+        b.trim().parse().map_err(|e| format!("{e}"))?,
+    );
+    if a > b {
+        Err("MIN must not exceed MAX".into())
+    } else {
+        Ok((a, b))
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    runtime::telemetry::init();
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()));
+    let result = match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Audit(args) => return crate::audit::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "boxoffice failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let app = crate::app::Application::build(args).await?;
+    tracing::info!(addr = %app.addr(), "boxoffice listening");
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// How long open connections (SSE streams) get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    boxoffice::cli::run(boxoffice::cli::Cli::parse()).await
+}

@@ -1,0 +1,208 @@
+//! Catalog routes: events, seat maps, the live stream, and the operator's endpoints.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contract::api::{CreateEvent, Event, SeatMap, SeatUpdate};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{Catalog, store};
+
+pub fn router(catalog: Catalog) -> Router {
+    Router::new()
+        .route("/ticketing/api/events", get(list_events))
+        .route("/ticketing/api/events/{id}", get(get_event))
+        .route("/ticketing/api/events/{id}/seats", get(seat_map))
+        .route("/ticketing/api/events/{id}/seats/stream", get(seat_stream))
+        .route("/ticketing/api/admin/events", post(create_event))
+        .route("/ticketing/api/admin/events/{id}/reset", post(reset_event))
+        .route("/ticketing/api/admin/audit/catalog", get(audit))
+        .with_state(catalog)
+}
+
+async fn list_events(State(c): State<Catalog>) -> ApiResult<Json<Vec<Event>>> {
+    Ok(Json(store::events(c.db.reader()).await?))
+}
+
+async fn get_event(State(c): State<Catalog>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Event>> {
+    store::event(c.db.reader(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
+}
+
+async fn seat_map(State(c): State<Catalog>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<SeatMap>> {
+    store::seat_map(c.db.reader(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
+}
+
+fn init(map: &SeatMap) -> SseEvent {
+    SseEvent::default()
+        .event("INIT")
+        .id(map.version.to_string())
+        .data(serde_json::to_string(map).expect("map serializes"))
+}
+
+fn update(u: &SeatUpdate) -> SseEvent {
+    SseEvent::default()
+        .event("SEAT_UPDATE")
+        .id(u.version.to_string())
+        .data(serde_json::to_string(u).expect("update serializes"))
+}
+
+/// `INIT` with the whole map, then every `SEAT_UPDATE`. A client reconnecting with a
+/// `Last-Event-ID` it can resume from gets only what it missed; any other id (unknown,
+/// from the future, malformed, or older than the kept history) gets `INIT` again.
+async fn seat_stream(
+    State(c): State<Catalog>,
+    ApiPath(id): ApiPath<i64>,
+    headers: HeaderMap,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    if store::event(c.db.reader(), id).await?.is_none() {
+        return Err(ApiError::not_found(format!("event {id} not found")));
+    }
+    // Subscribe before reading, so nothing committed in between is missed.
+    let mut live = c.streams.subscribe(id);
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let (out, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let result: anyhow::Result<()> = async {
+            let mut sent = match last_seen.filter(|v| *v >= 0) {
+                Some(v) => match store::changes_since(c.db.reader(), id, v).await? {
+                    Some(missed) if current_version(&c, id).await? >= v => {
+                        for u in &missed {
+                            out.send(Ok(update(u))).await?;
+                        }
+                        missed.last().map_or(v, |u| u.version)
+                    }
+                    _ => send_init(&c, id, &out).await?,
+                },
+                None => send_init(&c, id, &out).await?,
+            };
+            loop {
+                tokio::select! {
+                    _ = out.closed() => return Ok(()),
+                    received = live.recv() => match received {
+                        Ok(u) if u.version <= sent => {}
+                        Ok(u) => {
+                            sent = u.version;
+                            out.send(Ok(update(&u))).await?;
+                        }
+                        // Fell behind: start the client over from the whole map.
+                        Err(broadcast::error::RecvError::Lagged(_)) => sent = send_init(&c, id, &out).await?,
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    },
+                }
+            }
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::debug!(
+                event_id = id,
+                error = format!("{error:#}"),
+                "seat stream ended"
+            );
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn current_version(c: &Catalog, id: i64) -> anyhow::Result<i64> {
+    Ok(store::seat_map(c.db.reader(), id)
+        .await?
+        .map_or(0, |m| m.version))
+}
+
+async fn send_init(
+    c: &Catalog,
+    id: i64,
+    out: &mpsc::Sender<Result<SseEvent, Infallible>>,
+) -> anyhow::Result<i64> {
+    let map = store::seat_map(c.db.reader(), id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("event {id} vanished"))?;
+    out.send(Ok(init(&map))).await?;
+    Ok(map.version)
+}
+
+fn validate(spec: &CreateEvent) -> Result<(), ApiError> {
+    let title = spec.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::validation("title must be 1 to 200 characters"));
+    }
+    if spec.description.chars().count() > 2000 {
+        return Err(ApiError::validation(
+            "description must be at most 2000 characters",
+        ));
+    }
+    let parses = chrono::DateTime::parse_from_rfc3339(&spec.date_time).is_ok()
+        || chrono::NaiveDateTime::parse_from_str(&spec.date_time, "%Y-%m-%dT%H:%M:%S").is_ok()
+        || chrono::NaiveDateTime::parse_from_str(&spec.date_time, "%Y-%m-%dT%H:%M").is_ok();
+    if !parses {
+        return Err(ApiError::validation(
+            "dateTime must be an ISO 8601 date and time, e.g. 2025-10-01T19:00:00",
+        ));
+    }
+    if !(1..=1000).contains(&spec.rows)
+        || !(1..=1000).contains(&spec.cols)
+        || spec.rows * spec.cols > 100_000
+    {
+        return Err(ApiError::validation(
+            "rows and cols must be 1 to 1000, with at most 100000 seats",
+        ));
+    }
+    if !(0..=1_000_000_000).contains(&spec.base_price)
+        || !(0..=10_000_000).contains(&spec.column_step)
+    {
+        return Err(ApiError::validation(
+            "basePrice must be 0 to 1000000000 and columnStep 0 to 10000000",
+        ));
+    }
+    Ok(())
+}
+
+async fn create_event(
+    State(c): State<Catalog>,
+    _: Admin,
+    ApiJson(spec): ApiJson<CreateEvent>,
+) -> ApiResult<(StatusCode, Json<Event>)> {
+    validate(&spec)?;
+    Ok((StatusCode::CREATED, Json(c.create_event(&spec).await?)))
+}
+
+async fn reset_event(
+    State(c): State<Catalog>,
+    _: Admin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    match c.reset_event(id).await? {
+        Some(reset_at) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "eventId": id, "resetAt": contract::rfc3339(reset_at) })),
+        )),
+        None => Err(ApiError::not_found(format!("event {id} not found"))),
+    }
+}
+
+async fn audit(State(c): State<Catalog>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+    let seats: Vec<_> = store::taken_seats(c.db.reader())
+        .await?
+        .into_iter()
+        .map(|(event_id, seat_id, status)| json!({ "eventId": event_id, "seatId": seat_id, "status": status }))
+        .collect();
+    Ok(Json(json!({ "seats": seats })))
+}

@@ -1,0 +1,181 @@
+//! Catalog: the shows on sale and their seat maps.
+//!
+//! It owns the events and their seat layouts and prices (created by an operator, or the
+//! demo data on first start), announces them on `catalog.events`, and keeps the map that
+//! buyers see — a projection of `reservation.events` — streaming every change to
+//! browsers over SSE.
+
+mod consume;
+mod http;
+mod store;
+mod stream;
+
+use std::sync::Arc;
+
+use contract::api::CreateEvent;
+use contract::events::{EventCreated, EventReset, RESERVATION_TOPIC, SeatSpec};
+use runtime::consumer::Consumer;
+use runtime::health::{Check, outbox_check};
+use runtime::outbox::{self, Relay};
+use runtime::{Db, bus::Bus};
+
+pub use http::router;
+pub use store::MIGRATIONS;
+
+/// The catalog module: its database, its relay, and the live seat-map streams.
+#[derive(Clone)]
+pub struct Catalog {
+    db: Db,
+    relay: Relay,
+    streams: Arc<stream::Hub>,
+}
+
+impl Catalog {
+    pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
+        let relay = Relay::new(db.clone(), bus);
+        Catalog {
+            db,
+            relay,
+            streams: Arc::new(stream::Hub::default()),
+        }
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Browsers streaming a show's seat map right now.
+    pub fn stream_clients(&self, event_id: i64) -> usize {
+        self.streams.clients(event_id)
+    }
+
+    /// True when the module's database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await
+    }
+
+    /// The consumers this module runs: the seat map follows the reservation module.
+    pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        vec![Consumer {
+            db: self.db.clone(),
+            bus,
+            topic: RESERVATION_TOPIC,
+            group: "catalog",
+            handler: Arc::new(consume::SeatProjection {
+                catalog: self.clone(),
+                pending: Default::default(),
+            }),
+        }]
+    }
+
+    /// Puts a show on sale: the event, its seats, and `EventCreated`, in one transaction.
+    pub async fn create_event(&self, spec: &CreateEvent) -> anyhow::Result<contract::api::Event> {
+        let mut tx = self.db.begin().await?;
+        let id = store::insert_event(&mut tx, spec).await?;
+        let mut seats = Vec::with_capacity((spec.rows * spec.cols) as usize);
+        for r in 1..=spec.rows {
+            for c in 1..=spec.cols {
+                seats.push(SeatSpec {
+                    seat_id: (r - 1) * spec.cols + c,
+                    r,
+                    c,
+                    price: spec.base_price + c * spec.column_step,
+                });
+            }
+        }
+        store::insert_seats(&mut tx, id, &seats).await?;
+        outbox::append(
+            &mut tx,
+            &EventCreated {
+                event_id: id,
+                seats,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.relay.wake();
+        tracing::info!(
+            event_id = id,
+            rows = spec.rows,
+            cols = spec.cols,
+            "event created"
+        );
+        Ok(contract::api::Event {
+            id,
+            title: spec.title.clone(),
+            date_time: spec.date_time.clone(),
+            description: spec.description.clone(),
+            rows: spec.rows,
+            cols: spec.cols,
+        })
+    }
+
+    /// Voids every hold and sale of a show: the reservation module frees its seats and
+    /// the order module cancels (and so refunds) its orders made before now.
+    pub async fn reset_event(&self, event_id: i64) -> anyhow::Result<Option<i64>> {
+        if store::event(self.db.reader(), event_id).await?.is_none() {
+            return Ok(None);
+        }
+        let reset_at = contract::now_millis();
+        let mut tx = self.db.begin().await?;
+        outbox::append(&mut tx, &EventReset { event_id, reset_at }).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        tracing::info!(event_id, "event reset");
+        Ok(Some(reset_at))
+    }
+
+    /// Seeds the original's demo data on a first start: 3 shows of 10×10 seats, a seat in
+    /// column c costing 50000 + c × 1000.
+    pub async fn seed_demo(&self) -> anyhow::Result<()> {
+        if store::count_events(self.db.reader()).await? > 0 {
+            return Ok(());
+        }
+        let shows = [
+            (
+                "Aurora Live in Seoul",
+                "2025-10-01T19:00:00",
+                "An evening of synth-pop under the northern lights.",
+            ),
+            (
+                "The Nutcracker",
+                "2025-12-20T17:00:00",
+                "The holiday ballet, full orchestra.",
+            ),
+            (
+                "Jazz at the Riverside",
+                "2025-11-08T20:00:00",
+                "A quartet and a long night.",
+            ),
+        ];
+        for (title, date_time, description) in shows {
+            let spec = CreateEvent {
+                title: title.to_owned(),
+                date_time: date_time.to_owned(),
+                description: description.to_owned(),
+                rows: 10,
+                cols: 10,
+                base_price: 50_000,
+                column_step: 1_000,
+            };
+            self.create_event(&spec).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
+        Ok(vec![
+            Check::count(
+                "seat_count_matches_layout",
+                store::events_with_wrong_seat_count(self.db.reader()).await?,
+                "events whose seat count differs from rows × cols",
+            ),
+            Check::count(
+                "map_version_matches_changes",
+                store::events_with_version_drift(self.db.reader()).await?,
+                "events whose version differs from their last seat change",
+            ),
+            outbox_check(&self.relay).await?,
+        ])
+    }
+}

@@ -1,0 +1,235 @@
+//! The catalog's SQL.
+
+use anyhow::Context;
+use contract::api::{CreateEvent, Event, Seat, SeatMap, SeatStatus, SeatUpdate};
+use contract::events::SeatSpec;
+use runtime::Tx;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+pub async fn insert_event(tx: &mut Tx, spec: &CreateEvent) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO events (title, date_time, description, rows_count, cols_count, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(&spec.title)
+    .bind(&spec.date_time)
+    .bind(&spec.description)
+    .bind(spec.rows)
+    .bind(spec.cols)
+    .bind(contract::now_millis())
+    .fetch_one(&mut **tx)
+    .await
+    .context("failed to insert event")
+}
+
+pub async fn insert_seats(tx: &mut Tx, event_id: i64, seats: &[SeatSpec]) -> anyhow::Result<()> {
+    // Multi-row inserts: one statement per 200 seats instead of one per seat.
+    for chunk in seats.chunks(200) {
+        let mut sql = String::from("INSERT INTO seats (event_id, seat_id, r, c, price) VALUES ");
+        for i in 0..chunk.len() {
+            let p = i * 5;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for s in chunk {
+            query = query
+                .bind(event_id)
+                .bind(s.seat_id)
+                .bind(s.r)
+                .bind(s.c)
+                .bind(s.price);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("failed to insert seats")?;
+    }
+    Ok(())
+}
+
+fn event_from(row: &sqlx::any::AnyRow) -> Event {
+    Event {
+        id: row.get("id"),
+        title: row.get("title"),
+        date_time: row.get("date_time"),
+        description: row.get("description"),
+        rows: row.get("rows_count"),
+        cols: row.get("cols_count"),
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, title, date_time, description, rows_count, cols_count";
+
+pub async fn events(db: &AnyPool) -> anyhow::Result<Vec<Event>> {
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id"))
+        .fetch_all(db)
+        .await
+        .context("failed to list events")?;
+    Ok(rows.iter().map(event_from).collect())
+}
+
+pub async fn event(db: &AnyPool, id: i64) -> anyhow::Result<Option<Event>> {
+    let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .context("failed to read event")?;
+    Ok(row.as_ref().map(event_from))
+}
+
+pub async fn count_events(db: &AnyPool) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(db)
+        .await
+        .context("failed to count events")
+}
+
+/// The whole map at one version, read in one transaction so the two agree.
+pub async fn seat_map(db: &AnyPool, event_id: i64) -> anyhow::Result<Option<SeatMap>> {
+    let mut tx = db.begin().await?;
+    let Some(head) =
+        sqlx::query("SELECT rows_count, cols_count, version FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let seats = sqlx::query(
+        "SELECT seat_id, r, c, price, status FROM seats WHERE event_id = $1 ORDER BY seat_id",
+    )
+    .bind(event_id)
+    .fetch_all(&mut *tx)
+    .await
+    .context("failed to read seats")?;
+    tx.commit().await?;
+    Ok(Some(SeatMap {
+        rows: head.get("rows_count"),
+        cols: head.get("cols_count"),
+        event_id,
+        version: head.get("version"),
+        seats: seats
+            .iter()
+            .map(|s| Seat {
+                id: s.get("seat_id"),
+                r: s.get("r"),
+                c: s.get("c"),
+                price: s.get("price"),
+                status: SeatStatus::parse(&s.get::<String, _>("status"))
+                    .unwrap_or(SeatStatus::Available),
+            })
+            .collect(),
+    }))
+}
+
+/// The changes of a map after `version`, or `None` when they are no longer all kept.
+pub async fn changes_since(
+    db: &AnyPool,
+    event_id: i64,
+    version: i64,
+) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
+    let rows = sqlx::query("SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 ORDER BY version")
+        .bind(event_id)
+        .bind(version)
+        .fetch_all(db)
+        .await
+        .context("failed to read seat changes")?;
+    let updates: Vec<SeatUpdate> = rows
+        .iter()
+        .map(|r| SeatUpdate {
+            seat_id: r.get("seat_id"),
+            version: r.get("version"),
+            status: SeatStatus::parse(&r.get::<String, _>("status"))
+                .unwrap_or(SeatStatus::Available),
+        })
+        .collect();
+    // A gap means pruned history: the caller must start over from a full map.
+    let contiguous = updates.first().is_none_or(|u| u.version == version + 1);
+    Ok(contiguous.then_some(updates))
+}
+
+/// Applies a seat change from the reservation module if it is newer than what the map
+/// has; returns the map version it got, or `None` for a stale or unknown seat.
+pub async fn apply_seat_change(
+    tx: &mut Tx,
+    event_id: i64,
+    seat_id: i64,
+    status: SeatStatus,
+    source_version: i64,
+) -> anyhow::Result<Option<i64>> {
+    let changed = sqlx::query(
+        "UPDATE seats SET status = $1, source_version = $2 WHERE event_id = $3 AND seat_id = $4 AND source_version < $2",
+    )
+    .bind(status.as_str())
+    .bind(source_version)
+    .bind(event_id)
+    .bind(seat_id)
+    .execute(&mut **tx)
+    .await
+    .context("failed to update seat")?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE events SET version = version + 1 WHERE id = $1 RETURNING version",
+    )
+    .bind(event_id)
+    .fetch_one(&mut **tx)
+    .await
+    .context("failed to bump map version")?;
+    sqlx::query(
+        "INSERT INTO seat_changes (event_id, version, seat_id, status) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(event_id)
+    .bind(version)
+    .bind(seat_id)
+    .bind(status.as_str())
+    .execute(&mut **tx)
+    .await
+    .context("failed to record seat change")?;
+    Ok(Some(version))
+}
+
+pub async fn events_with_wrong_seat_count(db: &AnyPool) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events e WHERE rows_count * cols_count <> (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id)",
+    )
+    .fetch_one(db)
+    .await
+    .context("failed to check seat counts")
+}
+
+pub async fn events_with_version_drift(db: &AnyPool) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events e WHERE version <> COALESCE((SELECT MAX(version) FROM seat_changes c WHERE c.event_id = e.id), 0)",
+    )
+    .fetch_one(db)
+    .await
+    .context("failed to check map versions")
+}
+
+/// Seats that are not AVAILABLE, for the cross-module audit.
+pub async fn taken_seats(db: &AnyPool) -> anyhow::Result<Vec<(i64, i64, String)>> {
+    let rows = sqlx::query("SELECT event_id, seat_id, status FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id")
+        .fetch_all(db)
+        .await
+        .context("failed to read taken seats")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("event_id"), r.get("seat_id"), r.get("status")))
+        .collect())
+}

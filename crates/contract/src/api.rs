@@ -1,0 +1,223 @@
+//! JSON bodies of the public HTTP API, contract v1 (camelCase on the wire).
+//!
+//! Fields marked "extension" were added by boxoffice; everything else is the frozen
+//! contract and must not change.
+
+use serde::{Deserialize, Serialize};
+
+/// Every path of the API starts with this.
+pub const API_PREFIX: &str = "/ticketing/api";
+
+/// The header that carries the key of an idempotent request.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The header that carries the trace id on responses (and on requests without `traceparent`).
+pub const TRACE_ID: &str = "trace-id";
+
+/// The cookie that identifies an anonymous buyer.
+pub const BUYER_COOKIE: &str = "boxoffice_buyer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Sold,
+}
+
+impl SeatStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatStatus::Available => "AVAILABLE",
+            SeatStatus::Held => "HELD",
+            SeatStatus::Sold => "SOLD",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "AVAILABLE" => Some(SeatStatus::Available),
+            "HELD" => Some(SeatStatus::Held),
+            "SOLD" => Some(SeatStatus::Sold),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /events` item and `GET /events/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: i64,
+    pub title: String,
+    pub date_time: String,
+    pub description: String,
+    /// extension
+    pub rows: i64,
+    /// extension
+    pub cols: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seat {
+    pub id: i64,
+    pub r: i64,
+    pub c: i64,
+    pub price: i64,
+    pub status: SeatStatus,
+}
+
+/// `GET /events/{id}/seats`, and the data of the SSE `INIT` message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatMap {
+    pub rows: i64,
+    pub cols: i64,
+    pub seats: Vec<Seat>,
+    /// extension: the event id
+    pub event_id: i64,
+    /// extension: the map's version; `SEAT_UPDATE`s with a higher version follow it
+    pub version: i64,
+}
+
+/// Data of the SSE `SEAT_UPDATE` message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatUpdate {
+    pub seat_id: i64,
+    pub status: SeatStatus,
+    pub version: i64,
+}
+
+/// Admin: `POST /admin/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateEvent {
+    pub title: String,
+    pub date_time: String,
+    #[serde(default)]
+    pub description: String,
+    pub rows: i64,
+    pub cols: i64,
+    /// Price of a seat in column 0; a seat in column c costs `base_price + c * column_step`.
+    #[serde(default = "default_base_price")]
+    pub base_price: i64,
+    #[serde(default = "default_column_step")]
+    pub column_step: i64,
+}
+
+fn default_base_price() -> i64 {
+    50_000
+}
+
+fn default_column_step() -> i64 {
+    1_000
+}
+
+/// `POST /reservations`. `seatIds` (extension) holds several seats at once, all or none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HoldRequest {
+    pub event_id: i64,
+    #[serde(default)]
+    pub seat_id: Option<i64>,
+    #[serde(default)]
+    pub seat_ids: Option<Vec<i64>>,
+    #[serde(default)]
+    pub hold_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldResponse {
+    pub event_id: i64,
+    pub seat_id: i64,
+    /// extension: every seat of the hold
+    pub seat_ids: Vec<i64>,
+    pub hold_seconds: i64,
+    pub expires_at: String,
+    pub trace_id: String,
+}
+
+/// `POST /reservations/{eventId}/{seatId}/extend`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtendRequest {
+    pub seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendResponse {
+    pub expires_at: String,
+}
+
+/// `POST /orders` (with an `Idempotency-Key` header).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateOrder {
+    pub event_id: i64,
+    pub seat_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Created,
+    Confirmed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Created => "CREATED",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CREATED" => Some(OrderStatus::Created),
+            "CONFIRMED" => Some(OrderStatus::Confirmed),
+            "CANCELLED" => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /orders` answer and `GET /orders/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub event_id: i64,
+    pub seat_ids: Vec<i64>,
+    pub created_at: String,
+    /// extension: the sum of the seats' prices
+    pub amount: i64,
+    /// extension: why the order was cancelled, when it was
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+}
+
+/// `POST /payments/authorize`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    pub order_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeResponse {
+    pub order_id: String,
+    /// `success` or `fail`
+    pub status: String,
+    pub trace_id: String,
+    /// extension: REQUESTED | SUCCEEDED | FAILED | REFUNDED
+    pub payment_status: String,
+}

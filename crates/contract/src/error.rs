@@ -1,0 +1,59 @@
+//! Error codes of contract v1 and the body every error response carries.
+
+use serde::{Deserialize, Serialize};
+
+/// The error codes of the contract, each with the HTTP status it is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// 409: the seat is held by someone else (or pinned to an order).
+    ReservationConflict,
+    /// 410: the hold is gone (expired, released, or never the caller's).
+    ReservationExpired,
+    /// 422: the seat is sold.
+    SeatSold,
+    /// 422 (413 for an oversized body): the request is malformed or out of range.
+    ValidationFailed,
+    /// 404: no such resource.
+    NotFound,
+    /// 401: the caller is not identified.
+    Unauthorized,
+    /// 403: the caller may not do this.
+    Forbidden,
+    /// 422: the idempotency key was used before with a different body.
+    IdempotencyKeyReused,
+    /// 429: too many requests.
+    RateLimited,
+    /// 503: a dependency is unavailable.
+    Unavailable,
+    /// 500: an internal error; no detail is shown.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::ReservationConflict => 409,
+            ErrorCode::ReservationExpired => 410,
+            ErrorCode::SeatSold | ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
+                422
+            }
+            ErrorCode::NotFound => 404,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::InternalError => 500,
+        }
+    }
+}
+
+/// `{ "code", "message", "traceId" }` — the body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    pub trace_id: String,
+}

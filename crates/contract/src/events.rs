@@ -1,0 +1,219 @@
+//! The event envelope and every event the modules exchange.
+//!
+//! Events travel in an [`Envelope`] written to the producing module's outbox in the
+//! same transaction as the state change. Each event type names its topic and its key:
+//! the show's event id for seat events, the order id for order and payment events, so
+//! one key's events stay in order while different keys run in parallel.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Millis;
+
+pub const CATALOG_TOPIC: &str = "catalog.events";
+pub const RESERVATION_TOPIC: &str = "reservation.events";
+pub const ORDER_TOPIC: &str = "order.events";
+pub const PAYMENT_TOPIC: &str = "payment.events";
+
+/// `{ id (UUIDv7), type, version, aggregateId, occurredAt, traceparent, payload }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub aggregate_id: String,
+    pub occurred_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// An event type: its topic, its name in the envelope, and the key that orders it.
+pub trait DomainEvent: Serialize + DeserializeOwned {
+    const TOPIC: &'static str;
+    const TYPE: &'static str;
+    fn key(&self) -> String;
+}
+
+impl Envelope {
+    pub fn wrap<E: DomainEvent>(
+        event: &E,
+        occurred_at: Millis,
+        traceparent: Option<String>,
+    ) -> Self {
+        Envelope {
+            id: Uuid::now_v7(),
+            kind: E::TYPE.to_owned(),
+            version: 1,
+            aggregate_id: event.key(),
+            occurred_at,
+            traceparent,
+            payload: serde_json::to_value(event).expect("events serialize"),
+        }
+    }
+
+    /// Decodes the payload as `E` when the envelope carries that type.
+    pub fn decode<E: DomainEvent>(&self) -> Option<Result<E, serde_json::Error>> {
+        (self.kind == E::TYPE).then(|| serde_json::from_value(self.payload.clone()))
+    }
+}
+
+macro_rules! event {
+    ($name:ident, $topic:expr, |$e:ident| $key:expr) => {
+        impl DomainEvent for $name {
+            const TOPIC: &'static str = $topic;
+            const TYPE: &'static str = stringify!($name);
+            fn key(&self) -> String {
+                let $e = self;
+                $key
+            }
+        }
+    };
+}
+
+// ---- catalog.events -------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatSpec {
+    pub seat_id: i64,
+    pub r: i64,
+    pub c: i64,
+    pub price: i64,
+}
+
+/// A show was put on sale with this seat layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCreated {
+    pub event_id: i64,
+    pub seats: Vec<SeatSpec>,
+}
+event!(EventCreated, CATALOG_TOPIC, |e| e.event_id.to_string());
+
+/// An operator reset a show: every hold and sale of it is void, its orders cancelled
+/// and refunded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventReset {
+    pub event_id: i64,
+    pub reset_at: Millis,
+}
+event!(EventReset, CATALOG_TOPIC, |e| e.event_id.to_string());
+
+// ---- reservation.events ---------------------------------------------------------
+
+/// A seat's new state and the reservation module's version of that seat, so a
+/// projection can apply changes idempotently and in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatVersion {
+    pub seat_id: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatsHeld {
+    pub event_id: i64,
+    pub seats: Vec<SeatVersion>,
+    pub expires_at: Millis,
+}
+event!(SeatsHeld, RESERVATION_TOPIC, |e| e.event_id.to_string());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatsReleased {
+    pub event_id: i64,
+    pub seats: Vec<SeatVersion>,
+    /// RELEASED | EXPIRED | ORDER_CANCELLED | PIN_LAPSED | RESET
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+event!(SeatsReleased, RESERVATION_TOPIC, |e| e.event_id.to_string());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatsSold {
+    pub event_id: i64,
+    pub order_id: String,
+    pub seats: Vec<SeatVersion>,
+}
+event!(SeatsSold, RESERVATION_TOPIC, |e| e.event_id.to_string());
+
+/// A payment succeeded but the order's seats could not be sold (its holds were lost).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatsSaleFailed {
+    pub event_id: i64,
+    pub order_id: String,
+    pub reason: String,
+}
+event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e
+    .event_id
+    .to_string());
+
+// ---- order.events ---------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreated {
+    pub order_id: String,
+    pub event_id: i64,
+    pub seat_ids: Vec<i64>,
+    pub amount: i64,
+    pub buyer: String,
+    pub created_at: Millis,
+}
+event!(OrderCreated, ORDER_TOPIC, |e| e.order_id.clone());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderConfirmed {
+    pub order_id: String,
+    pub event_id: i64,
+}
+event!(OrderConfirmed, ORDER_TOPIC, |e| e.order_id.clone());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCancelled {
+    pub order_id: String,
+    pub event_id: i64,
+    /// PAYMENT_FAILED | SEATS_LOST | EVENT_RESET
+    pub reason: String,
+}
+event!(OrderCancelled, ORDER_TOPIC, |e| e.order_id.clone());
+
+// ---- payment.events -------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentSucceeded {
+    pub payment_id: String,
+    pub order_id: String,
+    pub amount: i64,
+}
+event!(PaymentSucceeded, PAYMENT_TOPIC, |e| e.order_id.clone());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentFailed {
+    pub payment_id: String,
+    pub order_id: String,
+    pub reason: String,
+}
+event!(PaymentFailed, PAYMENT_TOPIC, |e| e.order_id.clone());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRefunded {
+    pub payment_id: String,
+    pub order_id: String,
+    pub amount: i64,
+}
+event!(PaymentRefunded, PAYMENT_TOPIC, |e| e.order_id.clone());

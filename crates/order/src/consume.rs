@@ -1,0 +1,92 @@
+//! The order's side of the saga: settle each order from what the other modules report.
+//!
+//! - `PaymentSucceeded`: noted; the order waits for its seats to be sold.
+//! - `PaymentFailed`: CANCELLED (the seats are then freed by Reservation).
+//! - `SeatsSold`: CONFIRMED.
+//! - `SeatsSaleFailed`, or its pin lapsing (`SeatsReleased` with `PIN_LAPSED`):
+//!   CANCELLED (and Payment refunds what it took).
+//! - `EventReset`: every order of the show made before the reset is CANCELLED.
+
+use async_trait::async_trait;
+use contract::events::{
+    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded,
+    SeatsReleased, SeatsSaleFailed, SeatsSold,
+};
+use runtime::consumer::Handler;
+use runtime::{Tx, outbox};
+
+use crate::{Orders, store};
+
+pub struct Saga {
+    pub orders: Orders,
+}
+
+async fn cancel(
+    tx: &mut Tx,
+    order_id: &str,
+    reason: &str,
+    also_confirmed: bool,
+) -> anyhow::Result<()> {
+    if store::cancel(tx, order_id, reason, also_confirmed).await? {
+        let event_id = store::event_of(tx, order_id).await?.unwrap_or_default();
+        tracing::info!(order_id, reason, "order cancelled");
+        outbox::append(
+            tx,
+            &OrderCancelled {
+                order_id: order_id.to_owned(),
+                event_id,
+                reason: reason.to_owned(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Handler for Saga {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
+        if let Some(e) = event.decode::<PaymentSucceeded>() {
+            store::mark_paid(tx, &e?.order_id).await
+        } else if let Some(e) = event.decode::<PaymentFailed>() {
+            cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
+        } else if let Some(e) = event.decode::<SeatsSold>() {
+            let e = e?;
+            if let Some(event_id) = store::confirm(tx, &e.order_id).await? {
+                tracing::info!(order_id = %e.order_id, "order confirmed");
+                outbox::append(
+                    tx,
+                    &OrderConfirmed {
+                        order_id: e.order_id,
+                        event_id,
+                    },
+                )
+                .await?;
+            }
+            Ok(())
+        } else if let Some(e) = event.decode::<SeatsSaleFailed>() {
+            cancel(tx, &e?.order_id, "SEATS_LOST", false).await
+        } else if let Some(e) = event.decode::<SeatsReleased>() {
+            match e? {
+                SeatsReleased {
+                    reason,
+                    order_id: Some(order_id),
+                    ..
+                } if reason == "PIN_LAPSED" => cancel(tx, &order_id, "HOLDS_LAPSED", false).await,
+                _ => Ok(()),
+            }
+        } else if let Some(e) = event.decode::<EventReset>() {
+            let e = e?;
+            for order_id in store::live_orders_of_event(tx, e.event_id, e.reset_at).await? {
+                cancel(tx, &order_id, "EVENT_RESET", true).await?;
+            }
+            Ok(())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn committed(&self) {
+        self.orders.relay.wake();
+    }
+}

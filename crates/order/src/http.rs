@@ -1,0 +1,97 @@
+//! Order routes.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contract::ErrorCode;
+use contract::api::{CreateOrder, IDEMPOTENCY_KEY, Order};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, KnownBuyer};
+use serde_json::json;
+
+use crate::{Created, Orders, store};
+
+pub fn router(orders: Orders) -> Router {
+    Router::new()
+        .route("/ticketing/api/orders", post(create).get(mine))
+        .route("/ticketing/api/orders/{id}", get(get_order))
+        .route("/ticketing/api/admin/audit/order", get(audit))
+        .with_state(orders)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| ApiError::validation("the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+async fn create(
+    State(o): State<Orders>,
+    KnownBuyer(buyer): KnownBuyer,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateOrder>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    if req.seat_ids.is_empty() || req.seat_ids.len() > o.max_seats {
+        return Err(ApiError::validation(format!(
+            "order 1 to {} seats",
+            o.max_seats
+        )));
+    }
+    let mut unique = req.seat_ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != req.seat_ids.len() {
+        return Err(ApiError::validation("seatIds must not repeat a seat"));
+    }
+    match o
+        .create(&buyer, &key, &req)
+        .await?
+        .map_err(|r| ApiError::new(r.code, r.message))?
+    {
+        Created::New(order) => Ok((StatusCode::CREATED, Json(order)).into_response()),
+        Created::Replayed(order) => Ok((
+            StatusCode::CREATED,
+            [("idempotent-replayed", "true")],
+            Json(order),
+        )
+            .into_response()),
+    }
+}
+
+async fn get_order(
+    State(o): State<Orders>,
+    KnownBuyer(buyer): KnownBuyer,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Order>> {
+    match o.get(&buyer, &id).await? {
+        Ok(Some(order)) => Ok(Json(order)),
+        Ok(None) => Err(ApiError::not_found(format!("order {id} not found"))),
+        Err(()) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this order belongs to another buyer",
+        )),
+    }
+}
+
+/// Extension: the caller's orders, newest first ("my tickets").
+async fn mine(
+    State(o): State<Orders>,
+    KnownBuyer(buyer): KnownBuyer,
+) -> ApiResult<Json<Vec<Order>>> {
+    Ok(Json(store::of_buyer(o.db.reader(), &buyer).await?))
+}
+
+async fn audit(State(o): State<Orders>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({ "orders": store::all(o.db.reader()).await? })))
+}

@@ -1,0 +1,221 @@
+//! Order: a buyer's order for held seats, and the saga that settles it.
+//!
+//! Creating an order pins the buyer's holds in the reservation module (the one
+//! synchronous call between modules) and then writes the order with `OrderCreated` in
+//! one transaction. From there events drive it: a failed payment or lost seats cancel
+//! it, sold seats confirm it. Idempotency keys make a retried request return the first
+//! answer, even across a crash between the pin and the write.
+
+mod consume;
+mod http;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contract::ErrorCode;
+use contract::api::{CreateOrder, Order};
+use contract::events::{CATALOG_TOPIC, OrderCreated, PAYMENT_TOPIC, RESERVATION_TOPIC};
+use contract::holds::{Holds, PinRefused, PinRequest};
+use runtime::consumer::Consumer;
+use runtime::health::{Check, outbox_check};
+use runtime::outbox::{self, Relay};
+use runtime::{Db, bus::Bus};
+use sha2::Digest;
+
+pub use http::router;
+pub use store::MIGRATIONS;
+
+#[derive(Clone)]
+pub struct Orders {
+    db: Db,
+    relay: Relay,
+    holds: Arc<dyn Holds>,
+    /// An order still CREATED after this long counts as stuck.
+    stuck_after: Duration,
+    max_seats: usize,
+}
+
+/// What `create` did: made the order, or found the one the same key made before.
+pub enum Created {
+    New(Order),
+    Replayed(Order),
+}
+
+impl Orders {
+    pub fn new(db: Db, bus: Arc<dyn Bus>, holds: Arc<dyn Holds>, max_seats: usize) -> Self {
+        let relay = Relay::new(db.clone(), bus);
+        Orders {
+            db,
+            relay,
+            holds,
+            stuck_after: Duration::from_secs(60),
+            max_seats,
+        }
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// True when the module's database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await
+    }
+
+    pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let handler = Arc::new(consume::Saga {
+            orders: self.clone(),
+        });
+        [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC]
+            .into_iter()
+            .map(|topic| Consumer {
+                db: self.db.clone(),
+                bus: bus.clone(),
+                topic,
+                group: "order",
+                handler: handler.clone(),
+            })
+            .collect()
+    }
+
+    /// The order id a buyer's idempotency key stands for. Deriving it (rather than
+    /// drawing it) makes a retry after a crash pin and write the very same order.
+    fn order_id(buyer: &str, key: &str) -> String {
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("boxoffice-order\n{buyer}\n{key}").as_bytes(),
+        )
+        .to_string()
+    }
+
+    fn request_hash(req: &CreateOrder) -> String {
+        let mut seats = req.seat_ids.clone();
+        seats.sort_unstable();
+        hex::encode(sha2::Sha256::digest(format!("{}:{seats:?}", req.event_id)))
+    }
+
+    pub async fn create(
+        &self,
+        buyer: &str,
+        key: &str,
+        req: &CreateOrder,
+    ) -> anyhow::Result<Result<Created, PinRefused>> {
+        let hash = Self::request_hash(req);
+        let order_id = Self::order_id(buyer, key);
+        if let Some(replay) = self.replay(&order_id, &hash).await? {
+            return Ok(replay);
+        }
+        let pin = PinRequest {
+            order_id: order_id.clone(),
+            buyer: buyer.to_owned(),
+            event_id: req.event_id,
+            seat_ids: req.seat_ids.clone(),
+        };
+        let pinned = match self.holds.pin(pin).await? {
+            Ok(p) => p,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let amount: i64 = pinned.seats.iter().map(|s| s.price).sum();
+        let mut seat_ids = req.seat_ids.clone();
+        seat_ids.sort_unstable();
+        let now = contract::now_millis();
+        let mut tx = self.db.begin().await?;
+        let row = store::NewOrder {
+            order_id: &order_id,
+            buyer,
+            event_id: req.event_id,
+            seat_ids: &seat_ids,
+            amount,
+            key,
+            hash: &hash,
+            now,
+        };
+        if !store::insert(&mut tx, &row).await? {
+            // The same key raced us and won: answer as it did.
+            drop(tx);
+            return Ok(self
+                .replay(&order_id, &hash)
+                .await?
+                .expect("the winning order exists"));
+        }
+        let created = OrderCreated {
+            order_id: order_id.clone(),
+            event_id: req.event_id,
+            seat_ids: seat_ids.clone(),
+            amount,
+            buyer: buyer.to_owned(),
+            created_at: now,
+        };
+        outbox::append(&mut tx, &created).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        tracing::info!(
+            order_id,
+            event_id = req.event_id,
+            seats = seat_ids.len(),
+            amount,
+            "order created"
+        );
+        let order = store::get(self.db.writer(), &order_id)
+            .await?
+            .expect("just written")
+            .0;
+        Ok(Ok(Created::New(first_answer(order))))
+    }
+
+    async fn replay(
+        &self,
+        order_id: &str,
+        hash: &str,
+    ) -> anyhow::Result<Option<Result<Created, PinRefused>>> {
+        let Some((order, _, stored_hash)) = store::get(self.db.writer(), order_id).await? else {
+            return Ok(None);
+        };
+        if stored_hash != hash {
+            return Ok(Some(Err(PinRefused {
+                code: ErrorCode::IdempotencyKeyReused,
+                message: "this Idempotency-Key was used with a different request".into(),
+            })));
+        }
+        Ok(Some(Ok(Created::Replayed(first_answer(order)))))
+    }
+
+    /// The order, if `buyer` owns it: `Ok(None)` when there is none, `Err(())` when it is
+    /// someone else's.
+    pub async fn get(
+        &self,
+        buyer: &str,
+        order_id: &str,
+    ) -> anyhow::Result<Result<Option<Order>, ()>> {
+        match store::get(self.db.reader(), order_id).await? {
+            None => Ok(Ok(None)),
+            Some((order, owner, _)) if owner == buyer => Ok(Ok(Some(order))),
+            Some(_) => Ok(Err(())),
+        }
+    }
+
+    pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
+        let stuck_before = contract::now_millis() - self.stuck_after.as_millis() as i64;
+        Ok(vec![
+            Check::count(
+                "orders_reach_a_final_state",
+                store::stuck(self.db.reader(), stuck_before).await?,
+                "orders still CREATED after 60 s",
+            ),
+            Check::count(
+                "confirmed_orders_are_paid",
+                store::confirmed_unpaid(self.db.reader()).await?,
+                "CONFIRMED orders without a payment",
+            ),
+            outbox_check(&self.relay).await?,
+        ])
+    }
+}
+
+/// The answer `POST /orders` gave: the order as it was when accepted.
+fn first_answer(mut order: Order) -> Order {
+    order.status = contract::api::OrderStatus::Created;
+    order.cancel_reason = None;
+    order
+}

@@ -1,0 +1,48 @@
+//! Payment's side of the saga.
+//!
+//! - `OrderCreated`: a REQUESTED payment, which the worker pool takes to the gateway.
+//! - `OrderCancelled`: a SUCCEEDED payment is refunded; one still at the gateway is
+//!   marked so that it is refunded the moment it succeeds.
+
+use async_trait::async_trait;
+use contract::events::{Envelope, OrderCancelled, OrderCreated};
+use runtime::consumer::Handler;
+use runtime::{Tx, trace};
+
+use crate::{Payments, worker};
+
+pub struct Saga {
+    pub payments: Payments,
+}
+
+#[async_trait]
+impl Handler for Saga {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
+        if let Some(e) = event.decode::<OrderCreated>() {
+            let e = e?;
+            let now = contract::now_millis();
+            sqlx::query(
+                "INSERT INTO payments (payment_id, order_id, buyer, amount, status, traceparent, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'REQUESTED', $5, $6, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&e.order_id)
+            .bind(&e.buyer)
+            .bind(e.amount)
+            .bind(trace::current_traceparent())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        } else if let Some(e) = event.decode::<OrderCancelled>() {
+            worker::cancel(tx, &e?.order_id).await
+        } else {
+            Ok(())
+        }
+    }
+
+    fn committed(&self) {
+        self.payments.work.notify_one();
+        self.payments.relay.wake();
+    }
+}

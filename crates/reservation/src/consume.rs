@@ -1,0 +1,226 @@
+//! Reservation's part of the saga.
+//!
+//! - `EventCreated`: the show's seats become holdable.
+//! - `EventReset`: every hold and sale of the show is void.
+//! - `OrderCreated`: the order exists, so its pin holds for good (no more lease).
+//! - `PaymentSucceeded`: the order's pinned holds become SOLD — all of them, or, if any
+//!   was lost, none (`SeatsSaleFailed`, and the order is cancelled and refunded).
+//! - `OrderCancelled`: the order's seats are freed.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use contract::events::{
+    Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded,
+    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
+};
+use runtime::consumer::Handler;
+use runtime::{Tx, outbox};
+use sqlx::Row;
+
+use crate::Reservation;
+
+pub struct Saga {
+    pub reservation: Reservation,
+}
+
+#[async_trait]
+impl Handler for Saga {
+    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
+        if let Some(e) = event.decode::<EventCreated>() {
+            event_created(tx, e?).await
+        } else if let Some(e) = event.decode::<EventReset>() {
+            event_reset(tx, e?).await
+        } else if let Some(e) = event.decode::<OrderCreated>() {
+            order_created(tx, e?).await
+        } else if let Some(e) = event.decode::<PaymentSucceeded>() {
+            payment_succeeded(tx, e?).await
+        } else if let Some(e) = event.decode::<OrderCancelled>() {
+            order_cancelled(tx, e?).await
+        } else {
+            Ok(())
+        }
+    }
+
+    fn committed(&self) {
+        self.reservation.relay.wake();
+    }
+}
+
+async fn event_created(tx: &mut Tx, e: EventCreated) -> anyhow::Result<()> {
+    for chunk in e.seats.chunks(300) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO seats (event_id, seat_id, price) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for s in chunk {
+            query = query.bind(e.event_id).bind(s.seat_id).bind(s.price);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("failed to add seats")?;
+    }
+    Ok(())
+}
+
+fn versions(rows: &[sqlx::any::AnyRow]) -> Vec<SeatVersion> {
+    rows.iter()
+        .map(|r| SeatVersion {
+            seat_id: r.get("seat_id"),
+            version: r.get("version"),
+        })
+        .collect()
+}
+
+/// Frees the seats matched by `filter` (binding `$1`) and announces it.
+async fn free_seats(
+    tx: &mut Tx,
+    filter: &str,
+    bind: &str,
+    event_id: Option<i64>,
+    reason: &str,
+    order_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
+         WHERE {filter} RETURNING event_id, seat_id, version"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(bind)
+        .fetch_all(&mut **tx)
+        .await
+        .context("failed to free seats")?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let event_id = event_id.unwrap_or_else(|| first.get("event_id"));
+    let released = SeatsReleased {
+        event_id,
+        seats: versions(&rows),
+        reason: reason.into(),
+        order_id: order_id.map(str::to_owned),
+    };
+    outbox::append(tx, &released).await
+}
+
+async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
+    let id = e.event_id.to_string();
+    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE event_id = CAST($1 AS INTEGER) AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    free_seats(
+        tx,
+        "event_id = CAST($1 AS INTEGER) AND status <> 'AVAILABLE'",
+        &id,
+        Some(e.event_id),
+        "RESET",
+        None,
+    )
+    .await
+}
+
+async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
+    let confirmed =
+        sqlx::query("UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED'")
+            .bind(&e.order_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if confirmed == 1 {
+        sqlx::query("UPDATE seats SET expires_at = NULL WHERE order_id = $1 AND status = 'HELD'")
+            .bind(&e.order_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
+    let Some(pin) = sqlx::query("SELECT event_id, seat_ids, state FROM pins WHERE order_id = $1")
+        .bind(&e.order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        tracing::error!(order_id = %e.order_id, "payment for an order that pinned nothing here");
+        return outbox::append(
+            tx,
+            &SeatsSaleFailed {
+                event_id: 0,
+                order_id: e.order_id,
+                reason: "NO_PIN".into(),
+            },
+        )
+        .await;
+    };
+    let event_id: i64 = pin.get("event_id");
+    let state: String = pin.get("state");
+    if state == "SOLD" {
+        return Ok(());
+    }
+    let wanted: Vec<i64> = serde_json::from_str(&pin.get::<String, _>("seat_ids"))?;
+    let still_pinned: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE order_id = $1 AND status = 'HELD'")
+            .bind(&e.order_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let holdable = matches!(state.as_str(), "LEASED" | "CONFIRMED");
+    if !holdable || still_pinned != wanted.len() as i64 {
+        sqlx::query("UPDATE pins SET state = 'FAILED' WHERE order_id = $1")
+            .bind(&e.order_id)
+            .execute(&mut **tx)
+            .await?;
+        tracing::warn!(order_id = %e.order_id, state, still_pinned, "paid order lost its seats");
+        let reason = if holdable { "SEATS_LOST" } else { "HOLDS_GONE" };
+        return outbox::append(
+            tx,
+            &SeatsSaleFailed {
+                event_id,
+                order_id: e.order_id,
+                reason: reason.into(),
+            },
+        )
+        .await;
+    }
+    let rows = sqlx::query(
+        "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 WHERE order_id = $1 AND status = 'HELD' \
+         RETURNING event_id, seat_id, version",
+    )
+    .bind(&e.order_id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("failed to sell seats")?;
+    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1")
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?;
+    outbox::append(
+        tx,
+        &SeatsSold {
+            event_id,
+            order_id: e.order_id,
+            seats: versions(&rows),
+        },
+    )
+    .await
+}
+
+async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {
+    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?;
+    free_seats(
+        tx,
+        "order_id = $1 AND status <> 'AVAILABLE'",
+        &e.order_id,
+        Some(e.event_id),
+        "ORDER_CANCELLED",
+        Some(&e.order_id),
+    )
+    .await
+}

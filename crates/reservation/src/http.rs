@@ -1,0 +1,159 @@
+//! Reservation routes: hold, extend, release, the caller's holds, the audit snapshot.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contract::api::{ExtendRequest, ExtendResponse, HoldRequest, HoldResponse};
+use contract::holds::PinRefused;
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, KnownBuyer};
+use runtime::trace;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::Reservation;
+
+pub fn router(reservation: Reservation) -> Router {
+    Router::new()
+        .route("/ticketing/api/reservations", post(hold).get(my_holds))
+        .route(
+            "/ticketing/api/reservations/{event_id}/{seat_id}/extend",
+            post(extend),
+        )
+        .route(
+            "/ticketing/api/reservations/{event_id}/{seat_id}",
+            axum::routing::delete(release),
+        )
+        .route("/ticketing/api/admin/audit/reservation", get(audit))
+        .with_state(reservation)
+}
+
+fn refusal(r: PinRefused) -> ApiError {
+    ApiError::new(r.code, r.message)
+}
+
+/// Longest hold time a request may name before it is refused rather than clamped.
+const ABSURD_SECS: i64 = 86_400;
+
+fn seconds(value: i64, field: &str) -> Result<i64, ApiError> {
+    if !(1..=ABSURD_SECS).contains(&value) {
+        return Err(ApiError::validation(format!(
+            "{field} must be 1 to {ABSURD_SECS}"
+        )));
+    }
+    Ok(value)
+}
+
+async fn hold(
+    State(r): State<Reservation>,
+    buyer: Buyer,
+    ApiJson(req): ApiJson<HoldRequest>,
+) -> ApiResult<Response> {
+    let seat_ids = match (&req.seat_ids, req.seat_id) {
+        (Some(ids), first) => {
+            if first.is_some_and(|f| !ids.contains(&f)) {
+                return Err(ApiError::validation("seatId must be one of seatIds"));
+            }
+            ids.clone()
+        }
+        (None, Some(id)) => vec![id],
+        (None, None) => return Err(ApiError::validation("seatId or seatIds is required")),
+    };
+    if seat_ids.is_empty() || seat_ids.len() > r.policy.max_seats {
+        return Err(ApiError::validation(format!(
+            "hold 1 to {} seats at once",
+            r.policy.max_seats
+        )));
+    }
+    let mut sorted = seat_ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != seat_ids.len() {
+        return Err(ApiError::validation("seatIds must not repeat a seat"));
+    }
+    let secs = seconds(
+        req.hold_seconds.unwrap_or(r.policy.default_secs),
+        "holdSeconds",
+    )?;
+    let outcome = r
+        .hold(&buyer.id, req.event_id, &sorted, secs)
+        .await?
+        .map_err(refusal)?;
+    let body = HoldResponse {
+        event_id: req.event_id,
+        seat_id: seat_ids[0],
+        seat_ids,
+        hold_seconds: outcome.hold_secs,
+        expires_at: contract::rfc3339(outcome.expires_at),
+        trace_id: trace::current_trace_id(),
+    };
+    Ok((StatusCode::CREATED, buyer.set_cookie(), Json(body)).into_response())
+}
+
+async fn extend(
+    State(r): State<Reservation>,
+    KnownBuyer(buyer): KnownBuyer,
+    ApiPath((event_id, seat_id)): ApiPath<(i64, i64)>,
+    ApiJson(req): ApiJson<ExtendRequest>,
+) -> ApiResult<Json<ExtendResponse>> {
+    let secs = seconds(req.seconds, "seconds")?;
+    let expires_at = r
+        .extend(&buyer, event_id, seat_id, secs)
+        .await?
+        .map_err(refusal)?;
+    Ok(Json(ExtendResponse {
+        expires_at: contract::rfc3339(expires_at),
+    }))
+}
+
+async fn release(
+    State(r): State<Reservation>,
+    KnownBuyer(buyer): KnownBuyer,
+    ApiPath((event_id, seat_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    r.release(&buyer, event_id, seat_id)
+        .await?
+        .map_err(refusal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Extension: the caller's live holds, so a page can show its countdowns after a reload.
+async fn my_holds(
+    State(r): State<Reservation>,
+    KnownBuyer(buyer): KnownBuyer,
+) -> ApiResult<Json<serde_json::Value>> {
+    let holds: Vec<_> = r
+        .holds_of(&buyer)
+        .await?
+        .into_iter()
+        .map(|(event_id, seat_id, expires_at, order_id)| {
+            json!({ "eventId": event_id, "seatId": seat_id, "expiresAt": expires_at.map(contract::rfc3339), "orderId": order_id })
+        })
+        .collect();
+    Ok(Json(json!(holds)))
+}
+
+async fn audit(State(r): State<Reservation>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+    let rows = sqlx::query(
+        "SELECT event_id, seat_id, status, order_id, expires_at FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id",
+    )
+    .fetch_all(r.db.reader())
+    .await
+    .map_err(anyhow::Error::from)?;
+    let seats: Vec<_> = rows
+        .iter()
+        .map(|s| {
+            json!({
+                "eventId": s.get::<i64, _>("event_id"),
+                "seatId": s.get::<i64, _>("seat_id"),
+                "status": s.get::<String, _>("status"),
+                "orderId": s.get::<Option<String>, _>("order_id"),
+                "expiresAt": s.get::<Option<i64>, _>("expires_at"),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "seats": seats, "sweepIntervalMs": r.policy.sweep_interval.as_millis() as i64 }),
+    ))
+}

@@ -1,0 +1,160 @@
+//! Reservation: who holds which seat, until when, and which seats are sold.
+//!
+//! It is the one place that decides a seat's fate. Holds are conditional updates — a
+//! seat is taken only if it is free, or held by the same buyer, or its hold has expired
+//! — so two buyers can never hold or buy one seat, whatever the concurrency. An order
+//! pins its holds through [`contract::holds::Holds`]; a payment turns pinned holds into
+//! SOLD; a sweeper frees expired holds. Every change is announced on
+//! `reservation.events` for the seat map and the order saga.
+
+mod consume;
+mod holds;
+mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC};
+use runtime::consumer::Consumer;
+use runtime::health::{Check, outbox_check};
+use runtime::outbox::Relay;
+use runtime::{Db, bus::Bus};
+use sqlx::migrate::Migrator;
+
+pub use http::router;
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The rules of holding seats.
+#[derive(Debug, Clone)]
+pub struct HoldPolicy {
+    /// Requested hold times are clamped into this range (the original: 5–120 s).
+    pub min_secs: i64,
+    pub max_secs: i64,
+    /// Used when a request names no hold time.
+    pub default_secs: i64,
+    /// Most seats in one hold request.
+    pub max_seats: usize,
+    /// How long a pin waits for its order to be confirmed written before it lapses.
+    pub pin_lease: Duration,
+    /// How often expired holds are freed; no hold outlives its expiry by more.
+    pub sweep_interval: Duration,
+}
+
+impl Default for HoldPolicy {
+    fn default() -> Self {
+        HoldPolicy {
+            min_secs: 5,
+            max_secs: 120,
+            default_secs: 60,
+            max_seats: 20,
+            pin_lease: Duration::from_secs(120),
+            sweep_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+impl HoldPolicy {
+    pub fn clamp(&self, secs: i64) -> i64 {
+        secs.clamp(self.min_secs, self.max_secs)
+    }
+}
+
+#[derive(Clone)]
+pub struct Reservation {
+    db: Db,
+    relay: Relay,
+    policy: Arc<HoldPolicy>,
+}
+
+impl Reservation {
+    pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
+        let relay = Relay::new(db.clone(), bus);
+        Reservation {
+            db,
+            relay,
+            policy: Arc::new(policy),
+        }
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// True when the module's database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await
+    }
+
+    /// The consumers this module runs: seat layouts from the catalog, orders created and
+    /// cancelled, payments succeeded.
+    pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let handler = Arc::new(consume::Saga {
+            reservation: self.clone(),
+        });
+        [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC]
+            .into_iter()
+            .map(|topic| Consumer {
+                db: self.db.clone(),
+                bus: bus.clone(),
+                topic,
+                group: "reservation",
+                handler: handler.clone(),
+            })
+            .collect()
+    }
+
+    /// Frees expired holds and lapsed pins, every sweep interval, until dropped.
+    pub async fn run_sweeper(self) {
+        let mut tick = tokio::time::interval(self.policy.sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.sweep().await {
+                tracing::warn!(error = format!("{error:#}"), "hold sweep failed");
+            }
+        }
+    }
+
+    pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
+        let overdue_after =
+            contract::now_millis() - self.policy.sweep_interval.as_millis() as i64 - 2_000;
+        let r = self.db.reader();
+        let count =
+            |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(r).await };
+        Ok(vec![
+            Check::count(
+                "sold_seats_have_an_order",
+                count("SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL")
+                    .await?,
+                "SOLD seats without an order",
+            ),
+            Check::count(
+                "held_seats_have_a_holder",
+                count("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL")
+                    .await?,
+                "HELD seats without a holder",
+            ),
+            Check::count(
+                "sold_seats_match_their_pin",
+                count(
+                    "SELECT COUNT(*) FROM seats s WHERE s.status = 'SOLD' AND NOT EXISTS \
+                     (SELECT 1 FROM pins p WHERE p.order_id = s.order_id AND p.state = 'SOLD')",
+                )
+                .await?,
+                "SOLD seats whose order's pin is not SOLD",
+            ),
+            Check::count(
+                "no_hold_outlives_its_expiry",
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND expires_at < $1",
+                )
+                .bind(overdue_after)
+                .fetch_one(r)
+                .await?,
+                "holds past their expiry by more than the sweep interval",
+            ),
+            outbox_check(&self.relay).await?,
+        ])
+    }
+}

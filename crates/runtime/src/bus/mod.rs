@@ -1,0 +1,56 @@
+//! The topic log between modules.
+//!
+//! A [`Bus`] takes batches of keyed messages and hands them to consumer groups, each
+//! group reading a topic from its committed offset. Delivery is at least once: a
+//! consumer that dies before committing sees the same messages again, and the inbox
+//! makes applying them idempotent. `embedded` keeps the log in SQLite for the
+//! one-process mode; the distributed mode puts Kafka behind the same trait.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+/// A message to publish: the topic, the key that orders it, the envelope as JSON.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub topic: String,
+    pub key: String,
+    pub body: String,
+}
+
+/// A message delivered to a consumer group.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub offset: i64,
+    pub key: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Appends the messages; returns once the bus has them durably.
+    async fn publish(&self, messages: &[Outgoing]) -> anyhow::Result<()>;
+
+    /// Joins `group` on `topic`, starting after the group's committed offset.
+    async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>>;
+
+    /// True when the bus answers.
+    async fn ping(&self) -> bool;
+
+    /// Messages of `topic` that `group` has not committed yet.
+    async fn lag(&self, topic: &str, group: &str) -> anyhow::Result<i64>;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next messages after the last delivered one, waiting up to `wait` for at least
+    /// one; empty when none came.
+    async fn poll(
+        &mut self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<Vec<Delivery>>;
+
+    /// Records that everything up to and including `offset` has been applied.
+    async fn commit(&mut self, offset: i64) -> anyhow::Result<()>;
+}

@@ -1,0 +1,118 @@
+//! A module's database: its own file (or, distributed, its own PostgreSQL database).
+//!
+//! SQLite allows one writer at a time; a pool of writers only trades the wait for
+//! `SQLITE_BUSY` errors. So writes go through a pool of one connection and reads through
+//! a pool of several (WAL lets them run beside the writer).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor};
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// How a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: an answered request survives a power cut.
+    Full,
+    /// fsync at checkpoints: survives a process crash, may lose the last commits on a
+    /// power cut; several times faster.
+    Normal,
+}
+
+/// Outbox and inbox tables, common to every module's database.
+static RUNTIME_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone)]
+pub struct Db {
+    write: AnyPool,
+    read: AnyPool,
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite database at `path` and applies the runtime's
+    /// and then the module's migrations.
+    pub async fn open_sqlite(
+        path: &Path,
+        durability: Durability,
+        module: &Migrator,
+    ) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let connect = move |readers: u32| {
+            AnyPoolOptions::new()
+                .max_connections(readers)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+                            .await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                })
+        };
+        let write = connect(1)
+            .connect(&url)
+            .await
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        let read = connect(4)
+            .connect(&url)
+            .await
+            .context("failed to open readers")?;
+        let db = Db { write, read };
+        db.migrate(module).await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self, module: &Migrator) -> anyhow::Result<()> {
+        // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
+        // versions (the runtime's are 1–99, a module's 100 and up).
+        for (set, what) in [(&RUNTIME_MIGRATIONS, "runtime"), (module, "module")] {
+            let migrator = Migrator {
+                migrations: set.migrations.clone(),
+                ignore_missing: true,
+                ..Migrator::DEFAULT
+            };
+            migrator
+                .run(&self.write)
+                .await
+                .with_context(|| format!("failed to apply {what} migrations"))?;
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        self.write
+            .begin()
+            .await
+            .context("failed to begin a transaction")
+    }
+
+    /// The pool for reads, which never wait for the writer.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The pool of the single writer, for one-statement writes outside a transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+}

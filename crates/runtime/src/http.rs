@@ -1,0 +1,325 @@
+//! HTTP plumbing shared by every module's routes: the contract's error body, extractors
+//! whose rejections are contract errors, the caller's identity, and the trace middleware.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use contract::api::{BUYER_COOKIE, TRACE_ID};
+use contract::{ErrorBody, ErrorCode};
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use sha2::Sha256;
+use tracing::Instrument;
+
+use crate::trace::{self, TraceContext};
+
+/// An error answered with the contract's body `{ code, message, traceId }`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.status()).expect("contract statuses are valid");
+        ApiError {
+            code,
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationFailed, message)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, what)
+    }
+
+    /// The same code sent with another status (413 for an oversized body, 405, …).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+/// Infrastructure failures: logged with their cause chain, answered without detail.
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        tracing::error!(error = format!("{error:#}"), "request failed");
+        ApiError::new(ErrorCode::InternalError, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+            trace_id: trace::current_trace_id(),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body. Unlike `axum::Json` it does not insist on a content type (curl's `-d`
+/// sends a form type), and every failure is a contract error naming what was wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            let error = ApiError::validation(rejection.body_text());
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                error.with_status(status)
+            } else {
+                error
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
+    }
+}
+
+/// Path parameters; a segment of the wrong type names no resource, so it is a 404.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::not_found(format!("no such resource: {}", e.body_text())))
+    }
+}
+
+/// Who may do what: the admin token and the key that signs buyer cookies. Installed as a
+/// request extension by the binary.
+pub struct Auth {
+    pub admin_token: Option<String>,
+    pub cookie_key: Vec<u8>,
+}
+
+impl Auth {
+    fn sign(&self, id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.cookie_key).expect("hmac takes any key");
+        mac.update(id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The buyer id of a signed cookie value `<uuid>.<signature>`, if genuine.
+    fn verify(&self, value: &str) -> Option<String> {
+        let (id, signature) = value.rsplit_once('.')?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.cookie_key).expect("hmac takes any key");
+        mac.update(id.as_bytes());
+        mac.verify_slice(&hex::decode(signature).ok()?).ok()?;
+        Some(format!("anon:{id}"))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then_some(token)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn auth(parts: &Parts) -> Arc<Auth> {
+    parts
+        .extensions
+        .get::<Arc<Auth>>()
+        .cloned()
+        .expect("the Auth extension is installed")
+}
+
+fn known_buyer(parts: &Parts, auth: &Auth) -> Option<String> {
+    if let Some(token) = bearer(&parts.headers) {
+        return Some(format!("user:{token}"));
+    }
+    cookie(&parts.headers, BUYER_COOKIE).and_then(|v| auth.verify(v))
+}
+
+/// The buyer making the request: a bearer token's user, the anonymous buyer of a signed
+/// cookie, or — on a first visit — a new anonymous buyer whose cookie the handler sets
+/// with [`Buyer::set_cookie`].
+pub struct Buyer {
+    pub id: String,
+    new_cookie: Option<String>,
+}
+
+impl Buyer {
+    /// The `Set-Cookie` header for a new anonymous buyer, if this is one.
+    pub fn set_cookie(&self) -> Option<[(axum::http::HeaderName, HeaderValue); 1]> {
+        let value = self.new_cookie.as_ref()?;
+        let cookie =
+            format!("{BUYER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000");
+        Some([(
+            SET_COOKIE,
+            HeaderValue::from_str(&cookie).expect("cookie is ascii"),
+        )])
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Buyer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let auth = auth(parts);
+        if let Some(id) = known_buyer(parts, &auth) {
+            return Ok(Buyer {
+                id,
+                new_cookie: None,
+            });
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let value = format!("{id}.{}", auth.sign(&id));
+        Ok(Buyer {
+            id: format!("anon:{id}"),
+            new_cookie: Some(value),
+        })
+    }
+}
+
+/// A buyer who must already be known (bearer token or signed cookie), else 401.
+pub struct KnownBuyer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KnownBuyer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        known_buyer(parts, &auth(parts))
+            .map(KnownBuyer)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "no buyer: send a bearer token or the buyer cookie",
+                )
+            })
+    }
+}
+
+/// An operator holding the admin token: 401 without a token, 403 with another one.
+pub struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let auth = auth(parts);
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "admin token required",
+            ));
+        };
+        match &auth.admin_token {
+            Some(admin) if constant_time_eq(admin.as_bytes(), token.as_bytes()) => Ok(Admin),
+            _ => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Starts or continues the request's trace, runs the request inside it (logs, error
+/// bodies and outgoing events see it), and answers with the `Trace-Id` header. Empty
+/// framework errors (405, …) get the contract's body here.
+pub async fn trace_middleware(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let ctx = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::from_traceparent)
+        .or_else(|| {
+            headers
+                .get(TRACE_ID)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceContext::from_trace_id)
+        })
+        .unwrap_or_else(TraceContext::new_root);
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let span = tracing::info_span!("http", method = %req.method(), route, trace_id = %ctx.trace_id);
+    let trace_id = ctx.trace_id.clone();
+    let mut response = ctx
+        .clone()
+        .scope(async move {
+            let response = next.run(req).await;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && response.headers().get("content-type").is_none()
+            {
+                return ApiError::validation("method not allowed")
+                    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+                    .into_response();
+            }
+            response
+        })
+        .instrument(span)
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert(TRACE_ID, v);
+    }
+    response
+}
+
+/// The answer to a path no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_verify_only_with_their_signature() {
+        let auth = Auth {
+            admin_token: None,
+            cookie_key: b"k".to_vec(),
+        };
+        let value = format!("abc.{}", auth.sign("abc"));
+        assert_eq!(auth.verify(&value).as_deref(), Some("anon:abc"));
+        assert!(auth.verify("abc.00").is_none());
+        assert!(auth.verify(&format!("abd.{}", auth.sign("abc"))).is_none());
+        let other = Auth {
+            admin_token: None,
+            cookie_key: b"other".to_vec(),
+        };
+        assert!(other.verify(&value).is_none());
+    }
+}

@@ -1,0 +1,30 @@
+//! What every module stands on.
+//!
+//! - `db`: a module's own database (SQLite file in embedded mode), its migrations, and
+//!   the split between the single writer and the readers that SQLite wants.
+//! - `outbox`: appending events in the state change's transaction, and the relay that
+//!   publishes them to the bus and marks them published only once the bus has them.
+//! - `bus`: the topic log between modules; `bus::embedded` is a durable log in SQLite
+//!   with consumer-group offsets, the same semantics the Kafka bus gives.
+//! - `consumer`: a module's event loop — each event applied once (inbox) in the same
+//!   transaction as its effect, the offset committed only after that.
+//! - `trace`, `http`, `telemetry`: W3C trace context, the contract's error body,
+//!   extractors and middleware, and the log subscriber.
+
+pub mod bus;
+pub mod consumer;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod outbox;
+pub mod telemetry;
+pub mod trace;
+
+pub use db::{Db, Tx};
+
+/// Runs `f` until it succeeds, backing off between failures; for background loops whose
+/// failures are transient (a locked database, an unreachable broker).
+pub async fn backoff_sleep(attempt: u32) {
+    let ms = (50u64 << attempt.min(6)).min(2_000);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}

@@ -1,0 +1,129 @@
+//! The transactional outbox and its relay.
+//!
+//! A module appends the events a state change causes in the same transaction as the
+//! change, so either both happen or neither. The relay then publishes unpublished rows
+//! in order and marks them published only after the bus acknowledged them; a crash in
+//! between publishes them again, which the consumers' inboxes absorb.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use contract::events::{DomainEvent, Envelope};
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use crate::bus::{Bus, Outgoing};
+use crate::db::{Db, Tx};
+use crate::trace;
+
+/// Appends `event` to the outbox inside `tx`, carrying the current trace.
+pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
+    let now = contract::now_millis();
+    let envelope = Envelope::wrap(event, now, trace::current_traceparent());
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, msg_key, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(envelope.id.to_string())
+    .bind(E::TOPIC)
+    .bind(&envelope.aggregate_id)
+    .bind(serde_json::to_string(&envelope)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .context("failed to append to the outbox")?;
+    Ok(())
+}
+
+/// Publishes a module's outbox to the bus.
+#[derive(Clone)]
+pub struct Relay {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    wake: Arc<Notify>,
+}
+
+const BATCH: i64 = 512;
+
+impl Relay {
+    pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
+        Relay {
+            db,
+            bus,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells the relay that a transaction with outbox rows has committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes until the task is dropped; polls every `idle` when not woken.
+    pub async fn run(self, idle: Duration) {
+        let mut failures = 0;
+        loop {
+            match self.publish_batch().await {
+                Ok(0) => {
+                    failures = 0;
+                    let _ = tokio::time::timeout(idle, self.wake.notified()).await;
+                }
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "outbox relay failed; retrying"
+                    );
+                    crate::backoff_sleep(failures).await;
+                    failures += 1;
+                }
+            }
+        }
+    }
+
+    /// Publishes one batch of unpublished rows; returns how many.
+    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let rows = sqlx::query(
+            "SELECT seq, topic, msg_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(self.db.reader())
+        .await
+        .context("failed to read the outbox")?;
+        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+            return Ok(0);
+        };
+        let messages: Vec<Outgoing> = rows
+            .iter()
+            .map(|r| Outgoing {
+                topic: r.get("topic"),
+                key: r.get("msg_key"),
+                body: r.get("envelope"),
+            })
+            .collect();
+        self.bus
+            .publish(&messages)
+            .await
+            .context("failed to publish")?;
+        // One relay per database in embedded mode and commits in seq order, so every
+        // unpublished row up to `last` is one we just published.
+        sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq <= $2 AND published_at IS NULL")
+            .bind(contract::now_millis())
+            .bind(last)
+            .execute(self.db.writer())
+            .await
+            .context("failed to mark outbox rows published")?;
+        Ok(messages.len())
+    }
+
+    /// Unpublished rows and the age in milliseconds of the oldest.
+    pub async fn backlog(&self) -> anyhow::Result<(i64, i64)> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL")
+            .fetch_one(self.db.reader())
+            .await
+            .context("failed to measure the outbox backlog")?;
+        let n: i64 = row.get("n");
+        let oldest: Option<i64> = row.get("oldest");
+        Ok((n, oldest.map(|o| contract::now_millis() - o).unwrap_or(0)))
+    }
+}
