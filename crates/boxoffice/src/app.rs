@@ -133,6 +133,9 @@ impl Application {
             bus: bus.clone(),
         };
 
+        // This process is the only payment worker of its database.
+        modules.payments.reclaim_abandoned_calls().await?;
+
         let mut tasks = JoinSet::new();
         for (_, relay) in modules.relays() {
             tasks.spawn(relay.clone().run(Duration::from_millis(250)));

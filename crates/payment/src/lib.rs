@@ -72,6 +72,24 @@ impl Payments {
         }]
     }
 
+    /// Voids every claim on gateway calls. Only for a process that is the single worker
+    /// of this database (the embedded mode): the claims it finds were made by its own
+    /// previous life, which is dead, so their calls are retried now rather than when
+    /// the leases run out.
+    pub async fn reclaim_abandoned_calls(&self) -> anyhow::Result<u64> {
+        let n = sqlx::query("UPDATE payments SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(self.db.writer())
+            .await?
+            .rows_affected();
+        if n > 0 {
+            tracing::info!(
+                payments = n,
+                "retrying gateway calls a previous process left unfinished"
+            );
+        }
+        Ok(n)
+    }
+
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
         let stuck_before = contract::now_millis() - 60_000;
         let stuck: i64 = sqlx::query_scalar(

@@ -1,0 +1,9 @@
+//! Integration tests: the real application on port 0 with a fresh data directory each,
+//! driven over HTTP like any client.
+
+mod api_errors;
+mod common;
+mod concurrency;
+mod crash;
+mod purchase;
+mod stream;

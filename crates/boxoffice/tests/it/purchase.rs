@@ -1,0 +1,381 @@
+//! The purchase flow: hold → order → payment → SOLD, and every way it can end.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{self, assert_error, spawn_app, spawn_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_ends_confirmed_with_its_seats_sold() {
+    let app = spawn_app().await;
+    let buyer = app.buyer("alice");
+    let r = buyer.hold(1, &[12, 13]).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().contains_key("trace-id"));
+    let hold: Value = r.json().await.unwrap();
+    assert_eq!(hold["eventId"], 1);
+    assert_eq!(hold["seatId"], 12);
+    assert_eq!(hold["holdSeconds"], 60);
+    assert!(hold["expiresAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(hold["traceId"].as_str().unwrap().len(), 32);
+    app.wait_seat(1, 12, "HELD").await;
+
+    let r = buyer.order("key-1", 1, &[12, 13]).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let order: Value = r.json().await.unwrap();
+    assert_eq!(order["status"], "CREATED");
+    assert_eq!(order["seatIds"], json!([12, 13]));
+    // Column 2 and 3 of row 2: 50000 + c × 1000 each.
+    assert_eq!(order["amount"], 52_000 + 53_000);
+    let order_id = order["orderId"].as_str().unwrap();
+
+    let done = buyer.final_order(order_id).await;
+    assert_eq!(done["status"], "CONFIRMED");
+    app.wait_seat(1, 12, "SOLD").await;
+    app.wait_seat(1, 13, "SOLD").await;
+
+    // The contract's authorize endpoint reports the saga's payment.
+    let r = buyer
+        .http
+        .post(app.api("/payments/authorize"))
+        .bearer_auth("alice")
+        .json(&json!({ "orderId": order_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let paid: Value = r.json().await.unwrap();
+    assert_eq!(paid["status"], "success");
+    assert_eq!(paid["paymentStatus"], "SUCCEEDED");
+
+    // A sold seat cannot be held again.
+    assert_error(app.buyer("bob").hold(1, &[12]).await, 422, "SEAT_SOLD").await;
+    let mine: Value = buyer.get("/orders").await.json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_buyer_is_known_by_the_cookie_of_its_first_hold() {
+    let app = spawn_app().await;
+    let mut buyer = app.anonymous();
+    let r = buyer
+        .post(
+            "/reservations",
+            json!({ "eventId": 2, "seatId": 7, "holdSeconds": 30 }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let cookie = buyer
+        .cookie
+        .clone()
+        .expect("the first hold sets the buyer cookie");
+    assert!(cookie.starts_with("boxoffice_buyer="));
+    // The cookie is the buyer: it can order the hold; a forged one cannot.
+    let order_id = {
+        let r = buyer.order("k", 2, &[7]).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["orderId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
+    let mut forged = app.anonymous();
+    forged.cookie = Some(format!("{}0", cookie));
+    assert_error(
+        forged.get(&format!("/orders/{order_id}")).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_payment_cancels_the_order_and_frees_its_seats() {
+    let mut args = common::args();
+    args.payment_success_rate = 0.0;
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("carol");
+    let order_id = buyer.buy(1, &[40, 41]).await;
+    let done = buyer.final_order(&order_id).await;
+    assert_eq!(done["status"], "CANCELLED");
+    assert_eq!(done["cancelReason"], "PAYMENT_FAILED");
+    app.wait_seat(1, 40, "AVAILABLE").await;
+    app.wait_seat(1, 41, "AVAILABLE").await;
+    // Freed for real: another buyer can take them.
+    assert_eq!(
+        app.buyer("dave").hold(1, &[40, 41]).await.status(),
+        StatusCode::CREATED
+    );
+    let r = buyer
+        .http
+        .post(app.api("/payments/authorize"))
+        .bearer_auth("carol")
+        .json(&json!({ "orderId": order_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "fail");
+    app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_expires_and_the_seat_is_free_again() {
+    let mut args = common::args();
+    args.hold_seconds = (1, 120);
+    let app = spawn_with(args).await;
+    let first = app.buyer("erin");
+    let r = first.hold_for(1, 30, 1).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 1);
+    assert_error(
+        app.buyer("frank").hold(1, &[30]).await,
+        409,
+        "RESERVATION_CONFLICT",
+    )
+    .await;
+    app.wait_seat(1, 30, "HELD").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.wait_seat(1, 30, "AVAILABLE").await;
+    // The expired holder can neither extend, release nor order it.
+    assert_error(first.extend(1, 30, 60).await, 410, "RESERVATION_EXPIRED").await;
+    assert_error(first.release(1, 30).await, 410, "RESERVATION_EXPIRED").await;
+    assert_error(
+        first.order("late", 1, &[30]).await,
+        410,
+        "RESERVATION_EXPIRED",
+    )
+    .await;
+    assert_eq!(
+        app.buyer("frank").hold(1, &[30]).await.status(),
+        StatusCode::CREATED
+    );
+    app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_clamp_their_time_extend_and_release() {
+    let app = spawn_app().await;
+    let buyer = app.buyer("gina");
+    // Clamped into the default 5..120 range.
+    let r = buyer.hold_for(3, 1, 2).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 5);
+    buyer.release(3, 1).await;
+    let r = buyer.hold_for(3, 1, 3600).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 120);
+    let r = buyer.extend(3, 1, 30).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.json::<Value>().await.unwrap()["expiresAt"].is_string());
+    let holds: Value = buyer.get("/reservations").await.json().await.unwrap();
+    assert_eq!(holds.as_array().unwrap().len(), 1);
+    // Another buyer can neither extend nor release it.
+    let other = app.buyer("hank");
+    assert_error(other.extend(3, 1, 30).await, 409, "RESERVATION_CONFLICT").await;
+    assert_error(other.release(3, 1).await, 409, "RESERVATION_CONFLICT").await;
+    assert_eq!(buyer.release(3, 1).await.status(), StatusCode::NO_CONTENT);
+    assert_error(buyer.release(3, 1).await, 410, "RESERVATION_EXPIRED").await;
+    app.wait_seat(3, 1, "AVAILABLE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_seat_hold_takes_all_or_none() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.buyer("ivy").hold(2, &[22]).await.status(),
+        StatusCode::CREATED
+    );
+    assert_error(
+        app.buyer("jack").hold(2, &[21, 22, 23]).await,
+        409,
+        "RESERVATION_CONFLICT",
+    )
+    .await;
+    // Neither of the free seats was taken by the refused hold.
+    assert_eq!(
+        app.buyer("kim").hold(2, &[21, 23]).await.status(),
+        StatusCode::CREATED
+    );
+    assert_error(
+        app.buyer("lee").hold(2, &[24, 9999]).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        app.buyer("lee").hold(2, &[24]).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_can_order_and_only_the_owner_can_read_the_order() {
+    let app = spawn_app().await;
+    let owner = app.buyer("mia");
+    let thief = app.buyer("ned");
+    assert_eq!(owner.hold(1, &[50]).await.status(), StatusCode::CREATED);
+    assert_error(
+        thief.order("t1", 1, &[50]).await,
+        409,
+        "RESERVATION_CONFLICT",
+    )
+    .await;
+    assert_error(
+        thief.order("t2", 1, &[51]).await,
+        410,
+        "RESERVATION_EXPIRED",
+    )
+    .await;
+    let order_id = owner.buy(1, &[52]).await;
+    assert_error(
+        thief.get(&format!("/orders/{order_id}")).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.anonymous().get(&format!("/orders/{order_id}")).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert_error(
+        owner
+            .get("/orders/00000000-0000-0000-0000-000000000000")
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    // A pinned hold cannot be released or re-held from under its order.
+    assert_eq!(owner.final_order(&order_id).await["status"], "CONFIRMED");
+    assert_error(owner.hold(1, &[52]).await, 422, "SEAT_SOLD").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_returns_the_first_answer() {
+    let app = spawn_app().await;
+    let buyer = app.buyer("olga");
+    assert_eq!(buyer.hold(1, &[60, 61]).await.status(), StatusCode::CREATED);
+    let first = buyer.order("same-key", 1, &[60, 61]).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        buyer.final_order(first["orderId"].as_str().unwrap()).await["status"],
+        "CONFIRMED"
+    );
+
+    // After the order is confirmed, a replay still answers as the first time.
+    let again = buyer.order("same-key", 1, &[61, 60]).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_error(
+        buyer.order("same-key", 1, &[60]).await,
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    .await;
+    // The key is the buyer's own: another buyer's same key is another request.
+    assert_error(
+        app.buyer("pia").order("same-key", 1, &[60, 61]).await,
+        422,
+        "SEAT_SOLD",
+    )
+    .await;
+    let mine: Value = buyer.get("/orders").await.json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_one_key_make_one_order() {
+    let app = spawn_app().await;
+    let buyer = app.buyer("quinn");
+    assert_eq!(buyer.hold(1, &[70]).await.status(), StatusCode::CREATED);
+    let attempts = (0..16).map(|_| buyer.order("racing-key", 1, &[70]));
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut ids = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), StatusCode::CREATED);
+        ids.push(
+            r.json::<Value>().await.unwrap()["orderId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one order for one key");
+    let mine: Value = buyer.get("/orders").await.json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
+    let mut args = common::args();
+    args.payment_latency_ms = (800, 800);
+    let app = spawn_with(args).await;
+    let r = app
+        .admin_post("/admin/events", json!({ "title": "Matinee", "dateTime": "2026-12-01T14:00:00", "rows": 2, "cols": 3, "basePrice": 1000, "columnStep": 10 }))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let event: Value = r.json().await.unwrap();
+    let id = event["id"].as_i64().unwrap();
+    assert_eq!(event["rows"], 2);
+    let map: Value = app
+        .http
+        .get(app.api(&format!("/events/{id}/seats")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(map["seats"].as_array().unwrap().len(), 6);
+    assert_eq!(map["seats"][5]["price"], 1030);
+    app.wait_for_seats(id).await;
+
+    let buyer = app.buyer("rita");
+    let confirmed = buyer.buy(id, &[1]).await;
+    assert_eq!(buyer.final_order(&confirmed).await["status"], "CONFIRMED");
+    // This one's payment is still at the gateway when the show is reset.
+    let in_flight = buyer.buy(id, &[2]).await;
+    let r = app
+        .admin_post(&format!("/admin/events/{id}/reset"), json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for order_id in [&confirmed, &in_flight] {
+        let done = buyer.order_until(order_id, |s| s == "CANCELLED").await;
+        assert_eq!(done["cancelReason"], "EVENT_RESET");
+    }
+    app.wait_seat(id, 1, "AVAILABLE").await;
+    app.wait_seat(id, 2, "AVAILABLE").await;
+    // The audit holds only once both payments are refunded.
+    app.assert_audit_passes().await;
+    let payments: Value = app
+        .http
+        .get(app.api("/admin/audit/payment"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = payments["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["REFUNDED", "REFUNDED"]);
+    // And the show sells again.
+    assert_eq!(
+        buyer.final_order(&buyer.buy(id, &[1]).await).await["status"],
+        "CONFIRMED"
+    );
+}
