@@ -51,10 +51,10 @@ async fn start(data: &Path) -> (Child, String) {
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await {
-            if r.status() == StatusCode::OK {
-                return (child, url);
-            }
+        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return (child, url);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
