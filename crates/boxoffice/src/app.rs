@@ -44,6 +44,31 @@ impl Modules {
     }
 }
 
+impl Modules {
+    /// Every ten minutes, forgets events older than `retention` that were delivered.
+    async fn run_retention(self, retention: Duration) {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let cutoff = contract::now_millis() - retention.as_millis() as i64;
+            let inbox_cutoff = cutoff - retention.as_millis() as i64;
+            let mut pruned = self.bus.prune(cutoff).await;
+            for (_, relay) in self.relays() {
+                pruned = match pruned {
+                    Ok(n) => relay.prune(cutoff, inbox_cutoff).await.map(|m| n + m),
+                    e => e,
+                };
+            }
+            match pruned {
+                Ok(n) => tracing::debug!(rows = n, "old events pruned"),
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "pruning old events failed")
+                }
+            }
+        }
+    }
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -150,6 +175,11 @@ impl Application {
             tasks.spawn(consumer.run());
         }
         tasks.spawn(modules.reservation.clone().run_sweeper());
+        tasks.spawn(
+            modules
+                .clone()
+                .run_retention(Duration::from_secs(args.retention_hours * 3600)),
+        );
         tasks.spawn(modules.payments.clone().run_workers());
 
         if !args.no_demo {

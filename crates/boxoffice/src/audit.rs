@@ -387,19 +387,40 @@ mod tests {
     use super::*;
 
     fn seat(seat_id: i64, status: &str, order: Option<&str>) -> ReservedSeat {
-        ReservedSeat { event_id: 1, seat_id, status: status.into(), order_id: order.map(Into::into), expires_at: None }
+        ReservedSeat {
+            event_id: 1,
+            seat_id,
+            status: status.into(),
+            order_id: order.map(Into::into),
+            expires_at: None,
+        }
     }
 
     fn shown(seat_id: i64, status: &str) -> CatalogSeat {
-        CatalogSeat { event_id: 1, seat_id, status: status.into() }
+        CatalogSeat {
+            event_id: 1,
+            seat_id,
+            status: status.into(),
+        }
     }
 
     fn order(id: &str, seats: &[i64], status: &str) -> OrderRow {
-        OrderRow { order_id: id.into(), event_id: 1, seat_ids: seats.to_vec(), amount: 100, status: status.into(), created_at: 0 }
+        OrderRow {
+            order_id: id.into(),
+            event_id: 1,
+            seat_ids: seats.to_vec(),
+            amount: 100,
+            status: status.into(),
+            created_at: 0,
+        }
     }
 
     fn payment(order_id: &str, status: &str) -> PaymentRow {
-        PaymentRow { order_id: order_id.into(), amount: 100, status: status.into() }
+        PaymentRow {
+            order_id: order_id.into(),
+            amount: 100,
+            status: status.into(),
+        }
     }
 
     /// One confirmed order with its seat sold and paid, one cancelled and refunded.
@@ -431,9 +452,21 @@ mod tests {
         s.reserved.push(seat(3, "SOLD", Some("ghost")));
         s.catalog.extend([shown(2, "SOLD"), shown(3, "SOLD")]);
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("seat 1/2 is SOLD to order b which is CANCELLED")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("seat 1/3 is SOLD to no known order")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but still holds seats [2]")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|x| x.contains("seat 1/2 is SOLD to order b which is CANCELLED")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|x| x.contains("seat 1/3 is SOLD to no known order")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|x| x.contains("order b is CANCELLED but still holds seats [2]")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -442,12 +475,28 @@ mod tests {
         s.orders.push(order("c", &[4, 5], "CONFIRMED"));
         s.reserved.push(seat(4, "SOLD", Some("c")));
         s.catalog.push(shown(4, "SOLD"));
-        s.payments.push(PaymentRow { order_id: "c".into(), amount: 99, status: "SUCCEEDED".into() });
+        s.payments.push(PaymentRow {
+            order_id: "c".into(),
+            amount: 99,
+            status: "SUCCEEDED".into(),
+        });
         s.payments.push(payment("a", "SUCCEEDED"));
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED for 100 but paid 99")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order a is CONFIRMED with 2 successful payments")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|x| x.contains("order c is CONFIRMED for 100 but paid 99")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|x| x.contains("order a is CONFIRMED with 2 successful payments")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -456,20 +505,42 @@ mod tests {
         s.payments[1].status = "SUCCEEDED".into();
         s.orders.push(order("d", &[6], "CREATED"));
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but keeps a successful payment")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order d is still CREATED")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|x| x.contains("order b is CANCELLED but keeps a successful payment")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|x| x.contains("order d is still CREATED")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn an_overdue_hold_and_a_stale_seat_map_are_violations() {
         let mut s = healthy();
-        s.reserved.push(ReservedSeat { expires_at: Some(1_000), ..seat(7, "HELD", None) });
+        s.reserved.push(ReservedSeat {
+            expires_at: Some(1_000),
+            ..seat(7, "HELD", None)
+        });
         s.catalog.push(shown(7, "HELD"));
         s.catalog.push(shown(8, "HELD"));
-        s.failed_checks.push("order: outbox_published failed: 3 unpublished".into());
+        s.failed_checks
+            .push("order: outbox_published failed: 3 unpublished".into());
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("seat 1/7 is HELD 9000 ms past its expiry")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("seat 1/8 is AVAILABLE but the seat map shows HELD")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("outbox_published failed")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|x| x.contains("seat 1/7 is HELD 9000 ms past its expiry")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|x| x.contains("seat 1/8 is AVAILABLE but the seat map shows HELD")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|x| x.contains("outbox_published failed")),
+            "{v:?}"
+        );
     }
 }

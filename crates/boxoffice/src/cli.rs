@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// How long published events are kept (outboxes, bus log), in hours; inboxes keep
+    /// event ids twice as long.
+    #[arg(long, default_value_t = 24)]
+    pub retention_hours: u64,
     /// How commits reach the disk.
     #[arg(long, value_enum, default_value_t = Durability::Full)]
     pub durability: Durability,

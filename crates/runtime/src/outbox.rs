@@ -116,6 +116,23 @@ impl Relay {
         Ok(messages.len())
     }
 
+    /// Forgets published rows older than `before` (ms), and inbox records older than
+    /// `inbox_before`, which must be older still: an id may be forgotten only once no
+    /// copy of its event can be delivered again.
+    pub async fn prune(&self, before: i64, inbox_before: i64) -> anyhow::Result<u64> {
+        let outbox = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+            .bind(before)
+            .execute(self.db.writer())
+            .await
+            .context("failed to prune the outbox")?;
+        let inbox = sqlx::query("DELETE FROM inbox WHERE applied_at < $1")
+            .bind(inbox_before)
+            .execute(self.db.writer())
+            .await
+            .context("failed to prune the inbox")?;
+        Ok(outbox.rows_affected() + inbox.rows_affected())
+    }
+
     /// Unpublished rows and the age in milliseconds of the oldest.
     pub async fn backlog(&self) -> anyhow::Result<(i64, i64)> {
         let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL")

@@ -379,3 +379,59 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
         "CONFIRMED"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled() {
+    let mut args = common::args();
+    args.payment_latency_ms = (1000, 1000);
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("unlucky");
+    let order_id = buyer.buy(1, &[77]).await;
+
+    // While the payment is at the gateway, the hold is lost (as if an operator or a
+    // bug freed it) and another buyer takes the seat.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.data.path().join("reservation.db").display()
+    ))
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1")
+                .bind(&order_id)
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("CONFIRMED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE seats SET status = 'AVAILABLE', holder = NULL, order_id = NULL, expires_at = NULL WHERE event_id = 1 AND seat_id = 77")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.buyer("lucky").hold(1, &[77]).await.status(),
+        StatusCode::CREATED
+    );
+
+    let done = buyer.final_order(&order_id).await;
+    assert_eq!(done["status"], "CANCELLED");
+    assert_eq!(done["cancelReason"], "SEATS_LOST");
+    app.wait_seat(1, 77, "HELD").await;
+    // The money went back, and nothing is inconsistent.
+    app.assert_audit_passes().await;
+    let payments: Value = app
+        .http
+        .get(app.api("/admin/audit/payment"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(payments["payments"][0]["status"], "REFUNDED");
+}

@@ -95,6 +95,13 @@ impl Bus for EmbeddedBus {
         .fetch_optional(self.db.reader())
         .await
         .context("failed to read the group's offset")?;
+        // Joining registers the group, so pruning waits for it from now on.
+        sqlx::query("INSERT INTO consumer_offsets (topic, grp, committed) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+            .bind(topic)
+            .bind(group)
+            .execute(self.db.writer())
+            .await
+            .context("failed to register the group")?;
         Ok(Box::new(EmbeddedSubscription {
             bus: self.clone(),
             topic: topic.to_owned(),
@@ -106,6 +113,18 @@ impl Bus for EmbeddedBus {
 
     async fn ping(&self) -> bool {
         self.db.ping().await
+    }
+
+    async fn prune(&self, before: i64) -> anyhow::Result<u64> {
+        let pruned = sqlx::query(
+            "DELETE FROM messages WHERE appended_at < $1 AND id <= \
+             (SELECT COALESCE(MIN(committed), 0) FROM consumer_offsets o WHERE o.topic = messages.topic)",
+        )
+        .bind(before)
+        .execute(self.db.writer())
+        .await
+        .context("failed to prune the bus log")?;
+        Ok(pruned.rows_affected())
     }
 
     async fn lag(&self, topic: &str, group: &str) -> anyhow::Result<i64> {

@@ -39,6 +39,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Messages of `topic` that `group` has not committed yet.
     async fn lag(&self, topic: &str, group: &str) -> anyhow::Result<i64>;
+
+    /// Forgets messages every group has committed that are older than `before` (ms);
+    /// returns how many. A broker with its own retention does nothing here.
+    async fn prune(&self, before: i64) -> anyhow::Result<u64>;
 }
 
 #[async_trait]
