@@ -13,19 +13,15 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let url = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let admin = args.get(2).cloned().unwrap_or_default();
     let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
     let seconds: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
 
     for phase in ["holds", "purchases"] {
-        let show = json!({ "title": format!("bench {phase}"), "dateTime": "2026-12-01T20:00:00", "rows": 300, "cols": 300 });
+        let show =
+            json!({ "title": format!("bench {phase}"), "dateTime": "2026-12-01T20:00:00", "rows": 300, "cols": 300 });
         let event: Value = http
             .post(format!("{url}/ticketing/api/admin/events"))
             .bearer_auth(&admin)
@@ -43,13 +39,8 @@ async fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|w| {
-                let (http, url, next_seat, done, failed) = (
-                    http.clone(),
-                    url.clone(),
-                    next_seat.clone(),
-                    done.clone(),
-                    failed.clone(),
-                );
+                let (http, url, next_seat, done, failed) =
+                    (http.clone(), url.clone(), next_seat.clone(), done.clone(), failed.clone());
                 tokio::spawn(async move {
                     let buyer = format!("bench-{w}");
                     while Instant::now() < deadline {
@@ -84,22 +75,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn hold(http: &reqwest::Client, url: &str, buyer: &str, event_id: i64, seat: i64) -> bool {
     let body = json!({ "eventId": event_id, "seatId": seat, "holdSeconds": 60 });
-    let r = http
-        .post(format!("{url}/ticketing/api/reservations"))
-        .bearer_auth(buyer)
-        .json(&body)
-        .send()
-        .await;
+    let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth(buyer).json(&body).send().await;
     r.is_ok_and(|r| r.status() == 201)
 }
 
-async fn purchase(
-    http: &reqwest::Client,
-    url: &str,
-    buyer: &str,
-    event_id: i64,
-    seat: i64,
-) -> bool {
+async fn purchase(http: &reqwest::Client, url: &str, buyer: &str, event_id: i64, seat: i64) -> bool {
     if !hold(http, url, buyer, event_id, seat).await {
         return false;
     }
@@ -121,12 +101,7 @@ async fn purchase(
         return false;
     };
     loop {
-        let Ok(r) = http
-            .get(format!("{url}/ticketing/api/orders/{id}"))
-            .bearer_auth(buyer)
-            .send()
-            .await
-        else {
+        let Ok(r) = http.get(format!("{url}/ticketing/api/orders/{id}")).bearer_auth(buyer).send().await else {
             return false;
         };
         let Ok(order) = r.json::<Value>().await else {

@@ -16,10 +16,8 @@ pub fn router(modules: Modules) -> Router {
     Router::new()
         .route("/actuator/health", get(health))
         .route("/actuator/consistency", get(consistency))
-        .route(
-            "/ticketing/api/openapi.yaml",
-            get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
-        )
+        .route("/actuator/prometheus", get(prometheus))
+        .route("/ticketing/api/openapi.yaml", get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }))
         .with_state(modules)
 }
 
@@ -28,16 +26,10 @@ fn up(ok: bool) -> &'static str {
 }
 
 async fn health(State(m): State<Modules>) -> impl IntoResponse {
-    let database = m.catalog.ping().await
-        && m.reservation.ping().await
-        && m.orders.ping().await
-        && m.payments.ping().await;
+    let database =
+        m.catalog.ping().await && m.reservation.ping().await && m.orders.ping().await && m.payments.ping().await;
     let bus = m.bus.ping().await;
-    let status = if database && bus {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": up(database && bus),
         "components": { "database": { "status": up(database) }, "bus": { "status": up(bus) } },
@@ -45,34 +37,25 @@ async fn health(State(m): State<Modules>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// Metrics in the Prometheus text format.
+async fn prometheus() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], runtime::telemetry::prometheus().render())
+}
+
 /// Each module's own checks of DESIGN.md's invariants; 503 when any fails.
 async fn consistency(State(m): State<Modules>) -> ApiResult<impl IntoResponse> {
-    let modules = [
-        ("catalog", m.catalog.consistency().await?),
-        ("reservation", m.reservation.consistency().await?),
-        ("order", m.orders.consistency().await?),
-        ("payment", m.payments.consistency().await?),
-    ];
-    let all_ok = modules
-        .iter()
-        .all(|(_, checks)| checks.iter().all(|c| c.ok));
+    let mut modules = Vec::new();
+    for (name, checks) in m.consistency().await {
+        modules.push((name, checks?));
+    }
+    let all_ok = modules.iter().all(|(_, checks)| checks.iter().all(|c| c.ok));
     let body: serde_json::Map<String, Value> = modules
         .into_iter()
         .map(|(name, checks)| {
             let ok = checks.iter().all(|c| c.ok);
-            (
-                name.to_owned(),
-                json!({ "status": up(ok), "checks": checks }),
-            )
+            (name.to_owned(), json!({ "status": up(ok), "checks": checks }))
         })
         .collect();
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Ok((
-        status,
-        Json(json!({ "status": up(all_ok), "modules": body })),
-    ))
+    let status = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(json!({ "status": up(all_ok), "modules": body }))))
 }

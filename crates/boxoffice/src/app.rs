@@ -45,6 +45,46 @@ impl Modules {
 }
 
 impl Modules {
+    /// Keeps the gauges current: outbox backlogs and consumer lag every 2 s, the
+    /// consistency checks every 15 s.
+    async fn run_gauges(self, subscriptions: Vec<(&'static str, &'static str)>) {
+        use runtime::metrics::{CONSISTENCY_FAILED, CONSUMER_LAG, OUTBOX_BACKLOG, OUTBOX_OLDEST};
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        for round in 0u64.. {
+            tick.tick().await;
+            for (module, relay) in self.relays() {
+                if let Ok((backlog, oldest_ms)) = relay.backlog().await {
+                    metrics::gauge!(OUTBOX_BACKLOG, "module" => module).set(backlog as f64);
+                    metrics::gauge!(OUTBOX_OLDEST, "module" => module).set(oldest_ms as f64 / 1000.0);
+                }
+            }
+            for (topic, group) in &subscriptions {
+                if let Ok(lag) = self.bus.lag(topic, group).await {
+                    metrics::gauge!(CONSUMER_LAG, "topic" => *topic, "group" => *group).set(lag as f64);
+                }
+            }
+            metrics::gauge!(catalog::metrics::STREAM_CLIENTS).set(self.catalog.all_stream_clients() as f64);
+            if round % 8 == 0 {
+                for (module, checks) in self.consistency().await {
+                    for check in checks.into_iter().flatten() {
+                        let failed = if check.ok { 0.0 } else { 1.0 };
+                        metrics::gauge!(CONSISTENCY_FAILED, "module" => module, "check" => check.name).set(failed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every module's consistency checks.
+    pub async fn consistency(&self) -> [(&'static str, anyhow::Result<Vec<runtime::health::Check>>); 4] {
+        [
+            ("catalog", self.catalog.consistency().await),
+            ("reservation", self.reservation.consistency().await),
+            ("order", self.orders.consistency().await),
+            ("payment", self.payments.consistency().await),
+        ]
+    }
+
     /// Every ten minutes, forgets events older than `retention` that were delivered.
     async fn run_retention(self, retention: Duration) {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -83,11 +123,7 @@ fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().to_owned());
     }
-    let fresh = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     std::fs::write(&path, &fresh).with_context(|| format!("failed to write {}", path.display()))?;
     Ok(fresh)
 }
@@ -97,8 +133,7 @@ impl Application {
     /// a first start, and binds the listener (port 0 picks a free one).
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
         let dir = &args.data_dir;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
         let durability = match args.durability {
             cli::Durability::Full => Durability::Full,
             cli::Durability::Normal => Durability::Normal,
@@ -134,33 +169,29 @@ impl Application {
             latency_ms: args.payment_latency_ms.0..args.payment_latency_ms.1,
         });
         let catalog = Catalog::new(open("catalog", &catalog::MIGRATIONS).await?, bus.clone());
-        let reservation = Reservation::new(
-            open("reservation", &reservation::MIGRATIONS).await?,
-            bus.clone(),
-            policy,
-        );
+        let reservation = Reservation::new(open("reservation", &reservation::MIGRATIONS).await?, bus.clone(), policy);
         let orders = Orders::new(
             open("order", &order::MIGRATIONS).await?,
             bus.clone(),
             Arc::new(reservation.clone()),
             args.max_seats_per_hold,
         );
-        let payments = Payments::new(
-            open("payment", &payment::MIGRATIONS).await?,
-            bus.clone(),
-            gateway,
-        );
-        let modules = Modules {
-            catalog,
-            reservation,
-            orders,
-            payments,
-            bus: bus.clone(),
-        };
+        let payments = Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway);
+        let modules = Modules { catalog, reservation, orders, payments, bus: bus.clone() };
 
         // This process is the only payment worker of its database.
         modules.payments.reclaim_abandoned_calls().await?;
 
+        runtime::telemetry::prometheus();
+        for describe in [
+            runtime::metrics::describe,
+            catalog::metrics::describe,
+            reservation::metrics::describe,
+            order::metrics::describe,
+            payment::metrics::describe,
+        ] {
+            describe();
+        }
         let mut tasks = JoinSet::new();
         for (_, relay) in modules.relays() {
             tasks.spawn(relay.clone().run(Duration::from_millis(250)));
@@ -171,23 +202,18 @@ impl Application {
             modules.orders.consumers(bus.clone()),
             modules.payments.consumers(bus.clone()),
         ];
+        let mut subscriptions = Vec::new();
         for consumer in consumers.into_iter().flatten() {
+            subscriptions.push((consumer.topic, consumer.group));
             tasks.spawn(consumer.run());
         }
+        tasks.spawn(modules.clone().run_gauges(subscriptions));
         tasks.spawn(modules.reservation.clone().run_sweeper());
-        tasks.spawn(
-            modules
-                .clone()
-                .run_retention(Duration::from_secs(args.retention_hours * 3600)),
-        );
+        tasks.spawn(modules.clone().run_retention(Duration::from_secs(args.retention_hours * 3600)));
         tasks.spawn(modules.payments.clone().run_workers());
 
         if !args.no_demo {
-            modules
-                .catalog
-                .seed_demo()
-                .await
-                .context("failed to seed the demo data")?;
+            modules.catalog.seed_demo().await.context("failed to seed the demo data")?;
         }
 
         let router = Router::new()
@@ -201,31 +227,19 @@ impl Application {
             .layer(axum::Extension(auth))
             .layer(axum::middleware::from_fn(runtime::http::trace_middleware));
 
-        let listener = TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("failed to listen on {}", args.addr))?;
-        Ok(Application {
-            listener,
-            router,
-            tasks,
-            modules,
-            admin_token,
-        })
+        let listener =
+            TcpListener::bind(args.addr).await.with_context(|| format!("failed to listen on {}", args.addr))?;
+        Ok(Application { listener, router, tasks, modules, admin_token })
     }
 
     /// The address actually listened on.
     pub fn addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then gives open connections a moment and stops
     /// the background tasks.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let mut stopped = stop_rx.clone();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {

@@ -76,8 +76,7 @@ pub struct Report {
 /// Judges a snapshot; every string is one violation, naming what it is about.
 pub fn judge(s: &Snapshot) -> Report {
     let mut v = Vec::new();
-    let orders: HashMap<&str, &OrderRow> =
-        s.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let orders: HashMap<&str, &OrderRow> = s.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
     let mut seats_of: HashMap<&str, Vec<&ReservedSeat>> = HashMap::new();
     for seat in &s.reserved {
         if let Some(order_id) = &seat.order_id {
@@ -93,59 +92,33 @@ pub fn judge(s: &Snapshot) -> Report {
     for seat in s.reserved.iter().filter(|x| x.status == "SOLD") {
         let at = format!("seat {}/{}", seat.event_id, seat.seat_id);
         match seat.order_id.as_deref().and_then(|id| orders.get(id)) {
-            None => v.push(format!(
-                "{at} is SOLD to no known order ({:?})",
-                seat.order_id
-            )),
-            Some(o) if o.status != "CONFIRMED" => v.push(format!(
-                "{at} is SOLD to order {} which is {}",
-                o.order_id, o.status
-            )),
-            Some(o) if !o.seat_ids.contains(&seat.seat_id) || o.event_id != seat.event_id => v
-                .push(format!(
-                    "{at} is SOLD to order {} which did not ask for it",
-                    o.order_id
-                )),
+            None => v.push(format!("{at} is SOLD to no known order ({:?})", seat.order_id)),
+            Some(o) if o.status != "CONFIRMED" => {
+                v.push(format!("{at} is SOLD to order {} which is {}", o.order_id, o.status))
+            }
+            Some(o) if !o.seat_ids.contains(&seat.seat_id) || o.event_id != seat.event_id => {
+                v.push(format!("{at} is SOLD to order {} which did not ask for it", o.order_id))
+            }
             Some(_) => {}
         }
     }
     for o in &s.orders {
-        let held: Vec<&&ReservedSeat> = seats_of
-            .get(o.order_id.as_str())
-            .map(|x| x.iter().collect())
-            .unwrap_or_default();
-        let paid: Vec<&&PaymentRow> = payments_of
-            .get(o.order_id.as_str())
-            .map(|x| x.iter().collect())
-            .unwrap_or_default();
+        let held: Vec<&&ReservedSeat> =
+            seats_of.get(o.order_id.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
+        let paid: Vec<&&PaymentRow> =
+            payments_of.get(o.order_id.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
         let succeeded: Vec<_> = paid.iter().filter(|p| p.status == "SUCCEEDED").collect();
         match o.status.as_str() {
             // 2. A CONFIRMED order has all its seats SOLD to it and one successful,
             //    unrefunded payment of its amount.
             "CONFIRMED" => {
-                let sold: HashSet<i64> = held
-                    .iter()
-                    .filter(|x| x.status == "SOLD")
-                    .map(|x| x.seat_id)
-                    .collect();
-                let missing: Vec<i64> = o
-                    .seat_ids
-                    .iter()
-                    .filter(|id| !sold.contains(id))
-                    .copied()
-                    .collect();
+                let sold: HashSet<i64> = held.iter().filter(|x| x.status == "SOLD").map(|x| x.seat_id).collect();
+                let missing: Vec<i64> = o.seat_ids.iter().filter(|id| !sold.contains(id)).copied().collect();
                 if !missing.is_empty() {
-                    v.push(format!(
-                        "order {} is CONFIRMED but seats {missing:?} are not SOLD to it",
-                        o.order_id
-                    ));
+                    v.push(format!("order {} is CONFIRMED but seats {missing:?} are not SOLD to it", o.order_id));
                 }
                 if succeeded.len() != 1 {
-                    v.push(format!(
-                        "order {} is CONFIRMED with {} successful payments",
-                        o.order_id,
-                        succeeded.len()
-                    ));
+                    v.push(format!("order {} is CONFIRMED with {} successful payments", o.order_id, succeeded.len()));
                 } else if succeeded[0].amount != o.amount {
                     v.push(format!(
                         "order {} is CONFIRMED for {} but paid {}",
@@ -157,16 +130,10 @@ pub fn judge(s: &Snapshot) -> Report {
             "CANCELLED" => {
                 if !held.is_empty() {
                     let ids: Vec<i64> = held.iter().map(|x| x.seat_id).collect();
-                    v.push(format!(
-                        "order {} is CANCELLED but still holds seats {ids:?}",
-                        o.order_id
-                    ));
+                    v.push(format!("order {} is CANCELLED but still holds seats {ids:?}", o.order_id));
                 }
                 if !succeeded.is_empty() {
-                    v.push(format!(
-                        "order {} is CANCELLED but keeps a successful payment",
-                        o.order_id
-                    ));
+                    v.push(format!("order {} is CANCELLED but keeps a successful payment", o.order_id));
                 }
             }
             // 6. Once load stops, every order reaches a final state.
@@ -178,16 +145,9 @@ pub fn judge(s: &Snapshot) -> Report {
             )),
         }
     }
-    for p in s
-        .payments
-        .iter()
-        .filter(|p| !orders.contains_key(p.order_id.as_str()))
-    {
+    for p in s.payments.iter().filter(|p| !orders.contains_key(p.order_id.as_str())) {
         if p.status == "SUCCEEDED" {
-            v.push(format!(
-                "payment for unknown order {} keeps money",
-                p.order_id
-            ));
+            v.push(format!("payment for unknown order {} keeps money", p.order_id));
         }
     }
     for (order_id, paid) in &payments_of {
@@ -208,26 +168,14 @@ pub fn judge(s: &Snapshot) -> Report {
         }
     }
     // The seat map buyers see agrees with the reservation module.
-    let truth: HashMap<(i64, i64), &str> = s
-        .reserved
-        .iter()
-        .map(|x| ((x.event_id, x.seat_id), x.status.as_str()))
-        .collect();
-    let shown: HashMap<(i64, i64), &str> = s
-        .catalog
-        .iter()
-        .map(|x| ((x.event_id, x.seat_id), x.status.as_str()))
-        .collect();
+    let truth: HashMap<(i64, i64), &str> =
+        s.reserved.iter().map(|x| ((x.event_id, x.seat_id), x.status.as_str())).collect();
+    let shown: HashMap<(i64, i64), &str> =
+        s.catalog.iter().map(|x| ((x.event_id, x.seat_id), x.status.as_str())).collect();
     for key in truth.keys().chain(shown.keys()).collect::<HashSet<_>>() {
-        let (t, m) = (
-            truth.get(key).copied().unwrap_or("AVAILABLE"),
-            shown.get(key).copied().unwrap_or("AVAILABLE"),
-        );
+        let (t, m) = (truth.get(key).copied().unwrap_or("AVAILABLE"), shown.get(key).copied().unwrap_or("AVAILABLE"));
         if t != m {
-            v.push(format!(
-                "seat {}/{} is {t} but the seat map shows {m}",
-                key.0, key.1
-            ));
+            v.push(format!("seat {}/{} is {t} but the seat map shows {m}", key.0, key.1));
         }
     }
     // 5. Outboxes published, and each module's own checks.
@@ -243,58 +191,22 @@ pub fn judge(s: &Snapshot) -> Report {
 }
 
 /// Reads every module's snapshot from a running boxoffice.
-pub async fn snapshot(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-) -> anyhow::Result<Snapshot> {
+pub async fn snapshot(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Snapshot> {
     let url = url.trim_end_matches('/');
-    async fn get(
-        client: &reqwest::Client,
-        url: String,
-        token: &str,
-    ) -> anyhow::Result<serde_json::Value> {
-        let response = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
+    async fn get(client: &reqwest::Client, url: String, token: &str) -> anyhow::Result<serde_json::Value> {
+        let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not JSON"))?;
+        let body: serde_json::Value = response.json().await.with_context(|| format!("GET {url}: not JSON"))?;
         if !status.is_success() && !url.ends_with("/actuator/consistency") {
             anyhow::bail!("GET {url}: {status} {body}");
         }
         Ok(body)
     }
     let now = contract::now_millis();
-    let reservation = get(
-        client,
-        format!("{url}/ticketing/api/admin/audit/reservation"),
-        token,
-    )
-    .await?;
-    let catalog = get(
-        client,
-        format!("{url}/ticketing/api/admin/audit/catalog"),
-        token,
-    )
-    .await?;
-    let orders = get(
-        client,
-        format!("{url}/ticketing/api/admin/audit/order"),
-        token,
-    )
-    .await?;
-    let payments = get(
-        client,
-        format!("{url}/ticketing/api/admin/audit/payment"),
-        token,
-    )
-    .await?;
+    let reservation = get(client, format!("{url}/ticketing/api/admin/audit/reservation"), token).await?;
+    let catalog = get(client, format!("{url}/ticketing/api/admin/audit/catalog"), token).await?;
+    let orders = get(client, format!("{url}/ticketing/api/admin/audit/order"), token).await?;
+    let payments = get(client, format!("{url}/ticketing/api/admin/audit/payment"), token).await?;
     let consistency = get(client, format!("{url}/actuator/consistency"), token).await?;
     let mut failed_checks = Vec::new();
     if let Some(modules) = consistency["modules"].as_object() {
@@ -324,9 +236,7 @@ pub async fn snapshot(
 /// Waits up to `settle` for the system to go quiet — no order in flight, no refund
 /// pending, the seat map caught up — then judges the last snapshot.
 pub async fn audit(url: &str, token: &str, settle: Duration) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let deadline = tokio::time::Instant::now() + settle;
     loop {
         let snap = snapshot(&client, url, token).await?;
@@ -339,19 +249,10 @@ pub async fn audit(url: &str, token: &str, settle: Duration) -> anyhow::Result<R
 }
 
 pub async fn run(args: AuditArgs) -> ExitCode {
-    match audit(
-        &args.url,
-        &args.admin_token,
-        Duration::from_secs(args.settle_seconds),
-    )
-    .await
-    {
+    match audit(&args.url, &args.admin_token, Duration::from_secs(args.settle_seconds)).await {
         Ok(report) => {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
-                );
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
             } else {
                 println!(
                     "audited {} orders ({} confirmed, {} cancelled), {} seats sold",
@@ -360,20 +261,9 @@ pub async fn run(args: AuditArgs) -> ExitCode {
                 for violation in &report.violations {
                     println!("VIOLATION: {violation}");
                 }
-                println!(
-                    "{}",
-                    if report.violations.is_empty() {
-                        "audit passed"
-                    } else {
-                        "audit FAILED"
-                    }
-                );
+                println!("{}", if report.violations.is_empty() { "audit passed" } else { "audit FAILED" });
             }
-            if report.violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(error) => {
             eprintln!("audit could not run: {error:#}");
@@ -387,21 +277,11 @@ mod tests {
     use super::*;
 
     fn seat(seat_id: i64, status: &str, order: Option<&str>) -> ReservedSeat {
-        ReservedSeat {
-            event_id: 1,
-            seat_id,
-            status: status.into(),
-            order_id: order.map(Into::into),
-            expires_at: None,
-        }
+        ReservedSeat { event_id: 1, seat_id, status: status.into(), order_id: order.map(Into::into), expires_at: None }
     }
 
     fn shown(seat_id: i64, status: &str) -> CatalogSeat {
-        CatalogSeat {
-            event_id: 1,
-            seat_id,
-            status: status.into(),
-        }
+        CatalogSeat { event_id: 1, seat_id, status: status.into() }
     }
 
     fn order(id: &str, seats: &[i64], status: &str) -> OrderRow {
@@ -416,11 +296,7 @@ mod tests {
     }
 
     fn payment(order_id: &str, status: &str) -> PaymentRow {
-        PaymentRow {
-            order_id: order_id.into(),
-            amount: 100,
-            status: status.into(),
-        }
+        PaymentRow { order_id: order_id.into(), amount: 100, status: status.into() }
     }
 
     /// One confirmed order with its seat sold and paid, one cancelled and refunded.
@@ -452,21 +328,9 @@ mod tests {
         s.reserved.push(seat(3, "SOLD", Some("ghost")));
         s.catalog.extend([shown(2, "SOLD"), shown(3, "SOLD")]);
         let v = violations(&s);
-        assert!(
-            v.iter()
-                .any(|x| x.contains("seat 1/2 is SOLD to order b which is CANCELLED")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .any(|x| x.contains("seat 1/3 is SOLD to no known order")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .any(|x| x.contains("order b is CANCELLED but still holds seats [2]")),
-            "{v:?}"
-        );
+        assert!(v.iter().any(|x| x.contains("seat 1/2 is SOLD to order b which is CANCELLED")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("seat 1/3 is SOLD to no known order")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but still holds seats [2]")), "{v:?}");
     }
 
     #[test]
@@ -475,28 +339,12 @@ mod tests {
         s.orders.push(order("c", &[4, 5], "CONFIRMED"));
         s.reserved.push(seat(4, "SOLD", Some("c")));
         s.catalog.push(shown(4, "SOLD"));
-        s.payments.push(PaymentRow {
-            order_id: "c".into(),
-            amount: 99,
-            status: "SUCCEEDED".into(),
-        });
+        s.payments.push(PaymentRow { order_id: "c".into(), amount: 99, status: "SUCCEEDED".into() });
         s.payments.push(payment("a", "SUCCEEDED"));
         let v = violations(&s);
-        assert!(
-            v.iter()
-                .any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .any(|x| x.contains("order c is CONFIRMED for 100 but paid 99")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .any(|x| x.contains("order a is CONFIRMED with 2 successful payments")),
-            "{v:?}"
-        );
+        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED for 100 but paid 99")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order a is CONFIRMED with 2 successful payments")), "{v:?}");
     }
 
     #[test]
@@ -505,42 +353,20 @@ mod tests {
         s.payments[1].status = "SUCCEEDED".into();
         s.orders.push(order("d", &[6], "CREATED"));
         let v = violations(&s);
-        assert!(
-            v.iter()
-                .any(|x| x.contains("order b is CANCELLED but keeps a successful payment")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter().any(|x| x.contains("order d is still CREATED")),
-            "{v:?}"
-        );
+        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but keeps a successful payment")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order d is still CREATED")), "{v:?}");
     }
 
     #[test]
     fn an_overdue_hold_and_a_stale_seat_map_are_violations() {
         let mut s = healthy();
-        s.reserved.push(ReservedSeat {
-            expires_at: Some(1_000),
-            ..seat(7, "HELD", None)
-        });
+        s.reserved.push(ReservedSeat { expires_at: Some(1_000), ..seat(7, "HELD", None) });
         s.catalog.push(shown(7, "HELD"));
         s.catalog.push(shown(8, "HELD"));
-        s.failed_checks
-            .push("order: outbox_published failed: 3 unpublished".into());
+        s.failed_checks.push("order: outbox_published failed: 3 unpublished".into());
         let v = violations(&s);
-        assert!(
-            v.iter()
-                .any(|x| x.contains("seat 1/7 is HELD 9000 ms past its expiry")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .any(|x| x.contains("seat 1/8 is AVAILABLE but the seat map shows HELD")),
-            "{v:?}"
-        );
-        assert!(
-            v.iter().any(|x| x.contains("outbox_published failed")),
-            "{v:?}"
-        );
+        assert!(v.iter().any(|x| x.contains("seat 1/7 is HELD 9000 ms past its expiry")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("seat 1/8 is AVAILABLE but the seat map shows HELD")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("outbox_published failed")), "{v:?}");
     }
 }

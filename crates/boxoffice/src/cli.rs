@@ -109,31 +109,19 @@ pub struct AuditArgs {
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err("must be between 0 and 1".into())
-    }
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err("must be between 0 and 1".into()) }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s.split_once("..").ok_or("expected MIN..MAX")?;
-    let (a, b): (u64, u64) = (
-        a.trim().parse().map_err(|e| format!("{e}"))?,
-        b.trim().parse().map_err(|e| format!("{e}"))?,
-    );
-    if a > b {
-        Err("MIN must not exceed MAX".into())
-    } else {
-        Ok((a, b))
-    }
+    let (a, b): (u64, u64) =
+        (a.trim().parse().map_err(|e| format!("{e}"))?, b.trim().parse().map_err(|e| format!("{e}"))?);
+    if a > b { Err("MIN must not exceed MAX".into()) } else { Ok((a, b)) }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    runtime::telemetry::init();
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Serve(ServeArgs::default()));
+    let _telemetry = runtime::telemetry::init("boxoffice");
+    let command = cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default()));
     let result = match command {
         Command::Serve(args) => serve(args).await,
         Command::Audit(args) => return crate::audit::run(args).await,
@@ -158,8 +146,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

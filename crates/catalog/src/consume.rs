@@ -25,18 +25,9 @@ impl SeatProjection {
         status: SeatStatus,
     ) -> anyhow::Result<()> {
         for seat in seats {
-            if let Some(version) =
-                store::apply_seat_change(tx, event_id, seat.seat_id, status, seat.version).await?
-            {
-                let update = SeatUpdate {
-                    seat_id: seat.seat_id,
-                    status,
-                    version,
-                };
-                self.pending
-                    .lock()
-                    .expect("pending lock")
-                    .push((event_id, update));
+            if let Some(version) = store::apply_seat_change(tx, event_id, seat.seat_id, status, seat.version).await? {
+                let update = SeatUpdate { seat_id: seat.seat_id, status, version };
+                self.pending.lock().expect("pending lock").push((event_id, update));
             }
         }
         Ok(())
@@ -48,16 +39,13 @@ impl Handler for SeatProjection {
     async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         if let Some(e) = event.decode::<SeatsHeld>() {
             let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Held)
-                .await
+            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Held).await
         } else if let Some(e) = event.decode::<SeatsReleased>() {
             let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Available)
-                .await
+            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Available).await
         } else if let Some(e) = event.decode::<SeatsSold>() {
             let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Sold)
-                .await
+            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Sold).await
         } else {
             Ok(())
         }
@@ -65,6 +53,7 @@ impl Handler for SeatProjection {
 
     fn committed(&self) {
         let pending = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
+        metrics::counter!(crate::metrics::SEAT_UPDATES).increment(pending.len() as u64);
         for (event_id, update) in pending {
             self.catalog.streams.send(event_id, update);
         }

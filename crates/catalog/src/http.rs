@@ -33,10 +33,7 @@ async fn list_events(State(c): State<Catalog>) -> ApiResult<Json<Vec<Event>>> {
 }
 
 async fn get_event(State(c): State<Catalog>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Event>> {
-    store::event(c.db.reader(), id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
+    store::event(c.db.reader(), id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
 }
 
 async fn seat_map(State(c): State<Catalog>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<SeatMap>> {
@@ -73,10 +70,8 @@ async fn seat_stream(
     }
     // Subscribe before reading, so nothing committed in between is missed.
     let mut live = c.streams.subscribe(id);
-    let last_seen = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+    let last_seen =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
     let (out, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let result: anyhow::Result<()> = async {
@@ -110,31 +105,18 @@ async fn seat_stream(
         }
         .await;
         if let Err(error) = result {
-            tracing::debug!(
-                event_id = id,
-                error = format!("{error:#}"),
-                "seat stream ended"
-            );
+            tracing::debug!(event_id = id, error = format!("{error:#}"), "seat stream ended");
         }
     });
-    Ok(Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 async fn current_version(c: &Catalog, id: i64) -> anyhow::Result<i64> {
-    Ok(store::seat_map(c.db.reader(), id)
-        .await?
-        .map_or(0, |m| m.version))
+    Ok(store::seat_map(c.db.reader(), id).await?.map_or(0, |m| m.version))
 }
 
-async fn send_init(
-    c: &Catalog,
-    id: i64,
-    out: &mpsc::Sender<Result<SseEvent, Infallible>>,
-) -> anyhow::Result<i64> {
-    let map = store::seat_map(c.db.reader(), id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("event {id} vanished"))?;
+async fn send_init(c: &Catalog, id: i64, out: &mpsc::Sender<Result<SseEvent, Infallible>>) -> anyhow::Result<i64> {
+    let map = store::seat_map(c.db.reader(), id).await?.ok_or_else(|| anyhow::anyhow!("event {id} vanished"))?;
     out.send(Ok(init(&map))).await?;
     Ok(map.version)
 }
@@ -145,32 +127,19 @@ fn validate(spec: &CreateEvent) -> Result<(), ApiError> {
         return Err(ApiError::validation("title must be 1 to 200 characters"));
     }
     if spec.description.chars().count() > 2000 {
-        return Err(ApiError::validation(
-            "description must be at most 2000 characters",
-        ));
+        return Err(ApiError::validation("description must be at most 2000 characters"));
     }
     let parses = chrono::DateTime::parse_from_rfc3339(&spec.date_time).is_ok()
         || chrono::NaiveDateTime::parse_from_str(&spec.date_time, "%Y-%m-%dT%H:%M:%S").is_ok()
         || chrono::NaiveDateTime::parse_from_str(&spec.date_time, "%Y-%m-%dT%H:%M").is_ok();
     if !parses {
-        return Err(ApiError::validation(
-            "dateTime must be an ISO 8601 date and time, e.g. 2025-10-01T19:00:00",
-        ));
+        return Err(ApiError::validation("dateTime must be an ISO 8601 date and time, e.g. 2025-10-01T19:00:00"));
     }
-    if !(1..=1000).contains(&spec.rows)
-        || !(1..=1000).contains(&spec.cols)
-        || spec.rows * spec.cols > 100_000
-    {
-        return Err(ApiError::validation(
-            "rows and cols must be 1 to 1000, with at most 100000 seats",
-        ));
+    if !(1..=1000).contains(&spec.rows) || !(1..=1000).contains(&spec.cols) || spec.rows * spec.cols > 100_000 {
+        return Err(ApiError::validation("rows and cols must be 1 to 1000, with at most 100000 seats"));
     }
-    if !(0..=1_000_000_000).contains(&spec.base_price)
-        || !(0..=10_000_000).contains(&spec.column_step)
-    {
-        return Err(ApiError::validation(
-            "basePrice must be 0 to 1000000000 and columnStep 0 to 10000000",
-        ));
+    if !(0..=1_000_000_000).contains(&spec.base_price) || !(0..=10_000_000).contains(&spec.column_step) {
+        return Err(ApiError::validation("basePrice must be 0 to 1000000000 and columnStep 0 to 10000000"));
     }
     Ok(())
 }
@@ -190,10 +159,9 @@ async fn reset_event(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     match c.reset_event(id).await? {
-        Some(reset_at) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "eventId": id, "resetAt": contract::rfc3339(reset_at) })),
-        )),
+        Some(reset_at) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "eventId": id, "resetAt": contract::rfc3339(reset_at) }))))
+        }
         None => Err(ApiError::not_found(format!("event {id} not found"))),
     }
 }

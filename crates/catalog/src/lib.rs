@@ -7,6 +7,7 @@
 
 mod consume;
 mod http;
+pub mod metrics;
 mod store;
 mod stream;
 
@@ -32,16 +33,17 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
-        let relay = Relay::new(db.clone(), bus);
-        Catalog {
-            db,
-            relay,
-            streams: Arc::new(stream::Hub::default()),
-        }
+        let relay = Relay::new("catalog", db.clone(), bus);
+        Catalog { db, relay, streams: Arc::new(stream::Hub::default()) }
     }
 
     pub fn relay(&self) -> &Relay {
         &self.relay
+    }
+
+    /// Browsers streaming any seat map right now.
+    pub fn all_stream_clients(&self) -> usize {
+        self.streams.total_clients()
     }
 
     /// Browsers streaming a show's seat map right now.
@@ -61,10 +63,7 @@ impl Catalog {
             bus,
             topic: RESERVATION_TOPIC,
             group: "catalog",
-            handler: Arc::new(consume::SeatProjection {
-                catalog: self.clone(),
-                pending: Default::default(),
-            }),
+            handler: Arc::new(consume::SeatProjection { catalog: self.clone(), pending: Default::default() }),
         }]
     }
 
@@ -84,22 +83,10 @@ impl Catalog {
             }
         }
         store::insert_seats(&mut tx, id, &seats).await?;
-        outbox::append(
-            &mut tx,
-            &EventCreated {
-                event_id: id,
-                seats,
-            },
-        )
-        .await?;
+        outbox::append(&mut tx, &EventCreated { event_id: id, seats }).await?;
         tx.commit().await?;
         self.relay.wake();
-        tracing::info!(
-            event_id = id,
-            rows = spec.rows,
-            cols = spec.cols,
-            "event created"
-        );
+        tracing::info!(event_id = id, rows = spec.rows, cols = spec.cols, "event created");
         Ok(contract::api::Event {
             id,
             title: spec.title.clone(),
@@ -132,21 +119,9 @@ impl Catalog {
             return Ok(());
         }
         let shows = [
-            (
-                "Aurora Live in Seoul",
-                "2025-10-01T19:00:00",
-                "An evening of synth-pop under the northern lights.",
-            ),
-            (
-                "The Nutcracker",
-                "2025-12-20T17:00:00",
-                "The holiday ballet, full orchestra.",
-            ),
-            (
-                "Jazz at the Riverside",
-                "2025-11-08T20:00:00",
-                "A quartet and a long night.",
-            ),
+            ("Aurora Live in Seoul", "2025-10-01T19:00:00", "An evening of synth-pop under the northern lights."),
+            ("The Nutcracker", "2025-12-20T17:00:00", "The holiday ballet, full orchestra."),
+            ("Jazz at the Riverside", "2025-11-08T20:00:00", "A quartet and a long night."),
         ];
         for (title, date_time, description) in shows {
             let spec = CreateEvent {

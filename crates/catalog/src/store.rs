@@ -34,28 +34,13 @@ pub async fn insert_seats(tx: &mut Tx, event_id: i64, seats: &[SeatSpec]) -> any
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
-            ));
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5));
         }
         let mut query = sqlx::query(&sql);
         for s in chunk {
-            query = query
-                .bind(event_id)
-                .bind(s.seat_id)
-                .bind(s.r)
-                .bind(s.c)
-                .bind(s.price);
+            query = query.bind(event_id).bind(s.seat_id).bind(s.r).bind(s.c).bind(s.price);
         }
-        query
-            .execute(&mut **tx)
-            .await
-            .context("failed to insert seats")?;
+        query.execute(&mut **tx).await.context("failed to insert seats")?;
     }
     Ok(())
 }
@@ -91,30 +76,24 @@ pub async fn event(db: &AnyPool, id: i64) -> anyhow::Result<Option<Event>> {
 }
 
 pub async fn count_events(db: &AnyPool) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(db)
-        .await
-        .context("failed to count events")
+    sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(db).await.context("failed to count events")
 }
 
 /// The whole map at one version, read in one transaction so the two agree.
 pub async fn seat_map(db: &AnyPool, event_id: i64) -> anyhow::Result<Option<SeatMap>> {
     let mut tx = db.begin().await?;
-    let Some(head) =
-        sqlx::query("SELECT rows_count, cols_count, version FROM events WHERE id = $1")
-            .bind(event_id)
-            .fetch_optional(&mut *tx)
-            .await?
+    let Some(head) = sqlx::query("SELECT rows_count, cols_count, version FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await?
     else {
         return Ok(None);
     };
-    let seats = sqlx::query(
-        "SELECT seat_id, r, c, price, status FROM seats WHERE event_id = $1 ORDER BY seat_id",
-    )
-    .bind(event_id)
-    .fetch_all(&mut *tx)
-    .await
-    .context("failed to read seats")?;
+    let seats = sqlx::query("SELECT seat_id, r, c, price, status FROM seats WHERE event_id = $1 ORDER BY seat_id")
+        .bind(event_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to read seats")?;
     tx.commit().await?;
     Ok(Some(SeatMap {
         rows: head.get("rows_count"),
@@ -128,32 +107,28 @@ pub async fn seat_map(db: &AnyPool, event_id: i64) -> anyhow::Result<Option<Seat
                 r: s.get("r"),
                 c: s.get("c"),
                 price: s.get("price"),
-                status: SeatStatus::parse(&s.get::<String, _>("status"))
-                    .unwrap_or(SeatStatus::Available),
+                status: SeatStatus::parse(&s.get::<String, _>("status")).unwrap_or(SeatStatus::Available),
             })
             .collect(),
     }))
 }
 
 /// The changes of a map after `version`, or `None` when they are no longer all kept.
-pub async fn changes_since(
-    db: &AnyPool,
-    event_id: i64,
-    version: i64,
-) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
-    let rows = sqlx::query("SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 ORDER BY version")
-        .bind(event_id)
-        .bind(version)
-        .fetch_all(db)
-        .await
-        .context("failed to read seat changes")?;
+pub async fn changes_since(db: &AnyPool, event_id: i64, version: i64) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
+    let rows = sqlx::query(
+        "SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 ORDER BY version",
+    )
+    .bind(event_id)
+    .bind(version)
+    .fetch_all(db)
+    .await
+    .context("failed to read seat changes")?;
     let updates: Vec<SeatUpdate> = rows
         .iter()
         .map(|r| SeatUpdate {
             seat_id: r.get("seat_id"),
             version: r.get("version"),
-            status: SeatStatus::parse(&r.get::<String, _>("status"))
-                .unwrap_or(SeatStatus::Available),
+            status: SeatStatus::parse(&r.get::<String, _>("status")).unwrap_or(SeatStatus::Available),
         })
         .collect();
     // A gap means pruned history: the caller must start over from a full map.
@@ -184,23 +159,19 @@ pub async fn apply_seat_change(
     if changed == 0 {
         return Ok(None);
     }
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE events SET version = version + 1 WHERE id = $1 RETURNING version",
-    )
-    .bind(event_id)
-    .fetch_one(&mut **tx)
-    .await
-    .context("failed to bump map version")?;
-    sqlx::query(
-        "INSERT INTO seat_changes (event_id, version, seat_id, status) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(event_id)
-    .bind(version)
-    .bind(seat_id)
-    .bind(status.as_str())
-    .execute(&mut **tx)
-    .await
-    .context("failed to record seat change")?;
+    let version: i64 = sqlx::query_scalar("UPDATE events SET version = version + 1 WHERE id = $1 RETURNING version")
+        .bind(event_id)
+        .fetch_one(&mut **tx)
+        .await
+        .context("failed to bump map version")?;
+    sqlx::query("INSERT INTO seat_changes (event_id, version, seat_id, status) VALUES ($1, $2, $3, $4)")
+        .bind(event_id)
+        .bind(version)
+        .bind(seat_id)
+        .bind(status.as_str())
+        .execute(&mut **tx)
+        .await
+        .context("failed to record seat change")?;
     Ok(Some(version))
 }
 
@@ -224,12 +195,11 @@ pub async fn events_with_version_drift(db: &AnyPool) -> anyhow::Result<i64> {
 
 /// Seats that are not AVAILABLE, for the cross-module audit.
 pub async fn taken_seats(db: &AnyPool) -> anyhow::Result<Vec<(i64, i64, String)>> {
-    let rows = sqlx::query("SELECT event_id, seat_id, status FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id")
-        .fetch_all(db)
-        .await
-        .context("failed to read taken seats")?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("event_id"), r.get("seat_id"), r.get("status")))
-        .collect())
+    let rows = sqlx::query(
+        "SELECT event_id, seat_id, status FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id",
+    )
+    .fetch_all(db)
+    .await
+    .context("failed to read taken seats")?;
+    Ok(rows.iter().map(|r| (r.get("event_id"), r.get("seat_id"), r.get("status"))).collect())
 }

@@ -20,10 +20,7 @@ impl Hub {
         let mut channels = self.channels.lock().expect("hub lock");
         // Channels whose clients have all gone are dropped here.
         channels.retain(|_, tx| tx.receiver_count() > 0);
-        channels
-            .entry(event_id)
-            .or_insert_with(|| broadcast::channel(BUFFER).0)
-            .subscribe()
+        channels.entry(event_id).or_insert_with(|| broadcast::channel(BUFFER).0).subscribe()
     }
 
     pub fn send(&self, event_id: i64, update: SeatUpdate) {
@@ -31,6 +28,12 @@ impl Hub {
         if let Some(tx) = channels.get(&event_id) {
             let _ = tx.send(update);
         }
+    }
+
+    /// Clients streaming any show right now.
+    pub fn total_clients(&self) -> usize {
+        let channels = self.channels.lock().expect("hub lock");
+        channels.values().map(|tx| tx.receiver_count()).sum()
     }
 
     /// Clients streaming a show right now.

@@ -36,9 +36,7 @@ impl ErrorCode {
         match self {
             ErrorCode::ReservationConflict => 409,
             ErrorCode::ReservationExpired => 410,
-            ErrorCode::SeatSold | ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
-                422
-            }
+            ErrorCode::SeatSold | ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::NotFound => 404,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,

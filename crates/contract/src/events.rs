@@ -39,11 +39,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
 }
 
 impl Envelope {
-    pub fn wrap<E: DomainEvent>(
-        event: &E,
-        occurred_at: Millis,
-        traceparent: Option<String>,
-    ) -> Self {
+    pub fn wrap<E: DomainEvent>(event: &E, occurred_at: Millis, traceparent: Option<String>) -> Self {
         Envelope {
             id: Uuid::now_v7(),
             kind: E::TYPE.to_owned(),
@@ -153,9 +149,7 @@ pub struct SeatsSaleFailed {
     pub order_id: String,
     pub reason: String,
 }
-event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e
-    .event_id
-    .to_string());
+event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e.event_id.to_string());
 
 // ---- order.events ---------------------------------------------------------------
 

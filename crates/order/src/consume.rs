@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 use contract::events::{
-    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded,
-    SeatsReleased, SeatsSaleFailed, SeatsSold,
+    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
+    SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
 use runtime::{Tx, outbox};
@@ -21,24 +21,19 @@ pub struct Saga {
     pub orders: Orders,
 }
 
-async fn cancel(
-    tx: &mut Tx,
-    order_id: &str,
-    reason: &str,
-    also_confirmed: bool,
-) -> anyhow::Result<()> {
-    if store::cancel(tx, order_id, reason, also_confirmed).await? {
-        let event_id = store::event_of(tx, order_id).await?.unwrap_or_default();
+/// Seconds since an order was accepted, into the final-state SLA histogram.
+fn settled(status: &'static str, created_at: i64) {
+    let seconds = (contract::now_millis() - created_at).max(0) as f64 / 1000.0;
+    metrics::histogram!(crate::metrics::FINAL_STATE, "status" => status).record(seconds);
+}
+
+async fn cancel(tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
+    if let Some((event_id, created_at)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
         tracing::info!(order_id, reason, "order cancelled");
-        outbox::append(
-            tx,
-            &OrderCancelled {
-                order_id: order_id.to_owned(),
-                event_id,
-                reason: reason.to_owned(),
-            },
-        )
-        .await?;
+        metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
+        settled("CANCELLED", created_at);
+        outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
+            .await?;
     }
     Ok(())
 }
@@ -52,27 +47,20 @@ impl Handler for Saga {
             cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
         } else if let Some(e) = event.decode::<SeatsSold>() {
             let e = e?;
-            if let Some(event_id) = store::confirm(tx, &e.order_id).await? {
+            if let Some((event_id, created_at)) = store::confirm(tx, &e.order_id).await? {
                 tracing::info!(order_id = %e.order_id, "order confirmed");
-                outbox::append(
-                    tx,
-                    &OrderConfirmed {
-                        order_id: e.order_id,
-                        event_id,
-                    },
-                )
-                .await?;
+                metrics::counter!(crate::metrics::CONFIRMED).increment(1);
+                settled("CONFIRMED", created_at);
+                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
             }
             Ok(())
         } else if let Some(e) = event.decode::<SeatsSaleFailed>() {
             cancel(tx, &e?.order_id, "SEATS_LOST", false).await
         } else if let Some(e) = event.decode::<SeatsReleased>() {
             match e? {
-                SeatsReleased {
-                    reason,
-                    order_id: Some(order_id),
-                    ..
-                } if reason == "PIN_LAPSED" => cancel(tx, &order_id, "HOLDS_LAPSED", false).await,
+                SeatsReleased { reason, order_id: Some(order_id), .. } if reason == "PIN_LAPSED" => {
+                    cancel(tx, &order_id, "HOLDS_LAPSED", false).await
+                }
                 _ => Ok(()),
             }
         } else if let Some(e) = event.decode::<EventReset>() {

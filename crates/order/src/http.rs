@@ -28,9 +28,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
         .map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?
         .trim();
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::validation(
-            "Idempotency-Key must be 1 to 255 characters",
-        ));
+        return Err(ApiError::validation("Idempotency-Key must be 1 to 255 characters"));
     }
     Ok(key.to_owned())
 }
@@ -41,12 +39,17 @@ async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let started = std::time::Instant::now();
+    metrics::counter!(crate::metrics::REQUEST).increment(1);
+    let result = create_order(&o, &buyer, &headers, req).await;
+    metrics::histogram!(crate::metrics::LATENCY).record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn create_order(o: &Orders, buyer: &str, headers: &HeaderMap, req: CreateOrder) -> ApiResult<Response> {
+    let key = idempotency_key(headers)?;
     if req.seat_ids.is_empty() || req.seat_ids.len() > o.max_seats {
-        return Err(ApiError::validation(format!(
-            "order 1 to {} seats",
-            o.max_seats
-        )));
+        return Err(ApiError::validation(format!("order 1 to {} seats", o.max_seats)));
     }
     let mut unique = req.seat_ids.clone();
     unique.sort_unstable();
@@ -54,18 +57,11 @@ async fn create(
     if unique.len() != req.seat_ids.len() {
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
-    match o
-        .create(&buyer, &key, &req)
-        .await?
-        .map_err(|r| ApiError::new(r.code, r.message))?
-    {
+    match o.create(buyer, &key, &req).await?.map_err(|r| ApiError::new(r.code, r.message))? {
         Created::New(order) => Ok((StatusCode::CREATED, Json(order)).into_response()),
-        Created::Replayed(order) => Ok((
-            StatusCode::CREATED,
-            [("idempotent-replayed", "true")],
-            Json(order),
-        )
-            .into_response()),
+        Created::Replayed(order) => {
+            Ok((StatusCode::CREATED, [("idempotent-replayed", "true")], Json(order)).into_response())
+        }
     }
 }
 
@@ -77,18 +73,12 @@ async fn get_order(
     match o.get(&buyer, &id).await? {
         Ok(Some(order)) => Ok(Json(order)),
         Ok(None) => Err(ApiError::not_found(format!("order {id} not found"))),
-        Err(()) => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this order belongs to another buyer",
-        )),
+        Err(()) => Err(ApiError::new(ErrorCode::Forbidden, "this order belongs to another buyer")),
     }
 }
 
 /// Extension: the caller's orders, newest first ("my tickets").
-async fn mine(
-    State(o): State<Orders>,
-    KnownBuyer(buyer): KnownBuyer,
-) -> ApiResult<Json<Vec<Order>>> {
+async fn mine(State(o): State<Orders>, KnownBuyer(buyer): KnownBuyer) -> ApiResult<Json<Vec<Order>>> {
     Ok(Json(store::of_buyer(o.db.reader(), &buyer).await?))
 }
 

@@ -8,6 +8,7 @@
 
 mod consume;
 mod http;
+pub mod metrics;
 mod store;
 
 use std::sync::Arc;
@@ -44,14 +45,8 @@ pub enum Created {
 
 impl Orders {
     pub fn new(db: Db, bus: Arc<dyn Bus>, holds: Arc<dyn Holds>, max_seats: usize) -> Self {
-        let relay = Relay::new(db.clone(), bus);
-        Orders {
-            db,
-            relay,
-            holds,
-            stuck_after: Duration::from_secs(60),
-            max_seats,
-        }
+        let relay = Relay::new("order", db.clone(), bus);
+        Orders { db, relay, holds, stuck_after: Duration::from_secs(60), max_seats }
     }
 
     pub fn relay(&self) -> &Relay {
@@ -64,9 +59,7 @@ impl Orders {
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        let handler = Arc::new(consume::Saga {
-            orders: self.clone(),
-        });
+        let handler = Arc::new(consume::Saga { orders: self.clone() });
         [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC]
             .into_iter()
             .map(|topic| Consumer {
@@ -82,11 +75,8 @@ impl Orders {
     /// The order id a buyer's idempotency key stands for. Deriving it (rather than
     /// drawing it) makes a retry after a crash pin and write the very same order.
     fn order_id(buyer: &str, key: &str) -> String {
-        uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("boxoffice-order\n{buyer}\n{key}").as_bytes(),
-        )
-        .to_string()
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("boxoffice-order\n{buyer}\n{key}").as_bytes())
+            .to_string()
     }
 
     fn request_hash(req: &CreateOrder) -> String {
@@ -134,10 +124,7 @@ impl Orders {
         if !store::insert(&mut tx, &row).await? {
             // The same key raced us and won: answer as it did.
             drop(tx);
-            return Ok(self
-                .replay(&order_id, &hash)
-                .await?
-                .expect("the winning order exists"));
+            return Ok(self.replay(&order_id, &hash).await?.expect("the winning order exists"));
         }
         let created = OrderCreated {
             order_id: order_id.clone(),
@@ -150,25 +137,12 @@ impl Orders {
         outbox::append(&mut tx, &created).await?;
         tx.commit().await?;
         self.relay.wake();
-        tracing::info!(
-            order_id,
-            event_id = req.event_id,
-            seats = seat_ids.len(),
-            amount,
-            "order created"
-        );
-        let order = store::get(self.db.writer(), &order_id)
-            .await?
-            .expect("just written")
-            .0;
+        tracing::info!(order_id, event_id = req.event_id, seats = seat_ids.len(), amount, "order created");
+        let order = store::get(self.db.writer(), &order_id).await?.expect("just written").0;
         Ok(Ok(Created::New(first_answer(order))))
     }
 
-    async fn replay(
-        &self,
-        order_id: &str,
-        hash: &str,
-    ) -> anyhow::Result<Option<Result<Created, PinRefused>>> {
+    async fn replay(&self, order_id: &str, hash: &str) -> anyhow::Result<Option<Result<Created, PinRefused>>> {
         let Some((order, _, stored_hash)) = store::get(self.db.writer(), order_id).await? else {
             return Ok(None);
         };
@@ -183,11 +157,7 @@ impl Orders {
 
     /// The order, if `buyer` owns it: `Ok(None)` when there is none, `Err(())` when it is
     /// someone else's.
-    pub async fn get(
-        &self,
-        buyer: &str,
-        order_id: &str,
-    ) -> anyhow::Result<Result<Option<Order>, ()>> {
+    pub async fn get(&self, buyer: &str, order_id: &str) -> anyhow::Result<Result<Option<Order>, ()>> {
         match store::get(self.db.reader(), order_id).await? {
             None => Ok(Ok(None)),
             Some((order, owner, _)) if owner == buyer => Ok(Ok(Some(order))),

@@ -40,13 +40,13 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
     Ok(inserted == 1)
 }
 
-const COLUMNS: &str = "order_id, buyer, event_id, seat_ids, amount, status, cancel_reason, request_hash, created_at, updated_at";
+const COLUMNS: &str =
+    "order_id, buyer, event_id, seat_ids, amount, status, cancel_reason, request_hash, created_at, updated_at";
 
 fn order_from(r: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
     Ok(Order {
         order_id: r.get("order_id"),
-        status: OrderStatus::parse(&r.get::<String, _>("status"))
-            .context("unknown order status")?,
+        status: OrderStatus::parse(&r.get::<String, _>("status")).context("unknown order status")?,
         event_id: r.get("event_id"),
         seat_ids: serde_json::from_str(&r.get::<String, _>("seat_ids"))?,
         created_at: contract::rfc3339(r.get("created_at")),
@@ -62,108 +62,88 @@ pub async fn get(db: &AnyPool, order_id: &str) -> anyhow::Result<Option<(Order, 
         .fetch_optional(db)
         .await
         .context("failed to read order")?;
-    row.map(|r| Ok((order_from(&r)?, r.get("buyer"), r.get("request_hash"))))
-        .transpose()
+    row.map(|r| Ok((order_from(&r)?, r.get("buyer"), r.get("request_hash")))).transpose()
 }
 
 pub async fn of_buyer(db: &AnyPool, buyer: &str) -> anyhow::Result<Vec<Order>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE buyer = $1 ORDER BY created_at DESC LIMIT 200"
-    ))
-    .bind(buyer)
-    .fetch_all(db)
-    .await
-    .context("failed to list orders")?;
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE buyer = $1 ORDER BY created_at DESC LIMIT 200"))
+            .bind(buyer)
+            .fetch_all(db)
+            .await
+            .context("failed to list orders")?;
     rows.iter().map(order_from).collect()
 }
 
-/// Moves a CREATED (or, for a reset, CONFIRMED) order to CANCELLED; true if it moved.
+/// Moves a CREATED (or, for a reset, CONFIRMED) order to CANCELLED; if it moved, its
+/// `(event_id, created_at)`.
 pub async fn cancel(
     tx: &mut Tx,
     order_id: &str,
     reason: &str,
     also_confirmed: bool,
-) -> anyhow::Result<bool> {
-    let from = if also_confirmed {
-        "status IN ('CREATED', 'CONFIRMED')"
-    } else {
-        "status = 'CREATED'"
-    };
-    let moved = sqlx::query(&format!(
-        "UPDATE orders SET status = 'CANCELLED', cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from}"
+) -> anyhow::Result<Option<(i64, i64)>> {
+    let from = if also_confirmed { "status IN ('CREATED', 'CONFIRMED')" } else { "status = 'CREATED'" };
+    sqlx::query_as(&format!(
+        "UPDATE orders SET status = 'CANCELLED', cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from} \
+         RETURNING event_id, created_at"
     ))
     .bind(reason)
     .bind(contract::now_millis())
     .bind(order_id)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await
-    .context("failed to cancel order")?
-    .rows_affected();
-    Ok(moved == 1)
+    .context("failed to cancel order")
 }
 
-pub async fn confirm(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<i64>> {
-    sqlx::query_scalar("UPDATE orders SET status = 'CONFIRMED', updated_at = $1 WHERE order_id = $2 AND status = 'CREATED' RETURNING event_id")
-        .bind(contract::now_millis())
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .context("failed to confirm order")
+/// Moves a CREATED order to CONFIRMED; if it moved, its `(event_id, created_at)`.
+pub async fn confirm(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<(i64, i64)>> {
+    sqlx::query_as(
+        "UPDATE orders SET status = 'CONFIRMED', updated_at = $1 WHERE order_id = $2 AND status = 'CREATED' \
+         RETURNING event_id, created_at",
+    )
+    .bind(contract::now_millis())
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("failed to confirm order")
 }
 
 pub async fn mark_paid(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE orders SET paid = 1 WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("UPDATE orders SET paid = 1 WHERE order_id = $1").bind(order_id).execute(&mut **tx).await?;
     Ok(())
 }
 
-pub async fn event_of(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT event_id FROM orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut **tx)
-            .await?,
-    )
-}
-
 /// Orders of a show made at or before `before` that are not cancelled yet.
-pub async fn live_orders_of_event(
-    tx: &mut Tx,
-    event_id: i64,
-    before: i64,
-) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar("SELECT order_id FROM orders WHERE event_id = $1 AND created_at <= $2 AND status <> 'CANCELLED'")
-        .bind(event_id)
-        .bind(before)
-        .fetch_all(&mut **tx)
-        .await?)
-}
-
-pub async fn stuck(db: &AnyPool, before: i64) -> anyhow::Result<i64> {
+pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM orders WHERE status = 'CREATED' AND created_at < $1",
+        "SELECT order_id FROM orders WHERE event_id = $1 AND created_at <= $2 AND status <> 'CANCELLED'",
     )
+    .bind(event_id)
     .bind(before)
-    .fetch_one(db)
+    .fetch_all(&mut **tx)
     .await?)
 }
 
+pub async fn stuck(db: &AnyPool, before: i64) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED' AND created_at < $1")
+        .bind(before)
+        .fetch_one(db)
+        .await?)
+}
+
 pub async fn confirmed_unpaid(db: &AnyPool) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0")
-            .fetch_one(db)
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0").fetch_one(db).await?)
 }
 
 /// Every order, for the cross-module audit.
 pub async fn all(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
-    let rows = sqlx::query("SELECT order_id, event_id, seat_ids, amount, status, created_at, updated_at FROM orders ORDER BY created_at")
-        .fetch_all(db)
-        .await
-        .context("failed to read orders")?;
+    let rows = sqlx::query(
+        "SELECT order_id, event_id, seat_ids, amount, status, created_at, updated_at FROM orders ORDER BY created_at",
+    )
+    .fetch_all(db)
+    .await
+    .context("failed to read orders")?;
     rows.iter()
         .map(|r| {
             Ok(serde_json::json!({

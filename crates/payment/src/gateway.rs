@@ -63,10 +63,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_payment_gets_the_same_answer_and_the_rate_holds() {
-        let gw = SimulatedGateway {
-            success_rate: 0.8,
-            latency_ms: 0..0,
-        };
+        let gw = SimulatedGateway { success_rate: 0.8, latency_ms: 0..0 };
         let mut approved = 0;
         for i in 0..10_000 {
             let id = format!("p-{i}");
@@ -74,19 +71,10 @@ mod tests {
             assert_eq!(first, gw.authorize(&id, 1).await.unwrap());
             approved += first as u32;
         }
-        assert!(
-            (7_700..8_300).contains(&approved),
-            "approved {approved} of 10000"
-        );
-        let never = SimulatedGateway {
-            success_rate: 0.0,
-            latency_ms: 0..0,
-        };
+        assert!((7_700..8_300).contains(&approved), "approved {approved} of 10000");
+        let never = SimulatedGateway { success_rate: 0.0, latency_ms: 0..0 };
         assert!(!never.authorize("x", 1).await.unwrap());
-        let always = SimulatedGateway {
-            success_rate: 1.0,
-            latency_ms: 0..0,
-        };
+        let always = SimulatedGateway { success_rate: 1.0, latency_ms: 0..0 };
         assert!(always.authorize("x", 1).await.unwrap());
     }
 }

@@ -42,20 +42,13 @@ async fn authorize(
             .map_err(anyhow::Error::from)?;
         let settled = match &row {
             Some(r) if r.get::<String, _>("buyer") != buyer => {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this order belongs to another buyer",
-                ));
+                return Err(ApiError::new(ErrorCode::Forbidden, "this order belongs to another buyer"));
             }
             Some(r) => Some(r.get::<String, _>("status")).filter(|s| s != "REQUESTED"),
             None => None,
         };
         if let Some(status) = settled {
-            let outcome = if status == "SUCCEEDED" {
-                "success"
-            } else {
-                "fail"
-            };
+            let outcome = if status == "SUCCEEDED" { "success" } else { "fail" };
             return Ok(Json(AuthorizeResponse {
                 order_id: req.order_id,
                 status: outcome.to_owned(),
@@ -67,10 +60,7 @@ async fn authorize(
         if waited >= WAIT_SETTLED || (row.is_none() && waited >= WAIT_RECORDED) {
             return Err(match row {
                 None => ApiError::not_found(format!("no payment for order {}", req.order_id)),
-                Some(_) => ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the payment is still at the gateway; ask again",
-                ),
+                Some(_) => ApiError::new(ErrorCode::Unavailable, "the payment is still at the gateway; ask again"),
             });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -78,12 +68,10 @@ async fn authorize(
 }
 
 async fn audit(State(p): State<Payments>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
-    let rows = sqlx::query(
-        "SELECT payment_id, order_id, amount, status FROM payments ORDER BY created_at",
-    )
-    .fetch_all(p.db.reader())
-    .await
-    .map_err(anyhow::Error::from)?;
+    let rows = sqlx::query("SELECT payment_id, order_id, amount, status FROM payments ORDER BY created_at")
+        .fetch_all(p.db.reader())
+        .await
+        .map_err(anyhow::Error::from)?;
     let payments: Vec<_> = rows
         .iter()
         .map(|r| {

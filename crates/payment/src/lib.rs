@@ -10,6 +10,7 @@
 mod consume;
 mod gateway;
 mod http;
+pub mod metrics;
 mod worker;
 
 use std::sync::Arc;
@@ -42,13 +43,8 @@ const LEASE: Duration = Duration::from_secs(30);
 
 impl Payments {
     pub fn new(db: Db, bus: Arc<dyn Bus>, gateway: Arc<dyn Gateway>) -> Self {
-        let relay = Relay::new(db.clone(), bus);
-        Payments {
-            db,
-            relay,
-            gateway,
-            work: Arc::new(Notify::new()),
-        }
+        let relay = Relay::new("payment", db.clone(), bus);
+        Payments { db, relay, gateway, work: Arc::new(Notify::new()) }
     }
 
     pub fn relay(&self) -> &Relay {
@@ -66,9 +62,7 @@ impl Payments {
             bus,
             topic: ORDER_TOPIC,
             group: "payment",
-            handler: Arc::new(consume::Saga {
-                payments: self.clone(),
-            }),
+            handler: Arc::new(consume::Saga { payments: self.clone() }),
         }]
     }
 
@@ -82,28 +76,20 @@ impl Payments {
             .await?
             .rows_affected();
         if n > 0 {
-            tracing::info!(
-                payments = n,
-                "retrying gateway calls a previous process left unfinished"
-            );
+            tracing::info!(payments = n, "retrying gateway calls a previous process left unfinished");
         }
         Ok(n)
     }
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
         let stuck_before = contract::now_millis() - 60_000;
-        let stuck: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM payments WHERE status = 'REQUESTED' AND created_at < $1",
-        )
-        .bind(stuck_before)
-        .fetch_one(self.db.reader())
-        .await?;
+        let stuck: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE status = 'REQUESTED' AND created_at < $1")
+                .bind(stuck_before)
+                .fetch_one(self.db.reader())
+                .await?;
         Ok(vec![
-            Check::count(
-                "payments_reach_a_final_state",
-                stuck,
-                "payments still REQUESTED after 60 s",
-            ),
+            Check::count("payments_reach_a_final_state", stuck, "payments still REQUESTED after 60 s"),
             outbox_check(&self.relay).await?,
         ])
     }

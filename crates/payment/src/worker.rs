@@ -22,12 +22,22 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Marks the order's payment to be refunded (or, if still at the gateway, refunded as
 /// soon as it succeeds). Runs in the consumer's transaction; the worker does the call.
 pub async fn cancel(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE payments SET cancel_requested = 1 WHERE order_id = $1 AND status IN ('REQUESTED', 'SUCCEEDED')")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await
-        .context("failed to request refund")?;
+    sqlx::query(
+        "UPDATE payments SET cancel_requested = 1 WHERE order_id = $1 AND status IN ('REQUESTED', 'SUCCEEDED')",
+    )
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await
+    .context("failed to request refund")?;
     Ok(())
+}
+
+/// A gateway call, bounded by [`CALL_TIMEOUT`] and timed.
+async fn timed<T>(operation: &'static str, call: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(CALL_TIMEOUT, call).await.context("gateway timed out")?;
+    metrics::histogram!(crate::metrics::GATEWAY, "operation" => operation).record(started.elapsed().as_secs_f64());
+    result
 }
 
 struct Claimed {
@@ -46,28 +56,27 @@ impl Payments {
         let mut failures = 0;
         loop {
             let free = slots.available_permits().min(512);
-            let claimed = if free == 0 {
-                Ok(Vec::new())
-            } else {
-                self.claim(free as i64).await
-            };
+            let claimed = if free == 0 { Ok(Vec::new()) } else { self.claim(free as i64).await };
             match claimed {
                 Ok(batch) if batch.is_empty() => {
                     failures = 0;
-                    let _ = tokio::time::timeout(Duration::from_millis(500), self.work.notified())
-                        .await;
+                    let _ = tokio::time::timeout(Duration::from_millis(500), self.work.notified()).await;
                 }
                 Ok(batch) => {
                     failures = 0;
                     for payment in batch {
                         let permit = slots.clone().acquire_owned().await.expect("semaphore open");
                         let this = self.clone();
-                        let ctx = payment
-                            .traceparent
-                            .as_deref()
-                            .and_then(TraceContext::from_traceparent)
-                            .unwrap_or_else(TraceContext::new_root);
-                        let span = tracing::info_span!("payment", order_id = %payment.order_id, trace_id = %ctx.trace_id);
+                        let span = tracing::info_span!(
+                            "payment",
+                            otel.name = "payment gateway",
+                            module = "payment",
+                            order_id = %payment.order_id,
+                            trace_id = tracing::field::Empty,
+                            span_id = tracing::field::Empty,
+                        );
+                        let parent = payment.traceparent.as_deref().and_then(TraceContext::from_traceparent);
+                        let ctx = TraceContext::start(&span, parent);
                         tokio::spawn(
                             ctx.scope(
                                 async move {
@@ -121,20 +130,13 @@ impl Payments {
 
     async fn process(&self, p: &Claimed) -> anyhow::Result<()> {
         let refund_now = if p.status == "REQUESTED" {
-            let approved = tokio::time::timeout(
-                CALL_TIMEOUT,
-                self.gateway.authorize(&p.payment_id, p.amount),
-            )
-            .await
-            .context("gateway timed out")??;
+            let approved = timed("authorize", self.gateway.authorize(&p.payment_id, p.amount)).await?;
             self.settle(p, approved).await?
         } else {
             true
         };
         if refund_now {
-            tokio::time::timeout(CALL_TIMEOUT, self.gateway.refund(&p.payment_id))
-                .await
-                .context("gateway timed out")??;
+            timed("refund", self.gateway.refund(&p.payment_id)).await?;
             self.refunded(p).await?;
         }
         Ok(())
@@ -159,11 +161,8 @@ impl Payments {
             return Ok(false);
         };
         if approved {
-            let e = PaymentSucceeded {
-                payment_id: p.payment_id.clone(),
-                order_id: p.order_id.clone(),
-                amount: p.amount,
-            };
+            let e =
+                PaymentSucceeded { payment_id: p.payment_id.clone(), order_id: p.order_id.clone(), amount: p.amount };
             outbox::append(&mut tx, &e).await?;
         } else {
             let e = PaymentFailed {
@@ -176,6 +175,7 @@ impl Payments {
         tx.commit().await?;
         self.relay.wake();
         tracing::info!(order_id = %p.order_id, status, "payment settled");
+        metrics::counter!(if approved { crate::metrics::SUCCESS } else { crate::metrics::FAIL }).increment(1);
         Ok(approved && cancel == 1)
     }
 
@@ -191,15 +191,13 @@ impl Payments {
         .context("failed to record refund")?
         .rows_affected();
         if moved == 1 {
-            let e = PaymentRefunded {
-                payment_id: p.payment_id.clone(),
-                order_id: p.order_id.clone(),
-                amount: p.amount,
-            };
+            let e =
+                PaymentRefunded { payment_id: p.payment_id.clone(), order_id: p.order_id.clone(), amount: p.amount };
             outbox::append(&mut tx, &e).await?;
             tx.commit().await?;
             self.relay.wake();
             tracing::info!(order_id = %p.order_id, "payment refunded");
+            metrics::counter!(crate::metrics::REFUND).increment(1);
         }
         Ok(())
     }

@@ -10,8 +10,8 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
-    Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded,
-    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
+    Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SeatVersion, SeatsReleased,
+    SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
 use runtime::{Tx, outbox};
@@ -48,32 +48,21 @@ impl Handler for Saga {
 
 async fn event_created(tx: &mut Tx, e: EventCreated) -> anyhow::Result<()> {
     for chunk in e.seats.chunks(300) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-            .collect();
-        let sql = format!(
-            "INSERT INTO seats (event_id, seat_id, price) VALUES {} ON CONFLICT DO NOTHING",
-            values.join(", ")
-        );
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+        let sql =
+            format!("INSERT INTO seats (event_id, seat_id, price) VALUES {} ON CONFLICT DO NOTHING", values.join(", "));
         let mut query = sqlx::query(&sql);
         for s in chunk {
             query = query.bind(e.event_id).bind(s.seat_id).bind(s.price);
         }
-        query
-            .execute(&mut **tx)
-            .await
-            .context("failed to add seats")?;
+        query.execute(&mut **tx).await.context("failed to add seats")?;
     }
     Ok(())
 }
 
 fn versions(rows: &[sqlx::any::AnyRow]) -> Vec<SeatVersion> {
-    rows.iter()
-        .map(|r| SeatVersion {
-            seat_id: r.get("seat_id"),
-            version: r.get("version"),
-        })
-        .collect()
+    rows.iter().map(|r| SeatVersion { seat_id: r.get("seat_id"), version: r.get("version") }).collect()
 }
 
 /// Frees the seats matched by `filter` (binding `$1`) and announces it.
@@ -89,11 +78,7 @@ async fn free_seats(
         "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
          WHERE {filter} RETURNING event_id, seat_id, version"
     );
-    let rows = sqlx::query(&sql)
-        .bind(bind)
-        .fetch_all(&mut **tx)
-        .await
-        .context("failed to free seats")?;
+    let rows = sqlx::query(&sql).bind(bind).fetch_all(&mut **tx).await.context("failed to free seats")?;
     let Some(first) = rows.first() else {
         return Ok(());
     };
@@ -113,24 +98,16 @@ async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
         .bind(&id)
         .execute(&mut **tx)
         .await?;
-    free_seats(
-        tx,
-        "event_id = CAST($1 AS INTEGER) AND status <> 'AVAILABLE'",
-        &id,
-        Some(e.event_id),
-        "RESET",
-        None,
-    )
-    .await
+    free_seats(tx, "event_id = CAST($1 AS INTEGER) AND status <> 'AVAILABLE'", &id, Some(e.event_id), "RESET", None)
+        .await
 }
 
 async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
-    let confirmed =
-        sqlx::query("UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED'")
-            .bind(&e.order_id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    let confirmed = sqlx::query("UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED'")
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     if confirmed == 1 {
         sqlx::query("UPDATE seats SET expires_at = NULL WHERE order_id = $1 AND status = 'HELD'")
             .bind(&e.order_id)
@@ -147,15 +124,8 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
         .await?
     else {
         tracing::error!(order_id = %e.order_id, "payment for an order that pinned nothing here");
-        return outbox::append(
-            tx,
-            &SeatsSaleFailed {
-                event_id: 0,
-                order_id: e.order_id,
-                reason: "NO_PIN".into(),
-            },
-        )
-        .await;
+        return outbox::append(tx, &SeatsSaleFailed { event_id: 0, order_id: e.order_id, reason: "NO_PIN".into() })
+            .await;
     };
     let event_id: i64 = pin.get("event_id");
     let state: String = pin.get("state");
@@ -163,11 +133,10 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
         return Ok(());
     }
     let wanted: Vec<i64> = serde_json::from_str(&pin.get::<String, _>("seat_ids"))?;
-    let still_pinned: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE order_id = $1 AND status = 'HELD'")
-            .bind(&e.order_id)
-            .fetch_one(&mut **tx)
-            .await?;
+    let still_pinned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE order_id = $1 AND status = 'HELD'")
+        .bind(&e.order_id)
+        .fetch_one(&mut **tx)
+        .await?;
     let holdable = matches!(state.as_str(), "LEASED" | "CONFIRMED");
     if !holdable || still_pinned != wanted.len() as i64 {
         sqlx::query("UPDATE pins SET state = 'FAILED' WHERE order_id = $1")
@@ -176,15 +145,8 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
             .await?;
         tracing::warn!(order_id = %e.order_id, state, still_pinned, "paid order lost its seats");
         let reason = if holdable { "SEATS_LOST" } else { "HOLDS_GONE" };
-        return outbox::append(
-            tx,
-            &SeatsSaleFailed {
-                event_id,
-                order_id: e.order_id,
-                reason: reason.into(),
-            },
-        )
-        .await;
+        metrics::counter!(crate::metrics::CONFIRM_FAILED).increment(1);
+        return outbox::append(tx, &SeatsSaleFailed { event_id, order_id: e.order_id, reason: reason.into() }).await;
     }
     let rows = sqlx::query(
         "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 WHERE order_id = $1 AND status = 'HELD' \
@@ -194,19 +156,9 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
     .fetch_all(&mut **tx)
     .await
     .context("failed to sell seats")?;
-    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1")
-        .bind(&e.order_id)
-        .execute(&mut **tx)
-        .await?;
-    outbox::append(
-        tx,
-        &SeatsSold {
-            event_id,
-            order_id: e.order_id,
-            seats: versions(&rows),
-        },
-    )
-    .await
+    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1").bind(&e.order_id).execute(&mut **tx).await?;
+    metrics::counter!(crate::metrics::CONFIRM_SUCCESS).increment(1);
+    outbox::append(tx, &SeatsSold { event_id, order_id: e.order_id, seats: versions(&rows) }).await
 }
 
 async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {

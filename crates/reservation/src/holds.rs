@@ -19,28 +19,16 @@ use crate::Reservation;
 
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A refusal in the contract's terms.
 pub fn refused(code: ErrorCode, message: impl Into<String>) -> PinRefused {
-    PinRefused {
-        code,
-        message: message.into(),
-    }
+    PinRefused { code, message: message.into() }
 }
 
 /// Why the seats could not be taken by `buyer`: unknown, sold, someone else's, or gone.
-async fn why_not(
-    tx: &mut Tx,
-    buyer: &str,
-    event_id: i64,
-    seat_ids: &[i64],
-    now: i64,
-) -> anyhow::Result<PinRefused> {
+async fn why_not(tx: &mut Tx, buyer: &str, event_id: i64, seat_ids: &[i64], now: i64) -> anyhow::Result<PinRefused> {
     let sql = format!(
         "SELECT seat_id, status, holder, expires_at, order_id FROM seats WHERE event_id = $1 AND seat_id IN ({})",
         placeholders(2, seat_ids.len())
@@ -49,68 +37,41 @@ async fn why_not(
     for id in seat_ids {
         query = query.bind(*id);
     }
-    let rows = query
-        .fetch_all(&mut **tx)
-        .await
-        .context("failed to read seats")?;
+    let rows = query.fetch_all(&mut **tx).await.context("failed to read seats")?;
     if rows.len() < seat_ids.len() {
         let found: Vec<i64> = rows.iter().map(|r| r.get("seat_id")).collect();
-        let missing = seat_ids
-            .iter()
-            .find(|id| !found.contains(id))
-            .copied()
-            .unwrap_or_default();
-        return Ok(refused(
-            ErrorCode::NotFound,
-            format!("seat {missing} of event {event_id} not found"),
-        ));
+        let missing = seat_ids.iter().find(|id| !found.contains(id)).copied().unwrap_or_default();
+        return Ok(refused(ErrorCode::NotFound, format!("seat {missing} of event {event_id} not found")));
     }
     let mut expired = None;
     for row in &rows {
         let seat_id: i64 = row.get("seat_id");
         let status: String = row.get("status");
         if status == "SOLD" {
-            return Ok(refused(
-                ErrorCode::SeatSold,
-                format!("seat {seat_id} is sold"),
-            ));
+            return Ok(refused(ErrorCode::SeatSold, format!("seat {seat_id} is sold")));
         }
-        let live = status == "HELD"
-            && row
-                .get::<Option<i64>, _>("expires_at")
-                .is_none_or(|e| e >= now);
+        let live = status == "HELD" && row.get::<Option<i64>, _>("expires_at").is_none_or(|e| e >= now);
         let mine = row.get::<Option<String>, _>("holder").as_deref() == Some(buyer);
         let pinned = row.get::<Option<String>, _>("order_id").is_some();
         if live && (!mine || pinned) {
-            let whose = if mine {
-                "pinned to your order"
-            } else {
-                "held by another buyer"
-            };
-            return Ok(refused(
-                ErrorCode::ReservationConflict,
-                format!("seat {seat_id} is {whose}"),
-            ));
+            let whose = if mine { "pinned to your order" } else { "held by another buyer" };
+            return Ok(refused(ErrorCode::ReservationConflict, format!("seat {seat_id} is {whose}")));
         }
         if !(live && mine) {
             expired.get_or_insert(seat_id);
         }
     }
     let seat_id = expired.unwrap_or(seat_ids[0]);
-    Ok(refused(
-        ErrorCode::ReservationExpired,
-        format!("your hold on seat {seat_id} is gone (expired or released)"),
-    ))
+    Ok(refused(ErrorCode::ReservationExpired, format!("your hold on seat {seat_id} is gone (expired or released)")))
 }
 
 /// Groups `(event_id, seat_id, version)` rows by event, for one event per show.
 fn by_event(rows: &[sqlx::any::AnyRow]) -> BTreeMap<i64, Vec<SeatVersion>> {
     let mut out: BTreeMap<i64, Vec<SeatVersion>> = BTreeMap::new();
     for r in rows {
-        out.entry(r.get("event_id")).or_default().push(SeatVersion {
-            seat_id: r.get("seat_id"),
-            version: r.get("version"),
-        });
+        out.entry(r.get("event_id"))
+            .or_default()
+            .push(SeatVersion { seat_id: r.get("seat_id"), version: r.get("version") });
     }
     out
 }
@@ -138,40 +99,22 @@ impl Reservation {
              AND (holder = $1 OR expires_at < $4))) RETURNING event_id, seat_id, version",
             placeholders(5, seat_ids.len())
         );
-        let mut query = sqlx::query(&sql)
-            .bind(buyer)
-            .bind(expires_at)
-            .bind(event_id)
-            .bind(now);
+        let mut query = sqlx::query(&sql).bind(buyer).bind(expires_at).bind(event_id).bind(now);
         for id in seat_ids {
             query = query.bind(*id);
         }
         let mut tx = self.db.begin().await?;
-        let rows = query
-            .fetch_all(&mut *tx)
-            .await
-            .context("failed to hold seats")?;
+        let rows = query.fetch_all(&mut *tx).await.context("failed to hold seats")?;
         if rows.len() != seat_ids.len() {
             let why = why_not(&mut tx, buyer, event_id, seat_ids, now).await?;
             tx.rollback().await?;
             return Ok(Err(why));
         }
         let seats = by_event(&rows).remove(&event_id).unwrap_or_default();
-        outbox::append(
-            &mut tx,
-            &SeatsHeld {
-                event_id,
-                seats,
-                expires_at,
-            },
-        )
-        .await?;
+        outbox::append(&mut tx, &SeatsHeld { event_id, seats, expires_at }).await?;
         tx.commit().await.context("failed to commit hold")?;
         self.relay.wake();
-        Ok(Ok(HoldOutcome {
-            expires_at,
-            hold_secs,
-        }))
+        Ok(Ok(HoldOutcome { expires_at, hold_secs }))
     }
 
     /// Moves the expiry of the buyer's live, unpinned hold to `secs` from now.
@@ -207,12 +150,7 @@ impl Reservation {
     }
 
     /// Gives up the buyer's live, unpinned hold.
-    pub async fn release(
-        &self,
-        buyer: &str,
-        event_id: i64,
-        seat_id: i64,
-    ) -> anyhow::Result<Result<(), PinRefused>> {
+    pub async fn release(&self, buyer: &str, event_id: i64, seat_id: i64) -> anyhow::Result<Result<(), PinRefused>> {
         let now = contract::now_millis();
         let mut tx = self.db.begin().await?;
         let rows = sqlx::query(
@@ -232,16 +170,8 @@ impl Reservation {
             return Ok(Err(why));
         }
         for (event_id, seats) in by_event(&rows) {
-            outbox::append(
-                &mut tx,
-                &SeatsReleased {
-                    event_id,
-                    seats,
-                    reason: "RELEASED".into(),
-                    order_id: None,
-                },
-            )
-            .await?;
+            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "RELEASED".into(), order_id: None })
+                .await?;
         }
         tx.commit().await?;
         self.relay.wake();
@@ -249,10 +179,7 @@ impl Reservation {
     }
 
     /// The buyer's live holds: `(event_id, seat_id, expires_at, order_id)`.
-    pub async fn holds_of(
-        &self,
-        buyer: &str,
-    ) -> anyhow::Result<Vec<(i64, i64, Option<i64>, Option<String>)>> {
+    pub async fn holds_of(&self, buyer: &str) -> anyhow::Result<Vec<(i64, i64, Option<i64>, Option<String>)>> {
         let rows = sqlx::query(
             "SELECT event_id, seat_id, expires_at, order_id FROM seats WHERE holder = $1 AND status = 'HELD' \
              AND (expires_at IS NULL OR expires_at >= $2) ORDER BY event_id, seat_id",
@@ -262,17 +189,7 @@ impl Reservation {
         .fetch_all(self.db.reader())
         .await
         .context("failed to list holds")?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("event_id"),
-                    r.get("seat_id"),
-                    r.get("expires_at"),
-                    r.get("order_id"),
-                )
-            })
-            .collect())
+        Ok(rows.iter().map(|r| (r.get("event_id"), r.get("seat_id"), r.get("expires_at"), r.get("order_id"))).collect())
     }
 
     /// Frees holds past their expiry and pins whose lease lapsed; one batch.
@@ -291,54 +208,36 @@ impl Reservation {
         if rows.is_empty() {
             return Ok(0);
         }
-        let (lapsed, expired): (Vec<_>, Vec<_>) = rows
-            .into_iter()
-            .partition(|r| r.get::<Option<String>, _>("order_id").is_some());
+        let (lapsed, expired): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| r.get::<Option<String>, _>("order_id").is_some());
         for (event_id, seats) in by_event(&expired) {
-            outbox::append(
-                &mut tx,
-                &SeatsReleased {
-                    event_id,
-                    seats,
-                    reason: "EXPIRED".into(),
-                    order_id: None,
-                },
-            )
-            .await?;
+            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "EXPIRED".into(), order_id: None })
+                .await?;
         }
         let mut orders: BTreeMap<String, Vec<&sqlx::any::AnyRow>> = BTreeMap::new();
         for r in &lapsed {
             orders.entry(r.get("order_id")).or_default().push(r);
         }
         for (order_id, rows) in orders {
-            sqlx::query(
-                "UPDATE pins SET state = 'LAPSED' WHERE order_id = $1 AND state = 'LEASED'",
-            )
-            .bind(&order_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE pins SET state = 'LAPSED' WHERE order_id = $1 AND state = 'LEASED'")
+                .bind(&order_id)
+                .execute(&mut *tx)
+                .await?;
             let owned: Vec<sqlx::any::AnyRow> = rows.into_iter().cloned().collect();
             for (event_id, seats) in by_event(&owned) {
                 outbox::append(
                     &mut tx,
-                    &SeatsReleased {
-                        event_id,
-                        seats,
-                        reason: "PIN_LAPSED".into(),
-                        order_id: Some(order_id.clone()),
-                    },
+                    &SeatsReleased { event_id, seats, reason: "PIN_LAPSED".into(), order_id: Some(order_id.clone()) },
                 )
                 .await?;
             }
         }
         tx.commit().await?;
         self.relay.wake();
+        metrics::counter!(crate::metrics::HOLD_EXPIRED).increment(expired.len() as u64);
+        metrics::counter!(crate::metrics::PIN_LAPSED).increment(lapsed.len() as u64);
         let n = expired.len() + lapsed.len();
-        tracing::info!(
-            expired = expired.len(),
-            lapsed = lapsed.len(),
-            "holds swept"
-        );
+        tracing::info!(expired = expired.len(), lapsed = lapsed.len(), "holds swept");
         Ok(n)
     }
 }
@@ -354,29 +253,19 @@ impl Holds for Reservation {
         seat_ids.sort_unstable();
         let wanted = serde_json::to_string(&seat_ids)?;
         let mut tx = self.db.begin().await?;
-        let existing =
-            sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
-                .bind(&req.order_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing = sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
+            .bind(&req.order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(pin) = existing {
             let same = pin.get::<i64, _>("event_id") == req.event_id
                 && pin.get::<String, _>("buyer") == req.buyer
                 && pin.get::<String, _>("seat_ids") == wanted;
             if !same {
-                return Ok(Err(refused(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this order was made for other seats",
-                )));
+                return Ok(Err(refused(ErrorCode::IdempotencyKeyReused, "this order was made for other seats")));
             }
-            if matches!(
-                pin.get::<String, _>("state").as_str(),
-                "LAPSED" | "RELEASED" | "FAILED"
-            ) {
-                return Ok(Err(refused(
-                    ErrorCode::ReservationExpired,
-                    "the holds of this order are gone",
-                )));
+            if matches!(pin.get::<String, _>("state").as_str(), "LAPSED" | "RELEASED" | "FAILED") {
+                return Ok(Err(refused(ErrorCode::ReservationExpired, "the holds of this order are gone")));
             }
             let prices = prices(&mut tx, &req.order_id).await?;
             return Ok(Ok(Pinned { seats: prices }));
@@ -386,19 +275,12 @@ impl Holds for Reservation {
              AND order_id IS NULL AND expires_at >= $5 AND seat_id IN ({}) RETURNING seat_id",
             placeholders(6, seat_ids.len())
         );
-        let mut query = sqlx::query(&sql)
-            .bind(&req.order_id)
-            .bind(lease_until)
-            .bind(req.event_id)
-            .bind(&req.buyer)
-            .bind(now);
+        let mut query =
+            sqlx::query(&sql).bind(&req.order_id).bind(lease_until).bind(req.event_id).bind(&req.buyer).bind(now);
         for id in &seat_ids {
             query = query.bind(*id);
         }
-        let pinned = query
-            .fetch_all(&mut *tx)
-            .await
-            .context("failed to pin holds")?;
+        let pinned = query.fetch_all(&mut *tx).await.context("failed to pin holds")?;
         if pinned.len() != seat_ids.len() {
             let why = why_not(&mut tx, &req.buyer, req.event_id, &seat_ids, now).await?;
             tx.rollback().await?;
@@ -425,11 +307,5 @@ async fn prices(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<PinnedSeat>> 
         .fetch_all(&mut **tx)
         .await
         .context("failed to read prices")?;
-    Ok(rows
-        .iter()
-        .map(|r| PinnedSeat {
-            seat_id: r.get("seat_id"),
-            price: r.get("price"),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| PinnedSeat { seat_id: r.get("seat_id"), price: r.get("price") }).collect())
 }

@@ -17,14 +17,8 @@ use crate::Reservation;
 pub fn router(reservation: Reservation) -> Router {
     Router::new()
         .route("/ticketing/api/reservations", post(hold).get(my_holds))
-        .route(
-            "/ticketing/api/reservations/{event_id}/{seat_id}/extend",
-            post(extend),
-        )
-        .route(
-            "/ticketing/api/reservations/{event_id}/{seat_id}",
-            axum::routing::delete(release),
-        )
+        .route("/ticketing/api/reservations/{event_id}/{seat_id}/extend", post(extend))
+        .route("/ticketing/api/reservations/{event_id}/{seat_id}", axum::routing::delete(release))
         .route("/ticketing/api/admin/audit/reservation", get(audit))
         .with_state(reservation)
 }
@@ -38,18 +32,12 @@ const ABSURD_SECS: i64 = 86_400;
 
 fn seconds(value: i64, field: &str) -> Result<i64, ApiError> {
     if !(1..=ABSURD_SECS).contains(&value) {
-        return Err(ApiError::validation(format!(
-            "{field} must be 1 to {ABSURD_SECS}"
-        )));
+        return Err(ApiError::validation(format!("{field} must be 1 to {ABSURD_SECS}")));
     }
     Ok(value)
 }
 
-async fn hold(
-    State(r): State<Reservation>,
-    buyer: Buyer,
-    ApiJson(req): ApiJson<HoldRequest>,
-) -> ApiResult<Response> {
+async fn hold(State(r): State<Reservation>, buyer: Buyer, ApiJson(req): ApiJson<HoldRequest>) -> ApiResult<Response> {
     let seat_ids = match (&req.seat_ids, req.seat_id) {
         (Some(ids), first) => {
             if first.is_some_and(|f| !ids.contains(&f)) {
@@ -61,10 +49,7 @@ async fn hold(
         (None, None) => return Err(ApiError::validation("seatId or seatIds is required")),
     };
     if seat_ids.is_empty() || seat_ids.len() > r.policy.max_seats {
-        return Err(ApiError::validation(format!(
-            "hold 1 to {} seats at once",
-            r.policy.max_seats
-        )));
+        return Err(ApiError::validation(format!("hold 1 to {} seats at once", r.policy.max_seats)));
     }
     let mut sorted = seat_ids.clone();
     sorted.sort_unstable();
@@ -72,14 +57,20 @@ async fn hold(
     if sorted.len() != seat_ids.len() {
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
-    let secs = seconds(
-        req.hold_seconds.unwrap_or(r.policy.default_secs),
-        "holdSeconds",
-    )?;
-    let outcome = r
-        .hold(&buyer.id, req.event_id, &sorted, secs)
-        .await?
-        .map_err(refusal)?;
+    let secs = seconds(req.hold_seconds.unwrap_or(r.policy.default_secs), "holdSeconds")?;
+    let outcome = r.hold(&buyer.id, req.event_id, &sorted, secs).await?;
+    match &outcome {
+        Ok(_) => metrics::counter!(crate::metrics::HOLD_SUCCESS).increment(1),
+        Err(refused) if refused.code == contract::ErrorCode::ReservationConflict => {
+            metrics::counter!(crate::metrics::HOLD_CONFLICT).increment(1)
+        }
+        Err(refused) => {
+            let code =
+                serde_json::to_value(refused.code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            metrics::counter!(crate::metrics::HOLD_REFUSED, "code" => code).increment(1)
+        }
+    }
+    let outcome = outcome.map_err(refusal)?;
     let body = HoldResponse {
         event_id: req.event_id,
         seat_id: seat_ids[0],
@@ -98,13 +89,8 @@ async fn extend(
     ApiJson(req): ApiJson<ExtendRequest>,
 ) -> ApiResult<Json<ExtendResponse>> {
     let secs = seconds(req.seconds, "seconds")?;
-    let expires_at = r
-        .extend(&buyer, event_id, seat_id, secs)
-        .await?
-        .map_err(refusal)?;
-    Ok(Json(ExtendResponse {
-        expires_at: contract::rfc3339(expires_at),
-    }))
+    let expires_at = r.extend(&buyer, event_id, seat_id, secs).await?.map_err(refusal)?;
+    Ok(Json(ExtendResponse { expires_at: contract::rfc3339(expires_at) }))
 }
 
 async fn release(
@@ -112,17 +98,12 @@ async fn release(
     KnownBuyer(buyer): KnownBuyer,
     ApiPath((event_id, seat_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    r.release(&buyer, event_id, seat_id)
-        .await?
-        .map_err(refusal)?;
+    r.release(&buyer, event_id, seat_id).await?.map_err(refusal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Extension: the caller's live holds, so a page can show its countdowns after a reload.
-async fn my_holds(
-    State(r): State<Reservation>,
-    KnownBuyer(buyer): KnownBuyer,
-) -> ApiResult<Json<serde_json::Value>> {
+async fn my_holds(State(r): State<Reservation>, KnownBuyer(buyer): KnownBuyer) -> ApiResult<Json<serde_json::Value>> {
     let holds: Vec<_> = r
         .holds_of(&buyer)
         .await?
@@ -153,7 +134,5 @@ async fn audit(State(r): State<Reservation>, _: Admin) -> ApiResult<Json<serde_j
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "seats": seats, "sweepIntervalMs": r.policy.sweep_interval.as_millis() as i64 }),
-    ))
+    Ok(Json(json!({ "seats": seats, "sweepIntervalMs": r.policy.sweep_interval.as_millis() as i64 })))
 }

@@ -10,6 +10,7 @@
 mod consume;
 mod holds;
 mod http;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,12 +70,8 @@ pub struct Reservation {
 
 impl Reservation {
     pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
-        let relay = Relay::new(db.clone(), bus);
-        Reservation {
-            db,
-            relay,
-            policy: Arc::new(policy),
-        }
+        let relay = Relay::new("reservation", db.clone(), bus);
+        Reservation { db, relay, policy: Arc::new(policy) }
     }
 
     pub fn relay(&self) -> &Relay {
@@ -89,9 +86,7 @@ impl Reservation {
     /// The consumers this module runs: seat layouts from the catalog, orders created and
     /// cancelled, payments succeeded.
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        let handler = Arc::new(consume::Saga {
-            reservation: self.clone(),
-        });
+        let handler = Arc::new(consume::Saga { reservation: self.clone() });
         [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC]
             .into_iter()
             .map(|topic| Consumer {
@@ -117,22 +112,18 @@ impl Reservation {
     }
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
-        let overdue_after =
-            contract::now_millis() - self.policy.sweep_interval.as_millis() as i64 - 2_000;
+        let overdue_after = contract::now_millis() - self.policy.sweep_interval.as_millis() as i64 - 2_000;
         let r = self.db.reader();
-        let count =
-            |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(r).await };
+        let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(r).await };
         Ok(vec![
             Check::count(
                 "sold_seats_have_an_order",
-                count("SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL")
-                    .await?,
+                count("SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL").await?,
                 "SOLD seats without an order",
             ),
             Check::count(
                 "held_seats_have_a_holder",
-                count("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL")
-                    .await?,
+                count("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL").await?,
                 "HELD seats without a holder",
             ),
             Check::count(
@@ -146,12 +137,10 @@ impl Reservation {
             ),
             Check::count(
                 "no_hold_outlives_its_expiry",
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND expires_at < $1",
-                )
-                .bind(overdue_after)
-                .fetch_one(r)
-                .await?,
+                sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND expires_at < $1")
+                    .bind(overdue_after)
+                    .fetch_one(r)
+                    .await?,
                 "holds past their expiry by more than the sweep interval",
             ),
             outbox_check(&self.relay).await?,

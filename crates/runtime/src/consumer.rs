@@ -48,11 +48,7 @@ impl Consumer {
             match self.bus.subscribe(self.topic, self.group).await {
                 Ok(s) => break s,
                 Err(error) => {
-                    tracing::warn!(
-                        topic = self.topic,
-                        error = format!("{error:#}"),
-                        "subscribe failed; retrying"
-                    );
+                    tracing::warn!(topic = self.topic, error = format!("{error:#}"), "subscribe failed; retrying");
                     crate::backoff_sleep(failures).await;
                     failures += 1;
                 }
@@ -62,11 +58,7 @@ impl Consumer {
             match self.step(&mut *subscription).await {
                 Ok(()) => failures = 0,
                 Err(error) => {
-                    tracing::warn!(
-                        topic = self.topic,
-                        error = format!("{error:#}"),
-                        "consumer failed; retrying"
-                    );
+                    tracing::warn!(topic = self.topic, error = format!("{error:#}"), "consumer failed; retrying");
                     crate::backoff_sleep(failures).await;
                     failures += 1;
                 }
@@ -81,11 +73,7 @@ impl Consumer {
         };
         if let Err(error) = self.apply(&batch).await {
             // One bad event must not hold back the rest: apply them one at a time.
-            tracing::warn!(
-                topic = self.topic,
-                error = format!("{error:#}"),
-                "batch failed; applying one by one"
-            );
+            tracing::warn!(topic = self.topic, error = format!("{error:#}"), "batch failed; applying one by one");
             for delivery in &batch {
                 self.apply_alone(delivery).await;
             }
@@ -148,33 +136,36 @@ impl Consumer {
                 return Ok(());
             }
         };
-        let fresh = sqlx::query("INSERT INTO inbox (event_id, topic, applied_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(envelope.id.to_string())
-            .bind(self.topic)
-            .bind(contract::now_millis())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1;
+        let fresh =
+            sqlx::query("INSERT INTO inbox (event_id, topic, applied_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(envelope.id.to_string())
+                .bind(self.topic)
+                .bind(contract::now_millis())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                == 1;
         if !fresh {
             tracing::debug!(event_id = %envelope.id, "duplicate event skipped");
             return Ok(());
         }
-        let ctx = envelope
-            .traceparent
-            .as_deref()
-            .and_then(TraceContext::from_traceparent)
-            .unwrap_or_else(TraceContext::new_root);
         let span = tracing::info_span!(
             "consume",
+            otel.name = format!("{} {}", self.group, envelope.kind),
+            module = self.group,
             topic = self.topic,
-            group = self.group,
             event_type = %envelope.kind,
             event_id = %envelope.id,
-            trace_id = %ctx.trace_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
-        ctx.scope(self.handler.apply(tx, &envelope))
-            .instrument(span)
-            .await
+        let ctx = TraceContext::start(&span, envelope.traceparent.as_deref().and_then(TraceContext::from_traceparent));
+        ctx.scope(self.handler.apply(tx, &envelope)).instrument(span).await?;
+        // How long after it happened the event took effect here: the saga's steps.
+        let labels =
+            [("topic", self.topic.to_owned()), ("group", self.group.to_owned()), ("type", envelope.kind.clone())];
+        let age = (contract::now_millis() - envelope.occurred_at).max(0) as f64 / 1000.0;
+        metrics::histogram!(crate::metrics::EVENT_LAG, &labels).record(age);
+        Ok(())
     }
 }

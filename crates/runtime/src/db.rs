@@ -36,11 +36,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and applies the runtime's
     /// and then the module's migrations.
-    pub async fn open_sqlite(
-        path: &Path,
-        durability: Durability,
-        module: &Migrator,
-    ) -> anyhow::Result<Db> {
+    pub async fn open_sqlite(path: &Path, durability: Durability, module: &Migrator) -> anyhow::Result<Db> {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let sync = match durability {
@@ -55,22 +51,15 @@ impl Db {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
-                            .await?;
+                        conn.execute(format!("PRAGMA synchronous = {sync}").as_str()).await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         Ok(())
                     })
                 })
         };
-        let write = connect(1)
-            .connect(&url)
-            .await
-            .with_context(|| format!("failed to open {}", path.display()))?;
-        let read = connect(4)
-            .connect(&url)
-            .await
-            .context("failed to open readers")?;
+        let write = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
+        let read = connect(4).connect(&url).await.context("failed to open readers")?;
         let db = Db { write, read };
         db.migrate(module).await?;
         Ok(db)
@@ -80,25 +69,15 @@ impl Db {
         // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
         // versions (the runtime's are 1–99, a module's 100 and up).
         for (set, what) in [(&RUNTIME_MIGRATIONS, "runtime"), (module, "module")] {
-            let migrator = Migrator {
-                migrations: set.migrations.clone(),
-                ignore_missing: true,
-                ..Migrator::DEFAULT
-            };
-            migrator
-                .run(&self.write)
-                .await
-                .with_context(|| format!("failed to apply {what} migrations"))?;
+            let migrator = Migrator { migrations: set.migrations.clone(), ignore_missing: true, ..Migrator::DEFAULT };
+            migrator.run(&self.write).await.with_context(|| format!("failed to apply {what} migrations"))?;
         }
         Ok(())
     }
 
     /// Begins a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        self.write
-            .begin()
-            .await
-            .context("failed to begin a transaction")
+        self.write.begin().await.context("failed to begin a transaction")
     }
 
     /// The pool for reads, which never wait for the writer.

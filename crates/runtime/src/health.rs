@@ -20,11 +20,7 @@ impl Check {
         Check {
             name: name.to_owned(),
             ok: violations == 0,
-            detail: if violations == 0 {
-                "ok".to_owned()
-            } else {
-                format!("{violations} {what}")
-            },
+            detail: if violations == 0 { "ok".to_owned() } else { format!("{violations} {what}") },
         }
     }
 }

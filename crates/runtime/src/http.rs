@@ -30,11 +30,7 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let status = StatusCode::from_u16(code.status()).expect("contract statuses are valid");
-        ApiError {
-            code,
-            status,
-            message: message.into(),
-        }
+        ApiError { code, status, message: message.into() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -62,11 +58,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            trace_id: trace::current_trace_id(),
-        };
+        let body = ErrorBody { code: self.code, message: self.message, trace_id: trace::current_trace_id() };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -84,11 +76,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             let error = ApiError::validation(rejection.body_text());
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                error.with_status(status)
-            } else {
-                error
-            }
+            if status == StatusCode::PAYLOAD_TOO_LARGE { error.with_status(status) } else { error }
         })?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
@@ -136,10 +124,7 @@ impl Auth {
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?
-        .trim();
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
     (!token.is_empty()).then_some(token)
 }
 
@@ -155,11 +140,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn auth(parts: &Parts) -> Arc<Auth> {
-    parts
-        .extensions
-        .get::<Arc<Auth>>()
-        .cloned()
-        .expect("the Auth extension is installed")
+    parts.extensions.get::<Arc<Auth>>().cloned().expect("the Auth extension is installed")
 }
 
 fn known_buyer(parts: &Parts, auth: &Auth) -> Option<String> {
@@ -181,12 +162,8 @@ impl Buyer {
     /// The `Set-Cookie` header for a new anonymous buyer, if this is one.
     pub fn set_cookie(&self) -> Option<[(axum::http::HeaderName, HeaderValue); 1]> {
         let value = self.new_cookie.as_ref()?;
-        let cookie =
-            format!("{BUYER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000");
-        Some([(
-            SET_COOKIE,
-            HeaderValue::from_str(&cookie).expect("cookie is ascii"),
-        )])
+        let cookie = format!("{BUYER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000");
+        Some([(SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie is ascii"))])
     }
 }
 
@@ -196,17 +173,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Buyer {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = auth(parts);
         if let Some(id) = known_buyer(parts, &auth) {
-            return Ok(Buyer {
-                id,
-                new_cookie: None,
-            });
+            return Ok(Buyer { id, new_cookie: None });
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let value = format!("{id}.{}", auth.sign(&id));
-        Ok(Buyer {
-            id: format!("anon:{id}"),
-            new_cookie: Some(value),
-        })
+        Ok(Buyer { id: format!("anon:{id}"), new_cookie: Some(value) })
     }
 }
 
@@ -219,12 +190,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KnownBuyer {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         known_buyer(parts, &auth(parts))
             .map(KnownBuyer)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "no buyer: send a bearer token or the buyer cookie",
-                )
-            })
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no buyer: send a bearer token or the buyer cookie"))
     }
 }
 
@@ -237,10 +203,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = auth(parts);
         let Some(token) = bearer(&parts.headers) else {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "admin token required",
-            ));
+            return Err(ApiError::new(ErrorCode::Unauthorized, "admin token required"));
         };
         match &auth.admin_token {
             Some(admin) if constant_time_eq(admin.as_bytes(), token.as_bytes()) => Ok(Admin),
@@ -253,44 +216,64 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The module a route belongs to, for spans and logs.
+fn module_of(route: &str) -> &'static str {
+    let rest = route.strip_prefix("/ticketing/api/").unwrap_or(route);
+    let rest = rest.strip_prefix("admin/").unwrap_or(rest);
+    let rest = rest.strip_prefix("audit/").unwrap_or(rest);
+    match rest.split('/').next().unwrap_or_default() {
+        "events" | "catalog" => "catalog",
+        "reservations" | "reservation" => "reservation",
+        "orders" | "order" => "order",
+        "payments" | "payment" => "payment",
+        _ => "boxoffice",
+    }
+}
+
 /// Starts or continues the request's trace, runs the request inside it (logs, error
-/// bodies and outgoing events see it), and answers with the `Trace-Id` header. Empty
-/// framework errors (405, …) get the contract's body here.
+/// bodies and outgoing events see it), answers with the `Trace-Id` header, and counts
+/// the request by its route — never its raw path. Empty framework errors (405, …) get
+/// the contract's body here.
 pub async fn trace_middleware(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let headers = req.headers();
-    let ctx = headers
+    let parent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(TraceContext::from_traceparent)
-        .or_else(|| {
-            headers
-                .get(TRACE_ID)
-                .and_then(|v| v.to_str().ok())
-                .and_then(TraceContext::from_trace_id)
-        })
-        .unwrap_or_else(TraceContext::new_root);
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| req.uri().path().to_owned());
-    let span = tracing::info_span!("http", method = %req.method(), route, trace_id = %ctx.trace_id);
+        .or_else(|| headers.get(TRACE_ID).and_then(|v| v.to_str().ok()).and_then(TraceContext::from_trace_id));
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "http",
+        otel.name = format!("{method} {route}"),
+        module = module_of(&route),
+        method = %method,
+        route,
+        status = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let ctx = TraceContext::start(&span, parent);
     let trace_id = ctx.trace_id.clone();
     let mut response = ctx
-        .clone()
         .scope(async move {
             let response = next.run(req).await;
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED
-                && response.headers().get("content-type").is_none()
-            {
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get("content-type").is_none() {
                 return ApiError::validation("method not allowed")
                     .with_status(StatusCode::METHOD_NOT_ALLOWED)
                     .into_response();
             }
             response
         })
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+    let status = response.status().as_u16().to_string();
+    span.record("status", status.as_str());
+    let labels = [("method", method.to_string()), ("route", route), ("status", status)];
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(crate::metrics::HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(TRACE_ID, v);
     }
@@ -308,18 +291,12 @@ mod tests {
 
     #[test]
     fn cookies_verify_only_with_their_signature() {
-        let auth = Auth {
-            admin_token: None,
-            cookie_key: b"k".to_vec(),
-        };
+        let auth = Auth { admin_token: None, cookie_key: b"k".to_vec() };
         let value = format!("abc.{}", auth.sign("abc"));
         assert_eq!(auth.verify(&value).as_deref(), Some("anon:abc"));
         assert!(auth.verify("abc.00").is_none());
         assert!(auth.verify(&format!("abd.{}", auth.sign("abc"))).is_none());
-        let other = Auth {
-            admin_token: None,
-            cookie_key: b"other".to_vec(),
-        };
+        let other = Auth { admin_token: None, cookie_key: b"other".to_vec() };
         assert!(other.verify(&value).is_none());
     }
 }

@@ -16,6 +16,7 @@ pub mod consumer;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod telemetry;
 pub mod trace;

@@ -21,23 +21,22 @@ use crate::trace;
 pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
     let now = contract::now_millis();
     let envelope = Envelope::wrap(event, now, trace::current_traceparent());
-    sqlx::query(
-        "INSERT INTO outbox (id, topic, msg_key, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(envelope.id.to_string())
-    .bind(E::TOPIC)
-    .bind(&envelope.aggregate_id)
-    .bind(serde_json::to_string(&envelope)?)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .context("failed to append to the outbox")?;
+    sqlx::query("INSERT INTO outbox (id, topic, msg_key, envelope, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(envelope.id.to_string())
+        .bind(E::TOPIC)
+        .bind(&envelope.aggregate_id)
+        .bind(serde_json::to_string(&envelope)?)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .context("failed to append to the outbox")?;
     Ok(())
 }
 
 /// Publishes a module's outbox to the bus.
 #[derive(Clone)]
 pub struct Relay {
+    module: &'static str,
     db: Db,
     bus: Arc<dyn Bus>,
     wake: Arc<Notify>,
@@ -46,12 +45,13 @@ pub struct Relay {
 const BATCH: i64 = 512;
 
 impl Relay {
-    pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
-        Relay {
-            db,
-            bus,
-            wake: Arc::new(Notify::new()),
-        }
+    pub fn new(module: &'static str, db: Db, bus: Arc<dyn Bus>) -> Self {
+        Relay { module, db, bus, wake: Arc::new(Notify::new()) }
+    }
+
+    /// The module whose outbox this is.
+    pub fn module(&self) -> &'static str {
+        self.module
     }
 
     /// Tells the relay that a transaction with outbox rows has committed.
@@ -70,10 +70,7 @@ impl Relay {
                 }
                 Ok(_) => failures = 0,
                 Err(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "outbox relay failed; retrying"
-                    );
+                    tracing::warn!(error = format!("{error:#}"), "outbox relay failed; retrying");
                     crate::backoff_sleep(failures).await;
                     failures += 1;
                 }
@@ -84,7 +81,7 @@ impl Relay {
     /// Publishes one batch of unpublished rows; returns how many.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
         let rows = sqlx::query(
-            "SELECT seq, topic, msg_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
         .fetch_all(self.db.reader())
@@ -95,24 +92,22 @@ impl Relay {
         };
         let messages: Vec<Outgoing> = rows
             .iter()
-            .map(|r| Outgoing {
-                topic: r.get("topic"),
-                key: r.get("msg_key"),
-                body: r.get("envelope"),
-            })
+            .map(|r| Outgoing { topic: r.get("topic"), key: r.get("msg_key"), body: r.get("envelope") })
             .collect();
-        self.bus
-            .publish(&messages)
-            .await
-            .context("failed to publish")?;
+        self.bus.publish(&messages).await.context("failed to publish")?;
         // One relay per database in embedded mode and commits in seq order, so every
         // unpublished row up to `last` is one we just published.
+        let now = contract::now_millis();
         sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq <= $2 AND published_at IS NULL")
-            .bind(contract::now_millis())
+            .bind(now)
             .bind(last)
             .execute(self.db.writer())
             .await
             .context("failed to mark outbox rows published")?;
+        let lag = metrics::histogram!(crate::metrics::OUTBOX_LAG, "module" => self.module);
+        for row in &rows {
+            lag.record((now - row.get::<i64, _>("created_at")).max(0) as f64 / 1000.0);
+        }
         Ok(messages.len())
     }
 

@@ -7,7 +7,11 @@
 
 use std::fmt;
 
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use rand::Rng;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::telemetry::otel_enabled;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
@@ -23,45 +27,74 @@ tokio::task_local! {
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes().any(|b| b != b'0')
 }
 
 fn random_hex(bytes: usize) -> String {
     let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
 impl TraceContext {
     /// A new trace.
     pub fn new_root() -> Self {
-        TraceContext {
-            trace_id: random_hex(16),
-            span_id: random_hex(8),
-        }
+        TraceContext { trace_id: random_hex(16), span_id: random_hex(8) }
     }
 
-    /// A new span in the trace of `traceparent` (`00-<trace>-<span>-<flags>`), or `None`
-    /// when it is malformed.
+    /// The context a `traceparent` (`00-<trace>-<span>-<flags>`) names — its span is the
+    /// parent of ours — or `None` when it is malformed.
     pub fn from_traceparent(traceparent: &str) -> Option<Self> {
         let mut parts = traceparent.trim().split('-');
-        let (version, trace, parent, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version.len() != 2
-            || version == "ff"
-            || !is_hex(trace, 32)
-            || !is_hex(parent, 16)
-            || flags.len() != 2
-        {
+        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version.len() != 2 || version == "ff" || !is_hex(trace, 32) || !is_hex(parent, 16) || flags.len() != 2 {
             return None;
         }
-        Some(TraceContext {
-            trace_id: trace.to_owned(),
-            span_id: random_hex(8),
-        })
+        Some(TraceContext { trace_id: trace.to_owned(), span_id: parent.to_owned() })
+    }
+
+    /// Starts `span` as this process's hop of a trace: a child of `parent` (from a
+    /// `traceparent`, a `Trace-Id` header or an event envelope) or a new trace. The
+    /// span's `trace_id` and `span_id` fields are recorded for the logs, and, when spans
+    /// are exported, the exported span takes the same ids. Returns the span's context,
+    /// to run the work in with [`TraceContext::scope`].
+    pub fn start(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+        let mut ctx = match &parent {
+            Some(p) => TraceContext { trace_id: p.trace_id.clone(), span_id: random_hex(8) },
+            None => TraceContext::new_root(),
+        };
+        if otel_enabled() {
+            if let Some(p) = &parent {
+                let remote = SpanContext::new(
+                    TraceId::from_hex(&p.w3c_trace_id()).unwrap_or(TraceId::INVALID),
+                    SpanId::from_hex(&p.span_id).unwrap_or(SpanId::INVALID),
+                    TraceFlags::SAMPLED,
+                    true,
+                    TraceState::default(),
+                );
+                let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+            }
+            let otel = span.context().span().span_context().clone();
+            if otel.is_valid() {
+                if parent.is_none() {
+                    ctx.trace_id = otel.trace_id().to_string();
+                }
+                ctx.span_id = otel.span_id().to_string();
+            }
+        }
+        span.record("trace_id", ctx.trace_id.as_str());
+        span.record("span_id", ctx.span_id.as_str());
+        ctx
+    }
+
+    /// The trace id as 32 hex digits; a client's own non-W3C id is hashed into one.
+    fn w3c_trace_id(&self) -> String {
+        if is_hex(&self.trace_id, 32) {
+            self.trace_id.clone()
+        } else {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(self.trace_id.as_bytes())[..16])
+        }
     }
 
     /// A trace id given by a client in the `Trace-Id` header: a 32-hex id is used as it is;
@@ -69,27 +102,15 @@ impl TraceContext {
     /// can find its own id in the logs.
     pub fn from_trace_id(id: &str) -> Option<Self> {
         let id = id.trim();
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| TraceContext {
-            trace_id: id.to_ascii_lowercase(),
-            span_id: random_hex(8),
-        })
+        let ok =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| TraceContext { trace_id: id.to_ascii_lowercase(), span_id: random_hex(8) })
     }
 
-    /// The `traceparent` to pass on to what this span causes. A non-W3C trace id is
-    /// hashed into one so the header stays valid.
+    /// The `traceparent` to pass on to what this span causes.
     pub fn traceparent(&self) -> String {
-        let trace = if is_hex(&self.trace_id, 32) {
-            self.trace_id.clone()
-        } else {
-            use sha2::Digest;
-            hex::encode(&sha2::Sha256::digest(self.trace_id.as_bytes())[..16])
-        };
-        format!("00-{trace}-{}-01", self.span_id)
+        let span = if is_hex(&self.span_id, 16) { self.span_id.clone() } else { random_hex(8) };
+        format!("00-{}-{span}-01", self.w3c_trace_id())
     }
 
     /// Runs `fut` with this context as the current one.
@@ -111,9 +132,7 @@ impl fmt::Display for TraceContext {
 
 /// The current trace id, or an empty string outside any request or event.
 pub fn current_trace_id() -> String {
-    TraceContext::current()
-        .map(|c| c.trace_id)
-        .unwrap_or_default()
+    TraceContext::current().map(|c| c.trace_id).unwrap_or_default()
 }
 
 /// The `traceparent` to put on an event caused by the current request or event.
@@ -127,16 +146,12 @@ mod tests {
 
     #[test]
     fn continues_a_valid_traceparent() {
-        let ctx = TraceContext::from_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .unwrap();
+        let parent = TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(parent.span_id, "00f067aa0ba902b7");
+        let ctx = TraceContext::start(&tracing::Span::none(), Some(parent));
         assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(ctx.span_id, "00f067aa0ba902b7");
-        assert!(
-            ctx.traceparent()
-                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
-        );
+        assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
     }
 
     #[test]

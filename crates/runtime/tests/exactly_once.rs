@@ -41,34 +41,17 @@ impl Handler for Recorder {
 
 async fn setup() -> (tempfile::TempDir, Arc<dyn Bus>, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(
-        EmbeddedBus::open(&dir.path().join("bus.db"), Durability::Normal)
-            .await
-            .unwrap(),
-    );
-    let db = Db::open_sqlite(
-        &dir.path().join("module.db"),
-        Durability::Normal,
-        &MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.path().join("bus.db"), Durability::Normal).await.unwrap());
+    let db = Db::open_sqlite(&dir.path().join("module.db"), Durability::Normal, &MIGRATIONS).await.unwrap();
     (dir, bus, db)
 }
 
 fn message(envelope: &Envelope) -> Outgoing {
-    Outgoing {
-        topic: TOPIC.into(),
-        key: envelope.aggregate_id.clone(),
-        body: serde_json::to_string(envelope).unwrap(),
-    }
+    Outgoing { topic: TOPIC.into(), key: envelope.aggregate_id.clone(), body: serde_json::to_string(envelope).unwrap() }
 }
 
 async fn applied(db: &Db) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT event_id, topic FROM applied ORDER BY rowid")
-        .fetch_all(db.reader())
-        .await
-        .unwrap()
+    sqlx::query_as("SELECT event_id, topic FROM applied ORDER BY rowid").fetch_all(db.reader()).await.unwrap()
 }
 
 async fn drain(bus: &Arc<dyn Bus>) {
@@ -87,35 +70,17 @@ fn consumer(db: &Db, bus: &Arc<dyn Bus>, fail_first: u32) -> Consumer {
         bus: bus.clone(),
         topic: TOPIC,
         group: "test",
-        handler: Arc::new(Recorder {
-            fail_first: AtomicU32::new(fail_first),
-        }),
+        handler: Arc::new(Recorder { fail_first: AtomicU32::new(fail_first) }),
     }
 }
 
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once_and_a_failed_one_is_retried() {
     let (_dir, bus, db) = setup().await;
-    let first = Envelope::wrap(
-        &EventReset {
-            event_id: 1,
-            reset_at: 0,
-        },
-        0,
-        None,
-    );
-    let second = Envelope::wrap(
-        &EventReset {
-            event_id: 2,
-            reset_at: 0,
-        },
-        0,
-        None,
-    );
+    let first = Envelope::wrap(&EventReset { event_id: 1, reset_at: 0 }, 0, None);
+    let second = Envelope::wrap(&EventReset { event_id: 2, reset_at: 0 }, 0, None);
     // The relay published `first` twice (it crashed before marking it), then `second`.
-    bus.publish(&[message(&first), message(&first), message(&second)])
-        .await
-        .unwrap();
+    bus.publish(&[message(&first), message(&first), message(&second)]).await.unwrap();
     let task = tokio::spawn(consumer(&db, &bus, 2).run());
     drain(&bus).await;
     let ids: Vec<String> = applied(&db).await.into_iter().map(|(id, _)| id).collect();
@@ -133,14 +98,7 @@ async fn a_redelivered_event_is_applied_once_and_a_failed_one_is_retried() {
 #[tokio::test]
 async fn uncommitted_deliveries_come_again_to_the_group() {
     let (_dir, bus, _db) = setup().await;
-    let e = Envelope::wrap(
-        &EventReset {
-            event_id: 1,
-            reset_at: 0,
-        },
-        0,
-        None,
-    );
+    let e = Envelope::wrap(&EventReset { event_id: 1, reset_at: 0 }, 0, None);
     bus.publish(&[message(&e)]).await.unwrap();
     let mut sub = bus.subscribe(TOPIC, "g").await.unwrap();
     let got = sub.poll(10, Duration::from_millis(100)).await.unwrap();
@@ -151,54 +109,23 @@ async fn uncommitted_deliveries_come_again_to_the_group() {
     assert_eq!(got.len(), 1, "redelivered");
     again.commit(got[0].offset).await.unwrap();
     let mut after = bus.subscribe(TOPIC, "g").await.unwrap();
-    assert!(
-        after
-            .poll(10, Duration::from_millis(50))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(after.poll(10, Duration::from_millis(50)).await.unwrap().is_empty());
     // Another group reads the topic from the start.
     let mut other = bus.subscribe(TOPIC, "other").await.unwrap();
-    assert_eq!(
-        other
-            .poll(10, Duration::from_millis(50))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(other.poll(10, Duration::from_millis(50)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn the_relay_publishes_only_committed_events_with_their_trace() {
     let (_dir, bus, db) = setup().await;
-    let relay = Relay::new(db.clone(), bus.clone());
-    let ctx =
-        TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .unwrap();
+    let relay = Relay::new("test", db.clone(), bus.clone());
+    let ctx = TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
     ctx.scope(async {
         let mut tx = db.begin().await.unwrap();
-        outbox::append(
-            &mut tx,
-            &EventReset {
-                event_id: 7,
-                reset_at: 0,
-            },
-        )
-        .await
-        .unwrap();
+        outbox::append(&mut tx, &EventReset { event_id: 7, reset_at: 0 }).await.unwrap();
         tx.rollback().await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        outbox::append(
-            &mut tx,
-            &EventReset {
-                event_id: 8,
-                reset_at: 0,
-            },
-        )
-        .await
-        .unwrap();
+        outbox::append(&mut tx, &EventReset { event_id: 8, reset_at: 0 }).await.unwrap();
         tx.commit().await.unwrap();
     })
     .await;
@@ -211,13 +138,7 @@ async fn the_relay_publishes_only_committed_events_with_their_trace() {
     drain(&bus).await;
     let rows = applied(&db).await;
     assert_eq!(rows.len(), 1);
-    assert!(
-        rows[0]
-            .1
-            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-        "trace carried: {}",
-        rows[0].1
-    );
+    assert!(rows[0].1.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "trace carried: {}", rows[0].1);
     task.abort();
 }
 
@@ -226,40 +147,16 @@ async fn pruning_keeps_what_a_group_has_not_committed() {
     let (_dir, bus, _db) = setup().await;
     let mut fast = bus.subscribe(TOPIC, "fast").await.unwrap();
     let mut slow = bus.subscribe(TOPIC, "slow").await.unwrap();
-    let events: Vec<Outgoing> = (0..3)
-        .map(|i| {
-            message(&Envelope::wrap(
-                &EventReset {
-                    event_id: i,
-                    reset_at: 0,
-                },
-                0,
-                None,
-            ))
-        })
-        .collect();
+    let events: Vec<Outgoing> =
+        (0..3).map(|i| message(&Envelope::wrap(&EventReset { event_id: i, reset_at: 0 }, 0, None))).collect();
     bus.publish(&events).await.unwrap();
     let got = fast.poll(10, Duration::from_millis(50)).await.unwrap();
     fast.commit(got[2].offset).await.unwrap();
     let got = slow.poll(1, Duration::from_millis(50)).await.unwrap();
     slow.commit(got[0].offset).await.unwrap();
     let far_future = contract::now_millis() + 60_000;
-    assert_eq!(
-        bus.prune(far_future).await.unwrap(),
-        1,
-        "only what both groups committed"
-    );
+    assert_eq!(bus.prune(far_future).await.unwrap(), 1, "only what both groups committed");
     assert_eq!(bus.lag(TOPIC, "slow").await.unwrap(), 2);
-    assert_eq!(
-        slow.poll(10, Duration::from_millis(50))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        bus.prune(0).await.unwrap(),
-        0,
-        "nothing younger than the cutoff"
-    );
+    assert_eq!(slow.poll(10, Duration::from_millis(50)).await.unwrap().len(), 2);
+    assert_eq!(bus.prune(0).await.unwrap(), 0, "nothing younger than the cutoff");
 }

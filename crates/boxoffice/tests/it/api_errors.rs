@@ -10,12 +10,7 @@ async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
     let app = spawn_app().await;
     let url = app.api("/reservations");
     let post = |body: &'static str| {
-        app.http
-            .post(&url)
-            .bearer_auth("mallory")
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
+        app.http.post(&url).bearer_auth("mallory").header("content-type", "application/json").body(body).send()
     };
     for body in [
         "{",
@@ -36,26 +31,10 @@ async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
     ] {
         assert_error(post(body).await.unwrap(), 422, "VALIDATION_FAILED").await;
     }
-    assert_error(
-        post(r#"{"eventId":424242,"seatId":1}"#).await.unwrap(),
-        404,
-        "NOT_FOUND",
-    )
-    .await;
-    assert_error(
-        post(r#"{"eventId":1,"seatId":101}"#).await.unwrap(),
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(post(r#"{"eventId":424242,"seatId":1}"#).await.unwrap(), 404, "NOT_FOUND").await;
+    assert_error(post(r#"{"eventId":1,"seatId":101}"#).await.unwrap(), 404, "NOT_FOUND").await;
     // Nothing was held by any of it.
-    let holds: Value = app
-        .buyer("mallory")
-        .get("/reservations")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let holds: Value = app.buyer("mallory").get("/reservations").await.json().await.unwrap();
     assert_eq!(holds, json!([]));
     assert_eq!(app.seat_status(1, 1).await, "AVAILABLE");
 }
@@ -63,18 +42,8 @@ async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused_with_413() {
     let app = spawn_app().await;
-    let huge = format!(
-        r#"{{"eventId":1,"seatId":1,"pad":"{}"}}"#,
-        "x".repeat(200_000)
-    );
-    let r = app
-        .http
-        .post(app.api("/reservations"))
-        .bearer_auth("big")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let huge = format!(r#"{{"eventId":1,"seatId":1,"pad":"{}"}}"#, "x".repeat(200_000));
+    let r = app.http.post(app.api("/reservations")).bearer_auth("big").body(huge).send().await.unwrap();
     assert_error(r, 413, "VALIDATION_FAILED").await;
 }
 
@@ -85,14 +54,8 @@ async fn bad_orders_are_refused_and_create_nothing() {
     assert_eq!(buyer.hold(1, &[44]).await.status(), StatusCode::CREATED);
     let url = app.api("/orders");
     // No key, an empty key, and malformed bodies.
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth("oscar")
-        .json(&json!({ "eventId": 1, "seatIds": [44] }))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        app.http.post(&url).bearer_auth("oscar").json(&json!({ "eventId": 1, "seatIds": [44] })).send().await.unwrap();
     assert_error(r, 422, "VALIDATION_FAILED").await;
     let r = app
         .http
@@ -110,15 +73,8 @@ async fn bad_orders_are_refused_and_create_nothing() {
         json!({ "eventId": 1, "seatIds": ["44"] }),
         json!({ "eventId": 1, "seatIds": [44, 44] }),
     ] {
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth("oscar")
-            .header("Idempotency-Key", "k")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r =
+            app.http.post(&url).bearer_auth("oscar").header("Idempotency-Key", "k").json(&body).send().await.unwrap();
         assert_error(r, 422, "VALIDATION_FAILED").await;
     }
     // Without any identity.
@@ -136,29 +92,16 @@ async fn bad_orders_are_refused_and_create_nothing() {
     let mine: Value = buyer.get("/orders").await.json().await.unwrap();
     assert_eq!(mine, json!([]));
     // The hold is still there to be ordered properly.
-    assert_eq!(
-        buyer.order("k3", 1, &[44]).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(buyer.order("k3", 1, &[44]).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_ids_and_methods_get_contract_errors() {
     let app = spawn_app().await;
     let get = |path: String| app.http.get(path).send();
-    assert_error(
-        get(app.api("/events/424242")).await.unwrap(),
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(get(app.api("/events/424242")).await.unwrap(), 404, "NOT_FOUND").await;
     assert_error(get(app.api("/events/abc")).await.unwrap(), 404, "NOT_FOUND").await;
-    assert_error(
-        get(app.api("/events/424242/seats")).await.unwrap(),
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(get(app.api("/events/424242/seats")).await.unwrap(), 404, "NOT_FOUND").await;
     assert_error(get(app.api("/nowhere")).await.unwrap(), 404, "NOT_FOUND").await;
     let r = app.http.delete(app.api("/events")).send().await.unwrap();
     assert_error(r, 405, "VALIDATION_FAILED").await;
@@ -186,47 +129,16 @@ async fn unknown_paths_ids_and_methods_get_contract_errors() {
 async fn admin_endpoints_need_the_admin_token_and_valid_layouts() {
     let app = spawn_app().await;
     let url = app.api("/admin/events");
-    let event =
-        json!({ "title": "Late show", "dateTime": "2026-12-31T23:00:00", "rows": 5, "cols": 5 });
+    let event = json!({ "title": "Late show", "dateTime": "2026-12-31T23:00:00", "rows": 5, "cols": 5 });
+    assert_error(app.http.post(&url).json(&event).send().await.unwrap(), 401, "UNAUTHORIZED").await;
+    assert_error(app.http.post(&url).bearer_auth("buyer").json(&event).send().await.unwrap(), 403, "FORBIDDEN").await;
     assert_error(
-        app.http.post(&url).json(&event).send().await.unwrap(),
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
-    assert_error(
-        app.http
-            .post(&url)
-            .bearer_auth("buyer")
-            .json(&event)
-            .send()
-            .await
-            .unwrap(),
+        app.http.post(app.api("/admin/events/1/reset")).bearer_auth("buyer").send().await.unwrap(),
         403,
         "FORBIDDEN",
     )
     .await;
-    assert_error(
-        app.http
-            .post(app.api("/admin/events/1/reset"))
-            .bearer_auth("buyer")
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "FORBIDDEN",
-    )
-    .await;
-    assert_error(
-        app.http
-            .get(app.api("/admin/audit/order"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
+    assert_error(app.http.get(app.api("/admin/audit/order")).send().await.unwrap(), 401, "UNAUTHORIZED").await;
     for bad in [
         json!({ "title": "", "dateTime": "2026-12-31T23:00:00", "rows": 5, "cols": 5 }),
         json!({ "title": "x", "dateTime": "tomorrow", "rows": 5, "cols": 5 }),
@@ -234,44 +146,13 @@ async fn admin_endpoints_need_the_admin_token_and_valid_layouts() {
         json!({ "title": "x", "dateTime": "2026-12-31T23:00:00", "rows": 1000, "cols": 1000 }),
         json!({ "title": "x", "dateTime": "2026-12-31T23:00:00", "rows": 5, "cols": 5, "basePrice": -1 }),
     ] {
-        assert_error(
-            app.http
-                .post(&url)
-                .bearer_auth(ADMIN)
-                .json(&bad)
-                .send()
-                .await
-                .unwrap(),
-            422,
-            "VALIDATION_FAILED",
-        )
-        .await;
+        assert_error(app.http.post(&url).bearer_auth(ADMIN).json(&bad).send().await.unwrap(), 422, "VALIDATION_FAILED")
+            .await;
     }
-    assert_error(
-        app.admin_post("/admin/events/424242/reset", json!({}))
-            .await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
-    let events: Value = app
-        .http
-        .get(app.api("/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        events.as_array().unwrap().len(),
-        3,
-        "only the demo events exist"
-    );
-    assert_eq!(
-        app.admin_post("/admin/events", event).await.status(),
-        StatusCode::CREATED
-    );
+    assert_error(app.admin_post("/admin/events/424242/reset", json!({})).await, 404, "NOT_FOUND").await;
+    let events: Value = app.http.get(app.api("/events")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 3, "only the demo events exist");
+    assert_eq!(app.admin_post("/admin/events", event).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,21 +162,12 @@ async fn the_trace_id_comes_from_traceparent_or_trace_id_and_is_always_answered(
     let r = app
         .http
         .get(&url)
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         .send()
         .await
         .unwrap();
     assert_eq!(r.headers()["trace-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    let r = app
-        .http
-        .get(&url)
-        .header("trace-id", "k6-run-7")
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(&url).header("trace-id", "k6-run-7").send().await.unwrap();
     assert_eq!(r.headers()["trace-id"], "k6-run-7");
     let r = app.http.get(&url).send().await.unwrap();
     assert_eq!(r.headers()["trace-id"].len(), 32);
@@ -304,18 +176,12 @@ async fn the_trace_id_comes_from_traceparent_or_trace_id_and_is_always_answered(
         .http
         .post(app.api("/reservations"))
         .bearer_auth("tracy")
-        .header(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        )
+        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         .json(&json!({ "eventId": 1, "seatId": 88 }))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["traceId"],
-        "0af7651916cd43dd8448eb211c80319c"
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["traceId"], "0af7651916cd43dd8448eb211c80319c");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

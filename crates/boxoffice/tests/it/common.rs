@@ -45,13 +45,7 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let test = TestApp {
-        url,
-        modules,
-        data,
-        http: reqwest::Client::new(),
-        _stop: stop,
-    };
+    let test = TestApp { url, modules, data, http: reqwest::Client::new(), _stop: stop };
     // The demo seats reach the reservation module through the bus.
     test.wait_for_seats(1).await;
     test
@@ -63,32 +57,16 @@ impl TestApp {
     }
 
     pub fn buyer(&self, name: &str) -> Buyer {
-        Buyer {
-            app_url: self.url.clone(),
-            http: self.http.clone(),
-            token: Some(name.to_owned()),
-            cookie: None,
-        }
+        Buyer { app_url: self.url.clone(), http: self.http.clone(), token: Some(name.to_owned()), cookie: None }
     }
 
     /// A buyer without a token, identified by the cookie the first hold sets.
     pub fn anonymous(&self) -> Buyer {
-        Buyer {
-            app_url: self.url.clone(),
-            http: self.http.clone(),
-            token: None,
-            cookie: None,
-        }
+        Buyer { app_url: self.url.clone(), http: self.http.clone(), token: None, cookie: None }
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> Response {
-        self.http
-            .post(self.api(path))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.api(path)).bearer_auth(ADMIN).json(&body).send().await.unwrap()
     }
 
     /// Waits until the reservation module knows the seats of `event_id`.
@@ -108,22 +86,9 @@ impl TestApp {
     }
 
     pub async fn seat_status(&self, event_id: i64, seat_id: i64) -> String {
-        let map: Value = self
-            .http
-            .get(self.api(&format!("/events/{event_id}/seats")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let seat = map["seats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == seat_id)
-            .unwrap()
-            .clone();
+        let map: Value =
+            self.http.get(self.api(&format!("/events/{event_id}/seats"))).send().await.unwrap().json().await.unwrap();
+        let seat = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat_id).unwrap().clone();
         seat["status"].as_str().unwrap().to_owned()
     }
 
@@ -135,25 +100,16 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!(
-            "seat {event_id}/{seat_id} never became {status}; it is {}",
-            self.seat_status(event_id, seat_id).await
-        );
+        panic!("seat {event_id}/{seat_id} never became {status}; it is {}", self.seat_status(event_id, seat_id).await);
     }
 
     pub async fn audit(&self) -> boxoffice::audit::Report {
-        boxoffice::audit::audit(&self.url, ADMIN, Duration::from_secs(15))
-            .await
-            .unwrap()
+        boxoffice::audit::audit(&self.url, ADMIN, Duration::from_secs(15)).await.unwrap()
     }
 
     pub async fn assert_audit_passes(&self) {
         let report = self.audit().await;
-        assert!(
-            report.violations.is_empty(),
-            "audit failed: {:#?}",
-            report.violations
-        );
+        assert!(report.violations.is_empty(), "audit failed: {:#?}", report.violations);
     }
 }
 
@@ -181,11 +137,7 @@ impl Buyer {
     }
 
     pub async fn post(&mut self, path: &str, body: Value) -> Response {
-        let r = self
-            .with_identity(self.http.post(self.api(path)).json(&body))
-            .send()
-            .await
-            .unwrap();
+        let r = self.with_identity(self.http.post(self.api(path)).json(&body)).send().await.unwrap();
         if let Some(set) = r.headers().get("set-cookie") {
             self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
         }
@@ -193,53 +145,34 @@ impl Buyer {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.with_identity(self.http.get(self.api(path)))
-            .send()
-            .await
-            .unwrap()
+        self.with_identity(self.http.get(self.api(path))).send().await.unwrap()
     }
 
     pub async fn hold(&self, event_id: i64, seats: &[i64]) -> Response {
         let body = json!({ "eventId": event_id, "seatIds": seats, "holdSeconds": 60 });
-        self.with_identity(self.http.post(self.api("/reservations")).json(&body))
-            .send()
-            .await
-            .unwrap()
+        self.with_identity(self.http.post(self.api("/reservations")).json(&body)).send().await.unwrap()
     }
 
     pub async fn hold_for(&self, event_id: i64, seat_id: i64, secs: i64) -> Response {
         let body = json!({ "eventId": event_id, "seatId": seat_id, "holdSeconds": secs });
-        self.with_identity(self.http.post(self.api("/reservations")).json(&body))
-            .send()
-            .await
-            .unwrap()
+        self.with_identity(self.http.post(self.api("/reservations")).json(&body)).send().await.unwrap()
     }
 
     pub async fn release(&self, event_id: i64, seat_id: i64) -> Response {
-        self.with_identity(
-            self.http
-                .delete(self.api(&format!("/reservations/{event_id}/{seat_id}"))),
-        )
-        .send()
-        .await
-        .unwrap()
+        self.with_identity(self.http.delete(self.api(&format!("/reservations/{event_id}/{seat_id}"))))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn extend(&self, event_id: i64, seat_id: i64, seconds: i64) -> Response {
         let url = self.api(&format!("/reservations/{event_id}/{seat_id}/extend"));
-        self.with_identity(self.http.post(url).json(&json!({ "seconds": seconds })))
-            .send()
-            .await
-            .unwrap()
+        self.with_identity(self.http.post(url).json(&json!({ "seconds": seconds }))).send().await.unwrap()
     }
 
     pub async fn order(&self, key: &str, event_id: i64, seats: &[i64]) -> Response {
         let body = json!({ "eventId": event_id, "seatIds": seats });
-        let rb = self
-            .http
-            .post(self.api("/orders"))
-            .header("Idempotency-Key", key)
-            .json(&body);
+        let rb = self.http.post(self.api("/orders")).header("Idempotency-Key", key).json(&body);
         self.with_identity(rb).send().await.unwrap()
     }
 
@@ -252,12 +185,7 @@ impl Buyer {
     pub async fn order_until(&self, order_id: &str, done: impl Fn(&str) -> bool) -> Value {
         let mut order = Value::Null;
         for _ in 0..500 {
-            order = self
-                .get(&format!("/orders/{order_id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            order = self.get(&format!("/orders/{order_id}")).await.json().await.unwrap();
             if done(order["status"].as_str().unwrap_or_default()) {
                 return order;
             }
@@ -269,21 +197,9 @@ impl Buyer {
     /// Holds and orders the seats; returns the order id.
     pub async fn buy(&self, event_id: i64, seats: &[i64]) -> String {
         let r = self.hold(event_id, seats).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "hold: {}",
-            r.text().await.unwrap()
-        );
-        let r = self
-            .order(&uuid::Uuid::new_v4().to_string(), event_id, seats)
-            .await;
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "order: {}",
-            r.text().await.unwrap()
-        );
+        assert_eq!(r.status(), StatusCode::CREATED, "hold: {}", r.text().await.unwrap());
+        let r = self.order(&uuid::Uuid::new_v4().to_string(), event_id, seats).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
         let order: Value = r.json().await.unwrap();
         order["orderId"].as_str().unwrap().to_owned()
     }
@@ -292,23 +208,10 @@ impl Buyer {
 /// Asserts the response is the contract's error with this status and code; returns it.
 pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "unexpected status");
-    let trace_header = r
-        .headers()
-        .get("trace-id")
-        .expect("Trace-Id header")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let trace_header = r.headers().get("trace-id").expect("Trace-Id header").to_str().unwrap().to_owned();
     let body: Value = r.json().await.expect("error body is JSON");
     assert_eq!(body["code"], code, "body: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message: {body}"
-    );
-    assert_eq!(
-        body["traceId"],
-        trace_header.as_str(),
-        "traceId matches the header"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {body}");
+    assert_eq!(body["traceId"], trace_header.as_str(), "traceId matches the header");
     body
 }

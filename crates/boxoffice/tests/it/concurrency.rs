@@ -28,11 +28,7 @@ async fn hundreds_of_concurrent_holds_on_a_few_seats_have_one_winner_each() {
     let attempts = (0..BUYERS).map(|i| {
         let buyer = app.buyer(&format!("crowd-{i}"));
         // Most want one seat; every fifth wants two at once, all or none.
-        let wanted: Vec<i64> = if i % 5 == 0 {
-            vec![seats[i % 5], seats[(i + 1) % 5]]
-        } else {
-            vec![seats[i % 5]]
-        };
+        let wanted: Vec<i64> = if i % 5 == 0 { vec![seats[i % 5], seats[(i + 1) % 5]] } else { vec![seats[i % 5]] };
         async move {
             let status = buyer.hold(1, &wanted).await.status();
             (buyer, wanted, status)
@@ -45,10 +41,7 @@ async fn hundreds_of_concurrent_holds_on_a_few_seats_have_one_winner_each() {
         match status {
             StatusCode::CREATED => {
                 for seat in &wanted {
-                    assert!(
-                        holder_of.insert(*seat, i).is_none(),
-                        "seat {seat} held twice"
-                    );
+                    assert!(holder_of.insert(*seat, i).is_none(), "seat {seat} held twice");
                 }
                 winners.push((buyer, wanted));
             }
@@ -60,12 +53,8 @@ async fn hundreds_of_concurrent_holds_on_a_few_seats_have_one_winner_each() {
     assert!(holder_of.len() <= seats.len());
 
     // Every winner buys; each seat is sold once, to its holder.
-    let orders = futures_util::future::join_all(
-        winners
-            .iter()
-            .map(|(b, w)| async move { (b.buy(1, w).await, b) }),
-    )
-    .await;
+    let orders =
+        futures_util::future::join_all(winners.iter().map(|(b, w)| async move { (b.buy(1, w).await, b) })).await;
     let mut sold = 0;
     for (order_id, buyer) in &orders {
         let order: Value = buyer.final_order(order_id).await;

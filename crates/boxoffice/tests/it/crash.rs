@@ -15,32 +15,15 @@ use tokio::process::{Child, Command};
 use crate::common::{ADMIN, spawn_app};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts the real binary on `data`; returns it and its base URL once it is healthy.
 async fn start(data: &Path) -> (Child, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            ADMIN,
-        ])
-        .args([
-            "--payment-latency-ms",
-            "50..400",
-            "--payment-success-rate",
-            "0.7",
-            "--sweep-interval-ms",
-            "100",
-        ])
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
+        .args(["--payment-latency-ms", "50..400", "--payment-success-rate", "0.7", "--sweep-interval-ms", "100"])
         .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::null())
@@ -71,13 +54,7 @@ async fn purchase(
 ) -> Option<(String, String)> {
     let buyer = format!("crash-buyer-{event_id}-{seat}");
     let hold = serde_json::json!({ "eventId": event_id, "seatId": seat, "holdSeconds": 60 });
-    let r = http
-        .post(format!("{url}/ticketing/api/reservations"))
-        .bearer_auth(&buyer)
-        .json(&hold)
-        .send()
-        .await
-        .ok()?;
+    let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth(&buyer).json(&hold).send().await.ok()?;
     if r.status() != StatusCode::CREATED {
         return None;
     }
@@ -100,13 +77,8 @@ async fn purchase(
 
 /// Orders the dead process left in CREATED, read straight from its database.
 async fn orders_in_flight(data: &Path) -> i64 {
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("order.db").display()))
-        .await
-        .unwrap();
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("order.db").display())).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED'").fetch_one(&db).await.unwrap();
     db.close().await;
     n
 }
@@ -123,15 +95,7 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
         let event_id = round + 1;
         let so_far = Arc::new(AtomicUsize::new(0));
         let buyers: Vec<_> = (1..=60)
-            .map(|seat| {
-                tokio::spawn(purchase(
-                    http.clone(),
-                    url.clone(),
-                    event_id,
-                    seat,
-                    so_far.clone(),
-                ))
-            })
+            .map(|seat| tokio::spawn(purchase(http.clone(), url.clone(), event_id, seat, so_far.clone())))
             .collect();
         // Kill once some orders are in, with payments (50–400 ms) surely still running.
         for _ in 0..500 {
@@ -148,18 +112,10 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
         }
         (child, url) = start(data.path()).await;
     }
-    assert!(
-        !accepted.is_empty(),
-        "some purchases were accepted before the kills"
-    );
-    assert!(
-        in_flight_at_kill > 0,
-        "the kills came while sagas were in flight"
-    );
+    assert!(!accepted.is_empty(), "some purchases were accepted before the kills");
+    assert!(in_flight_at_kill > 0, "the kills came while sagas were in flight");
 
-    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     for (buyer, order_id) in &accepted {
         let order: Value = http
@@ -171,10 +127,7 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
             .json()
             .await
             .unwrap();
-        assert!(
-            order["status"] == "CONFIRMED" || order["status"] == "CANCELLED",
-            "{order}"
-        );
+        assert!(order["status"] == "CONFIRMED" || order["status"] == "CANCELLED", "{order}");
     }
     child.start_kill().unwrap();
 }
@@ -186,36 +139,24 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
     let order_id = buyer.buy(1, &[98]).await;
     assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
     app.assert_audit_passes().await;
-    let r = app
-        .http
-        .get(format!("{}/actuator/consistency", app.url))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(format!("{}/actuator/consistency", app.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // Someone edits the reservation database by hand: a seat sold to nobody, and one
     // sold to an order that does not exist.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.data.path().join("reservation.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE seats SET status = 'SOLD', order_id = NULL WHERE event_id = 1 AND seat_id = 99",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = 'forged-order' WHERE event_id = 1 AND seat_id = 97").execute(&db).await.unwrap();
-
-    let r = app
-        .http
-        .get(format!("{}/actuator/consistency", app.url))
-        .send()
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.data.path().join("reservation.db").display()))
         .await
         .unwrap();
+    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = NULL WHERE event_id = 1 AND seat_id = 99")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = 'forged-order' WHERE event_id = 1 AND seat_id = 97")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let r = app.http.get(format!("{}/actuator/consistency", app.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "DOWN");
@@ -228,36 +169,19 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
         .collect();
     assert!(failing.contains(&"sold_seats_have_an_order"), "{failing:?}");
 
-    let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_millis(500))
-        .await
-        .unwrap();
+    let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_millis(500)).await.unwrap();
     let found = |needle: &str| report.violations.iter().any(|v| v.contains(needle));
-    assert!(
-        found("seat 1/97 is SOLD to no known order"),
-        "{:#?}",
-        report.violations
-    );
+    assert!(found("seat 1/97 is SOLD to no known order"), "{:#?}", report.violations);
     assert!(found("seat 1/99"), "{:#?}", report.violations);
 
     // The command names them and fails.
     let out = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-        .args([
-            "audit",
-            "--url",
-            &app.url,
-            "--admin-token",
-            ADMIN,
-            "--settle-seconds",
-            "1",
-        ])
+        .args(["audit", "--url", &app.url, "--admin-token", ADMIN, "--settle-seconds", "1"])
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("VIOLATION: seat 1/97 is SOLD to no known order"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("VIOLATION: seat 1/97 is SOLD to no known order"), "{stdout}");
     assert!(stdout.contains("audit FAILED"), "{stdout}");
 }

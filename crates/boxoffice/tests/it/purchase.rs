@@ -61,36 +61,20 @@ async fn a_purchase_ends_confirmed_with_its_seats_sold() {
 async fn an_anonymous_buyer_is_known_by_the_cookie_of_its_first_hold() {
     let app = spawn_app().await;
     let mut buyer = app.anonymous();
-    let r = buyer
-        .post(
-            "/reservations",
-            json!({ "eventId": 2, "seatId": 7, "holdSeconds": 30 }),
-        )
-        .await;
+    let r = buyer.post("/reservations", json!({ "eventId": 2, "seatId": 7, "holdSeconds": 30 })).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let cookie = buyer
-        .cookie
-        .clone()
-        .expect("the first hold sets the buyer cookie");
+    let cookie = buyer.cookie.clone().expect("the first hold sets the buyer cookie");
     assert!(cookie.starts_with("boxoffice_buyer="));
     // The cookie is the buyer: it can order the hold; a forged one cannot.
     let order_id = {
         let r = buyer.order("k", 2, &[7]).await;
         assert_eq!(r.status(), StatusCode::CREATED);
-        r.json::<Value>().await.unwrap()["orderId"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()
     };
     assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
     let mut forged = app.anonymous();
     forged.cookie = Some(format!("{}0", cookie));
-    assert_error(
-        forged.get(&format!("/orders/{order_id}")).await,
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
+    assert_error(forged.get(&format!("/orders/{order_id}")).await, 401, "UNAUTHORIZED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,10 +90,7 @@ async fn a_failed_payment_cancels_the_order_and_frees_its_seats() {
     app.wait_seat(1, 40, "AVAILABLE").await;
     app.wait_seat(1, 41, "AVAILABLE").await;
     // Freed for real: another buyer can take them.
-    assert_eq!(
-        app.buyer("dave").hold(1, &[40, 41]).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.buyer("dave").hold(1, &[40, 41]).await.status(), StatusCode::CREATED);
     let r = buyer
         .http
         .post(app.api("/payments/authorize"))
@@ -131,28 +112,15 @@ async fn a_hold_expires_and_the_seat_is_free_again() {
     let r = first.hold_for(1, 30, 1).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 1);
-    assert_error(
-        app.buyer("frank").hold(1, &[30]).await,
-        409,
-        "RESERVATION_CONFLICT",
-    )
-    .await;
+    assert_error(app.buyer("frank").hold(1, &[30]).await, 409, "RESERVATION_CONFLICT").await;
     app.wait_seat(1, 30, "HELD").await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     app.wait_seat(1, 30, "AVAILABLE").await;
     // The expired holder can neither extend, release nor order it.
     assert_error(first.extend(1, 30, 60).await, 410, "RESERVATION_EXPIRED").await;
     assert_error(first.release(1, 30).await, 410, "RESERVATION_EXPIRED").await;
-    assert_error(
-        first.order("late", 1, &[30]).await,
-        410,
-        "RESERVATION_EXPIRED",
-    )
-    .await;
-    assert_eq!(
-        app.buyer("frank").hold(1, &[30]).await.status(),
-        StatusCode::CREATED
-    );
+    assert_error(first.order("late", 1, &[30]).await, 410, "RESERVATION_EXPIRED").await;
+    assert_eq!(app.buyer("frank").hold(1, &[30]).await.status(), StatusCode::CREATED);
     app.assert_audit_passes().await;
 }
 
@@ -183,31 +151,12 @@ async fn holds_clamp_their_time_extend_and_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_seat_hold_takes_all_or_none() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.buyer("ivy").hold(2, &[22]).await.status(),
-        StatusCode::CREATED
-    );
-    assert_error(
-        app.buyer("jack").hold(2, &[21, 22, 23]).await,
-        409,
-        "RESERVATION_CONFLICT",
-    )
-    .await;
+    assert_eq!(app.buyer("ivy").hold(2, &[22]).await.status(), StatusCode::CREATED);
+    assert_error(app.buyer("jack").hold(2, &[21, 22, 23]).await, 409, "RESERVATION_CONFLICT").await;
     // Neither of the free seats was taken by the refused hold.
-    assert_eq!(
-        app.buyer("kim").hold(2, &[21, 23]).await.status(),
-        StatusCode::CREATED
-    );
-    assert_error(
-        app.buyer("lee").hold(2, &[24, 9999]).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
-    assert_eq!(
-        app.buyer("lee").hold(2, &[24]).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.buyer("kim").hold(2, &[21, 23]).await.status(), StatusCode::CREATED);
+    assert_error(app.buyer("lee").hold(2, &[24, 9999]).await, 404, "NOT_FOUND").await;
+    assert_eq!(app.buyer("lee").hold(2, &[24]).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,39 +165,12 @@ async fn only_the_holder_can_order_and_only_the_owner_can_read_the_order() {
     let owner = app.buyer("mia");
     let thief = app.buyer("ned");
     assert_eq!(owner.hold(1, &[50]).await.status(), StatusCode::CREATED);
-    assert_error(
-        thief.order("t1", 1, &[50]).await,
-        409,
-        "RESERVATION_CONFLICT",
-    )
-    .await;
-    assert_error(
-        thief.order("t2", 1, &[51]).await,
-        410,
-        "RESERVATION_EXPIRED",
-    )
-    .await;
+    assert_error(thief.order("t1", 1, &[50]).await, 409, "RESERVATION_CONFLICT").await;
+    assert_error(thief.order("t2", 1, &[51]).await, 410, "RESERVATION_EXPIRED").await;
     let order_id = owner.buy(1, &[52]).await;
-    assert_error(
-        thief.get(&format!("/orders/{order_id}")).await,
-        403,
-        "FORBIDDEN",
-    )
-    .await;
-    assert_error(
-        app.anonymous().get(&format!("/orders/{order_id}")).await,
-        401,
-        "UNAUTHORIZED",
-    )
-    .await;
-    assert_error(
-        owner
-            .get("/orders/00000000-0000-0000-0000-000000000000")
-            .await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(thief.get(&format!("/orders/{order_id}")).await, 403, "FORBIDDEN").await;
+    assert_error(app.anonymous().get(&format!("/orders/{order_id}")).await, 401, "UNAUTHORIZED").await;
+    assert_error(owner.get("/orders/00000000-0000-0000-0000-000000000000").await, 404, "NOT_FOUND").await;
     // A pinned hold cannot be released or re-held from under its order.
     assert_eq!(owner.final_order(&order_id).await["status"], "CONFIRMED");
     assert_error(owner.hold(1, &[52]).await, 422, "SEAT_SOLD").await;
@@ -263,29 +185,16 @@ async fn an_idempotency_key_returns_the_first_answer() {
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
-    assert_eq!(
-        buyer.final_order(first["orderId"].as_str().unwrap()).await["status"],
-        "CONFIRMED"
-    );
+    assert_eq!(buyer.final_order(first["orderId"].as_str().unwrap()).await["status"], "CONFIRMED");
 
     // After the order is confirmed, a replay still answers as the first time.
     let again = buyer.order("same-key", 1, &[61, 60]).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first);
-    assert_error(
-        buyer.order("same-key", 1, &[60]).await,
-        422,
-        "IDEMPOTENCY_KEY_REUSED",
-    )
-    .await;
+    assert_error(buyer.order("same-key", 1, &[60]).await, 422, "IDEMPOTENCY_KEY_REUSED").await;
     // The key is the buyer's own: another buyer's same key is another request.
-    assert_error(
-        app.buyer("pia").order("same-key", 1, &[60, 61]).await,
-        422,
-        "SEAT_SOLD",
-    )
-    .await;
+    assert_error(app.buyer("pia").order("same-key", 1, &[60, 61]).await, 422, "SEAT_SOLD").await;
     let mine: Value = buyer.get("/orders").await.json().await.unwrap();
     assert_eq!(mine.as_array().unwrap().len(), 1);
 }
@@ -300,12 +209,7 @@ async fn concurrent_repeats_of_one_key_make_one_order() {
     let mut ids = Vec::new();
     for r in answers {
         assert_eq!(r.status(), StatusCode::CREATED);
-        ids.push(
-            r.json::<Value>().await.unwrap()["orderId"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned());
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one order for one key");
@@ -326,15 +230,7 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
     let event: Value = r.json().await.unwrap();
     let id = event["id"].as_i64().unwrap();
     assert_eq!(event["rows"], 2);
-    let map: Value = app
-        .http
-        .get(app.api(&format!("/events/{id}/seats")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let map: Value = app.http.get(app.api(&format!("/events/{id}/seats"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(map["seats"].as_array().unwrap().len(), 6);
     assert_eq!(map["seats"][5]["price"], 1030);
     app.wait_for_seats(id).await;
@@ -344,9 +240,7 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
     assert_eq!(buyer.final_order(&confirmed).await["status"], "CONFIRMED");
     // This one's payment is still at the gateway when the show is reset.
     let in_flight = buyer.buy(id, &[2]).await;
-    let r = app
-        .admin_post(&format!("/admin/events/{id}/reset"), json!({}))
-        .await;
+    let r = app.admin_post(&format!("/admin/events/{id}/reset"), json!({})).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     for order_id in [&confirmed, &in_flight] {
         let done = buyer.order_until(order_id, |s| s == "CANCELLED").await;
@@ -366,18 +260,11 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
         .json()
         .await
         .unwrap();
-    let statuses: Vec<&str> = payments["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["status"].as_str().unwrap())
-        .collect();
+    let statuses: Vec<&str> =
+        payments["payments"].as_array().unwrap().iter().map(|p| p["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["REFUNDED", "REFUNDED"]);
     // And the show sells again.
-    assert_eq!(
-        buyer.final_order(&buyer.buy(id, &[1]).await).await["status"],
-        "CONFIRMED"
-    );
+    assert_eq!(buyer.final_order(&buyer.buy(id, &[1]).await).await["status"], "CONFIRMED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,19 +277,15 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
 
     // While the payment is at the gateway, the hold is lost (as if an operator or a
     // bug freed it) and another buyer takes the seat.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.data.path().join("reservation.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.data.path().join("reservation.db").display()))
+        .await
+        .unwrap();
     for _ in 0..100 {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1")
-                .bind(&order_id)
-                .fetch_optional(&db)
-                .await
-                .unwrap();
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1")
+            .bind(&order_id)
+            .fetch_optional(&db)
+            .await
+            .unwrap();
         if state.as_deref() == Some("CONFIRMED") {
             break;
         }
@@ -412,10 +295,7 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
         .execute(&db)
         .await
         .unwrap();
-    assert_eq!(
-        app.buyer("lucky").hold(1, &[77]).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.buyer("lucky").hold(1, &[77]).await.status(), StatusCode::CREATED);
 
     let done = buyer.final_order(&order_id).await;
     assert_eq!(done["status"], "CANCELLED");

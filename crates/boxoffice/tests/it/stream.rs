@@ -16,24 +16,14 @@ struct Sse {
 
 impl Sse {
     async fn open(app: &TestApp, event_id: i64, last_event_id: Option<&str>) -> Sse {
-        let mut rb = app
-            .http
-            .get(app.api(&format!("/events/{event_id}/seats/stream")));
+        let mut rb = app.http.get(app.api(&format!("/events/{event_id}/seats/stream")));
         if let Some(id) = last_event_id {
             rb = rb.header("last-event-id", id);
         }
         let r = rb.send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert!(
-            r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
-        Sse {
-            body: Box::pin(r.bytes_stream()),
-            buffer: String::new(),
-        }
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        Sse { body: Box::pin(r.bytes_stream()), buffer: String::new() }
     }
 
     async fn next(&mut self) -> (String, String, Value) {
@@ -58,8 +48,7 @@ impl Sse {
             let chunk = tokio::time::timeout(Duration::from_secs(5), self.body.next())
                 .await
                 .expect("an SSE message within 5 s");
-            self.buffer
-                .push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
         }
     }
 
@@ -96,10 +85,7 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
     // Reconnecting after the INIT replays both changes, in order, with no INIT.
     let mut resumed = Sse::open(&app, 2, Some(&init_id)).await;
     let (event, id, data) = resumed.next().await;
-    assert_eq!(
-        (event.as_str(), id.as_str(), data["status"].as_str()),
-        ("SEAT_UPDATE", held_id.as_str(), Some("HELD"))
-    );
+    assert_eq!((event.as_str(), id.as_str(), data["status"].as_str()), ("SEAT_UPDATE", held_id.as_str(), Some("HELD")));
     let (_, id, _) = resumed.next().await;
     assert_eq!(id, sold_id);
 
@@ -108,13 +94,7 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
         let mut fresh = Sse::open(&app, 2, Some(bad)).await;
         let (event, _, map) = fresh.next().await;
         assert_eq!(event, "INIT", "Last-Event-ID {bad}");
-        let seat = map["seats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == 33)
-            .unwrap()
-            .clone();
+        let seat = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == 33).unwrap().clone();
         assert_eq!(seat["status"], "SOLD");
     }
 }
@@ -122,8 +102,7 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_streams_are_cleaned_up() {
     let app = spawn_app().await;
-    let streams: Vec<Sse> =
-        futures_util::future::join_all((0..5).map(|_| Sse::open(&app, 3, None))).await;
+    let streams: Vec<Sse> = futures_util::future::join_all((0..5).map(|_| Sse::open(&app, 3, None))).await;
     assert_eq!(app.modules.catalog.stream_clients(3), 5);
     drop(streams);
     // A change makes every stream try to write; the closed ones go away.
@@ -134,20 +113,12 @@ async fn abandoned_streams_are_cleaned_up() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!(
-        "{} streams left behind",
-        app.modules.catalog.stream_clients(3)
-    );
+    panic!("{} streams left behind", app.modules.catalog.stream_clients(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_of_an_unknown_event_is_not_found() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .get(app.api("/events/424242/seats/stream"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.api("/events/424242/seats/stream")).send().await.unwrap();
     crate::common::assert_error(r, 404, "NOT_FOUND").await;
 }

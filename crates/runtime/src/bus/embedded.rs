@@ -29,25 +29,17 @@ pub struct EmbeddedBus {
 impl EmbeddedBus {
     pub async fn open(path: &Path, durability: Durability) -> anyhow::Result<Self> {
         let db = Db::open_sqlite(path, durability, &MIGRATIONS).await?;
-        Ok(EmbeddedBus {
-            db,
-            heads: Default::default(),
-        })
+        Ok(EmbeddedBus { db, heads: Default::default() })
     }
 
     fn head(&self, topic: &str) -> watch::Receiver<i64> {
         let mut heads = self.heads.lock().expect("heads lock");
-        heads
-            .entry(topic.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        heads.entry(topic.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     fn advance(&self, topic: &str, offset: i64) {
         let mut heads = self.heads.lock().expect("heads lock");
-        let head = heads
-            .entry(topic.to_owned())
-            .or_insert_with(|| watch::channel(0).0);
+        let head = heads.entry(topic.to_owned()).or_insert_with(|| watch::channel(0).0);
         head.send_if_modified(|h| {
             let grew = offset > *h;
             *h = (*h).max(offset);
@@ -77,9 +69,7 @@ impl Bus for EmbeddedBus {
             .context("failed to append to the bus log")?;
             last.insert(&m.topic, offset);
         }
-        tx.commit()
-            .await
-            .context("failed to commit to the bus log")?;
+        tx.commit().await.context("failed to commit to the bus log")?;
         for (topic, offset) in last {
             self.advance(topic, offset);
         }
@@ -87,14 +77,13 @@ impl Bus for EmbeddedBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
-        let committed: Option<i64> = sqlx::query_scalar(
-            "SELECT committed FROM consumer_offsets WHERE topic = $1 AND grp = $2",
-        )
-        .bind(topic)
-        .bind(group)
-        .fetch_optional(self.db.reader())
-        .await
-        .context("failed to read the group's offset")?;
+        let committed: Option<i64> =
+            sqlx::query_scalar("SELECT committed FROM consumer_offsets WHERE topic = $1 AND grp = $2")
+                .bind(topic)
+                .bind(group)
+                .fetch_optional(self.db.reader())
+                .await
+                .context("failed to read the group's offset")?;
         // Joining registers the group, so pruning waits for it from now on.
         sqlx::query("INSERT INTO consumer_offsets (topic, grp, committed) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
             .bind(topic)
@@ -151,20 +140,17 @@ struct EmbeddedSubscription {
 
 impl EmbeddedSubscription {
     async fn fetch(&self, max: usize) -> anyhow::Result<Vec<Delivery>> {
-        let rows = sqlx::query("SELECT id, msg_key, body FROM messages WHERE topic = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(&self.topic)
-            .bind(self.position)
-            .bind(max as i64)
-            .fetch_all(self.bus.db.reader())
-            .await
-            .context("failed to read the bus log")?;
+        let rows =
+            sqlx::query("SELECT id, msg_key, body FROM messages WHERE topic = $1 AND id > $2 ORDER BY id LIMIT $3")
+                .bind(&self.topic)
+                .bind(self.position)
+                .bind(max as i64)
+                .fetch_all(self.bus.db.reader())
+                .await
+                .context("failed to read the bus log")?;
         Ok(rows
             .into_iter()
-            .map(|r| Delivery {
-                offset: r.get("id"),
-                key: r.get("msg_key"),
-                body: r.get("body"),
-            })
+            .map(|r| Delivery { offset: r.get("id"), key: r.get("msg_key"), body: r.get("body") })
             .collect())
     }
 }

@@ -49,11 +49,7 @@ pub trait Bus: Send + Sync + 'static {
 pub trait Subscription: Send {
     /// The next messages after the last delivered one, waiting up to `wait` for at least
     /// one; empty when none came.
-    async fn poll(
-        &mut self,
-        max: usize,
-        wait: std::time::Duration,
-    ) -> anyhow::Result<Vec<Delivery>>;
+    async fn poll(&mut self, max: usize, wait: std::time::Duration) -> anyhow::Result<Vec<Delivery>>;
 
     /// Records that everything up to and including `offset` has been applied.
     async fn commit(&mut self, offset: i64) -> anyhow::Result<()>;

@@ -1,0 +1,12 @@
+//! The catalog module's metrics.
+
+/// Browsers streaming seat maps right now.
+pub const STREAM_CLIENTS: &str = "seat_stream_clients";
+pub const SEAT_UPDATES: &str = "seat_updates_total";
+
+pub fn describe() {
+    metrics::describe_gauge!(STREAM_CLIENTS, "Open SSE seat-map streams");
+    metrics::describe_counter!(SEAT_UPDATES, "Seat changes applied to the seat map");
+    metrics::counter!(SEAT_UPDATES).absolute(0);
+    metrics::gauge!(STREAM_CLIENTS).set(0.0);
+}

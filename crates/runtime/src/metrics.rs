@@ -1,0 +1,32 @@
+//! Metrics every module shares: HTTP, outbox, consumers, consistency.
+
+/// Requests by method, matched route and status.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Seconds from an outbox row's commit to its publication, by module.
+pub const OUTBOX_LAG: &str = "outbox_publish_lag_seconds";
+/// Unpublished outbox rows, and the age of the oldest, by module.
+pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
+pub const OUTBOX_OLDEST: &str = "outbox_oldest_unpublished_seconds";
+/// Messages a consumer group has yet to apply, by topic and group.
+pub const CONSUMER_LAG: &str = "consumer_lag_messages";
+/// Seconds from an event's occurrence to its effect in a consumer, by topic, group and
+/// event type: the steps of the saga.
+pub const EVENT_LAG: &str = "consumer_event_lag_seconds";
+/// 1 while a module's consistency check fails, by module and check.
+pub const CONSISTENCY_FAILED: &str = "consistency_check_failed";
+
+pub fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP response time by method, route and status"
+    );
+    metrics::describe_histogram!(OUTBOX_LAG, metrics::Unit::Seconds, "Outbox row created to published");
+    metrics::describe_gauge!(OUTBOX_BACKLOG, "Unpublished outbox rows");
+    metrics::describe_gauge!(OUTBOX_OLDEST, metrics::Unit::Seconds, "Age of the oldest unpublished outbox row");
+    metrics::describe_gauge!(CONSUMER_LAG, "Messages a consumer group has not applied yet");
+    metrics::describe_histogram!(EVENT_LAG, metrics::Unit::Seconds, "Event occurred to applied by a consumer");
+    metrics::describe_gauge!(CONSISTENCY_FAILED, "1 while a consistency check fails");
+}
