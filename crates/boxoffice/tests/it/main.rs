@@ -5,5 +5,7 @@ mod api_errors;
 mod common;
 mod concurrency;
 mod crash;
+mod observability;
 mod purchase;
 mod stream;
+mod telemetry;
