@@ -17,6 +17,8 @@ pub fn router(modules: Modules) -> Router {
         .route("/actuator/health", get(health))
         .route("/actuator/consistency", get(consistency))
         .route("/actuator/prometheus", get(prometheus))
+        .route("/actuator/info", get(info))
+        .route("/actuator/backlog", get(backlog))
         .route("/ticketing/api/openapi.yaml", get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }))
         .with_state(modules)
 }
@@ -35,6 +37,39 @@ async fn health(State(m): State<Modules>) -> impl IntoResponse {
         "components": { "database": { "status": up(database) }, "bus": { "status": up(bus) } },
     });
     (status, Json(body))
+}
+
+/// What is running: a trivial answer, also the load tool's ceiling endpoint.
+async fn info() -> Json<Value> {
+    Json(json!({ "name": "boxoffice", "version": env!("CARGO_PKG_VERSION"), "mode": "embedded" }))
+}
+
+/// Work still in flight: unpublished events, unapplied events, orders not final, gateway
+/// calls to make. All zero once the system has drained.
+async fn backlog(State(m): State<Modules>) -> ApiResult<Json<Value>> {
+    let mut outbox = serde_json::Map::new();
+    let mut total = 0;
+    for (module, relay) in m.relays() {
+        let (n, _) = relay.backlog().await?;
+        total += n;
+        outbox.insert(module.to_owned(), json!(n));
+    }
+    let mut consumers = serde_json::Map::new();
+    for (topic, group) in m.subscriptions.iter() {
+        let lag = m.bus.lag(topic, group).await?;
+        total += lag;
+        consumers.insert(format!("{group}<-{topic}"), json!(lag));
+    }
+    let orders = m.orders.in_flight().await?;
+    let payments = m.payments.pending().await?;
+    total += orders + payments;
+    Ok(Json(json!({
+        "total": total,
+        "outbox": outbox,
+        "consumers": consumers,
+        "ordersInFlight": orders,
+        "gatewayCallsPending": payments,
+    })))
 }
 
 /// Metrics in the Prometheus text format.

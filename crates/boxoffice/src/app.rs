@@ -31,6 +31,8 @@ pub struct Modules {
     pub orders: Orders,
     pub payments: Payments,
     pub bus: Arc<dyn Bus>,
+    /// Every consumer group's subscription, `(topic, group)`.
+    pub subscriptions: Arc<Vec<(&'static str, &'static str)>>,
 }
 
 impl Modules {
@@ -47,7 +49,7 @@ impl Modules {
 impl Modules {
     /// Keeps the gauges current: outbox backlogs and consumer lag every 2 s, the
     /// consistency checks every 15 s.
-    async fn run_gauges(self, subscriptions: Vec<(&'static str, &'static str)>) {
+    async fn run_gauges(self) {
         use runtime::metrics::{CONSISTENCY_FAILED, CONSUMER_LAG, OUTBOX_BACKLOG, OUTBOX_OLDEST};
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         for round in 0u64.. {
@@ -58,7 +60,7 @@ impl Modules {
                     metrics::gauge!(OUTBOX_OLDEST, "module" => module).set(oldest_ms as f64 / 1000.0);
                 }
             }
-            for (topic, group) in &subscriptions {
+            for (topic, group) in self.subscriptions.iter() {
                 if let Ok(lag) = self.bus.lag(topic, group).await {
                     metrics::gauge!(CONSUMER_LAG, "topic" => *topic, "group" => *group).set(lag as f64);
                 }
@@ -177,7 +179,8 @@ impl Application {
             args.max_seats_per_hold,
         );
         let payments = Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway);
-        let modules = Modules { catalog, reservation, orders, payments, bus: bus.clone() };
+        let mut modules =
+            Modules { catalog, reservation, orders, payments, bus: bus.clone(), subscriptions: Arc::default() };
 
         // This process is the only payment worker of its database.
         modules.payments.reclaim_abandoned_calls().await?;
@@ -207,7 +210,8 @@ impl Application {
             subscriptions.push((consumer.topic, consumer.group));
             tasks.spawn(consumer.run());
         }
-        tasks.spawn(modules.clone().run_gauges(subscriptions));
+        modules.subscriptions = Arc::new(subscriptions);
+        tasks.spawn(modules.clone().run_gauges());
         tasks.spawn(modules.reservation.clone().run_sweeper());
         tasks.spawn(modules.clone().run_retention(Duration::from_secs(args.retention_hours * 3600)));
         tasks.spawn(modules.payments.clone().run_workers());

@@ -41,6 +41,7 @@ pub struct OrderRow {
     pub amount: i64,
     pub status: String,
     pub created_at: i64,
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +293,7 @@ mod tests {
             amount: 100,
             status: status.into(),
             created_at: 0,
+            updated_at: 0,
         }
     }
 

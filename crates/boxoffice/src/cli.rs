@@ -22,6 +22,10 @@ pub enum Command {
     /// Check every invariant across all modules of a running boxoffice; exits non-zero
     /// naming each violation.
     Audit(AuditArgs),
+    /// Run the original's load test (or another scenario) against a running boxoffice,
+    /// measuring API latency and time to final state; exits non-zero when a threshold
+    /// or the audit fails.
+    Load(crate::load::LoadArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +129,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Serve(args) => serve(args).await,
         Command::Audit(args) => return crate::audit::run(args).await,
+        Command::Load(args) => return crate::load::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

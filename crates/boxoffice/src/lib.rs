@@ -8,3 +8,4 @@ pub mod actuator;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod load;

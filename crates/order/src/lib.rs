@@ -165,6 +165,13 @@ impl Orders {
         }
     }
 
+    /// Orders not final yet.
+    pub async fn in_flight(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED'")
+            .fetch_one(self.db.reader())
+            .await?)
+    }
+
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
         let stuck_before = contract::now_millis() - self.stuck_after.as_millis() as i64;
         Ok(vec![

@@ -66,6 +66,15 @@ impl Payments {
         }]
     }
 
+    /// Gateway calls still to make: payments to charge, refunds to give.
+    pub async fn pending(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payments WHERE status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1)",
+        )
+        .fetch_one(self.db.reader())
+        .await?)
+    }
+
     /// Voids every claim on gateway calls. Only for a process that is the single worker
     /// of this database (the embedded mode): the claims it finds were made by its own
     /// previous life, which is dead, so their calls are retried now rather than when

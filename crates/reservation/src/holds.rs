@@ -28,7 +28,13 @@ pub fn refused(code: ErrorCode, message: impl Into<String>) -> PinRefused {
 }
 
 /// Why the seats could not be taken by `buyer`: unknown, sold, someone else's, or gone.
-async fn why_not(tx: &mut Tx, buyer: &str, event_id: i64, seat_ids: &[i64], now: i64) -> anyhow::Result<PinRefused> {
+async fn why_not(
+    conn: &mut sqlx::AnyConnection,
+    buyer: &str,
+    event_id: i64,
+    seat_ids: &[i64],
+    now: i64,
+) -> anyhow::Result<PinRefused> {
     let sql = format!(
         "SELECT seat_id, status, holder, expires_at, order_id FROM seats WHERE event_id = $1 AND seat_id IN ({})",
         placeholders(2, seat_ids.len())
@@ -37,7 +43,7 @@ async fn why_not(tx: &mut Tx, buyer: &str, event_id: i64, seat_ids: &[i64], now:
     for id in seat_ids {
         query = query.bind(*id);
     }
-    let rows = query.fetch_all(&mut **tx).await.context("failed to read seats")?;
+    let rows = query.fetch_all(&mut *conn).await.context("failed to read seats")?;
     if rows.len() < seat_ids.len() {
         let found: Vec<i64> = rows.iter().map(|r| r.get("seat_id")).collect();
         let missing = seat_ids.iter().find(|id| !found.contains(id)).copied().unwrap_or_default();
@@ -99,6 +105,15 @@ impl Reservation {
              AND (holder = $1 OR expires_at < $4))) RETURNING event_id, seat_id, version",
             placeholders(5, seat_ids.len())
         );
+        // Most refusals in a rush are plain to see: answer them from a reader, without
+        // queueing for the writer. A seat freed a moment ago may still be refused — as if
+        // the buyer had come a moment earlier; every grant is decided by the write below.
+        let mut reader = self.db.reader().acquire().await?;
+        let seen = why_not(&mut reader, buyer, event_id, seat_ids, now).await?;
+        drop(reader);
+        if matches!(seen.code, ErrorCode::NotFound | ErrorCode::SeatSold | ErrorCode::ReservationConflict) {
+            return Ok(Err(seen));
+        }
         let mut query = sqlx::query(&sql).bind(buyer).bind(expires_at).bind(event_id).bind(now);
         for id in seat_ids {
             query = query.bind(*id);
@@ -106,8 +121,12 @@ impl Reservation {
         let mut tx = self.db.begin().await?;
         let rows = query.fetch_all(&mut *tx).await.context("failed to hold seats")?;
         if rows.len() != seat_ids.len() {
-            let why = why_not(&mut tx, buyer, event_id, seat_ids, now).await?;
+            let mut why = why_not(&mut tx, buyer, event_id, seat_ids, now).await?;
             tx.rollback().await?;
+            if why.code == ErrorCode::ReservationExpired {
+                // A lapsed pin not swept yet: the seat is not free for a moment more.
+                why = refused(ErrorCode::ReservationConflict, "the seat is being released; try again shortly");
+            }
             return Ok(Err(why));
         }
         let seats = by_event(&rows).remove(&event_id).unwrap_or_default();

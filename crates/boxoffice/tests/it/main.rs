@@ -5,6 +5,7 @@ mod api_errors;
 mod common;
 mod concurrency;
 mod crash;
+mod load;
 mod observability;
 mod purchase;
 mod stream;

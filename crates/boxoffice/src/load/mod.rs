@@ -1,0 +1,151 @@
+//! `boxoffice load`: the original's k6 test, built in, measuring both SLAs.
+//!
+//! Virtual users ramp through stages, as k6 does; each runs purchases — hold a seat,
+//! order it, wait for the order's final state — with checks like k6's. Latency is taken
+//! from when a request was due, not when it was sent, so a stalled generator or server
+//! is not hidden. At the end: per-step latency, throughput, the time from order accepted
+//! to its final state (as the server recorded it), how long the system took to drain
+//! after the last user stopped, and the cross-module audit.
+
+mod report;
+mod run;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+pub use report::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// The original's: users fight over one new 100-seat show.
+    Original,
+    /// Purchases that do not conflict, on a large show created for the run.
+    Throughput,
+    /// A trivial endpoint, as the ceiling of this machine and this generator.
+    Ceiling,
+}
+
+/// One ramping stage: reach `target` users over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stage {
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    pub target: usize,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// The original's k6 stages: 10 s → 50, 20 s → 100, 30 s → 200, 10 s → 400.
+pub const ORIGINAL_STAGES: &str = "10s:50,20s:100,30s:200,10s:400";
+
+pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
+    s.split(',').map(parse_stage).collect()
+}
+
+/// `10s:50` — reach 50 users over 10 seconds (`ms`, `s` and `m` units).
+pub fn parse_stage(part: &str) -> Result<Stage, String> {
+    let (d, t) = part.trim().split_once(':').ok_or_else(|| format!("{part}: expected DURATION:USERS"))?;
+    let d = d.trim();
+    let duration = if let Some(ms) = d.strip_suffix("ms") {
+        Duration::from_millis(ms.parse().map_err(|e| format!("{d}: {e}"))?)
+    } else if let Some(m) = d.strip_suffix('m') {
+        Duration::from_secs(60 * m.parse::<u64>().map_err(|e| format!("{d}: {e}"))?)
+    } else {
+        Duration::from_secs(d.trim_end_matches('s').parse().map_err(|e| format!("{d}: {e}"))?)
+    };
+    let target = t.trim().parse().map_err(|e| format!("{t}: {e}"))?;
+    Ok(Stage { duration, target })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Base URL of the boxoffice to load (embedded or distributed).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The operator's token: the run creates its show and audits at the end.
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    #[arg(long, value_enum, default_value_t = Scenario::Original)]
+    pub scenario: Scenario,
+    /// Ramping stages, `DURATION:USERS,…` (k6's stages).
+    #[arg(long, default_value = ORIGINAL_STAGES, value_delimiter = ',', value_parser = parse_stage)]
+    pub stages: Vec<Stage>,
+    /// Seat rows × columns of the throughput scenario's show.
+    #[arg(long, default_value_t = 300)]
+    pub rows: i64,
+    #[arg(long, default_value_t = 300)]
+    pub cols: i64,
+    /// Pause of each user between purchases, in ms (k6's `sleep`); default 1000 for
+    /// the original scenario, as its users paced themselves, 0 otherwise.
+    #[arg(long)]
+    pub think_ms: Option<u64>,
+    /// Give up waiting for an order's final state after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub final_timeout_secs: u64,
+    /// How long to wait for the system to drain after the last user stopped.
+    #[arg(long, default_value_t = 60)]
+    pub drain_timeout_secs: u64,
+    /// Fail when fewer checks than this pass (k6's `checks: rate>…`).
+    #[arg(long, default_value_t = 0.99)]
+    pub min_check_rate: f64,
+    /// Fail when the p99 of holds or orders exceeds this, in milliseconds.
+    #[arg(long)]
+    pub max_api_p99_ms: Option<f64>,
+    /// Write the report as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the report as an HTML page with charts.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub async fn run(args: LoadArgs) -> ExitCode {
+    match run::run(&args).await {
+        Ok(report) => {
+            print!("{}", report.text());
+            if let Some(path) = &args.json
+                && let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&report).expect("report serializes"))
+            {
+                eprintln!("could not write {}: {e}", path.display());
+            }
+            if let Some(path) = &args.html
+                && let Err(e) = std::fs::write(path, report.html())
+            {
+                eprintln!("could not write {}: {e}", path.display());
+            }
+            if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(error) => {
+            eprintln!("load run failed: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_parse_like_k6() {
+        let stages = parse_stages(ORIGINAL_STAGES).unwrap();
+        assert_eq!(stages.len(), 4);
+        assert_eq!(stages[0], Stage { duration: Duration::from_secs(10), target: 50 });
+        assert_eq!(stages[3], Stage { duration: Duration::from_secs(10), target: 400 });
+        assert_eq!(parse_stages("500ms:3,1m:7").unwrap()[1], Stage { duration: Duration::from_secs(60), target: 7 });
+        assert!(parse_stages("10s").is_err());
+        assert!(parse_stages("xs:5").is_err());
+    }
+}

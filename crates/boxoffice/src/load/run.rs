@@ -1,0 +1,385 @@
+//! Running the virtual users.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::report::{Report, Threshold};
+use super::stats::{Stats, summarize};
+use super::{LoadArgs, Scenario};
+
+/// What every virtual user shares.
+struct Shared {
+    http: reqwest::Client,
+    api: String,
+    scenario: Scenario,
+    event_id: i64,
+    seats: i64,
+    next_seat: AtomicI64,
+    /// Users with an id below this keep going.
+    desired: AtomicUsize,
+    final_timeout: Duration,
+    think: Duration,
+    start: Instant,
+    run_id: String,
+    stats: Mutex<Stats>,
+}
+
+impl Shared {
+    fn record(&self, step: &'static str, status: u16, due: Instant) {
+        let latency = due.elapsed();
+        self.stats.lock().expect("stats").request(step, status, latency, due - self.start);
+    }
+
+    fn check(&self, name: &'static str, ok: bool) {
+        self.stats.lock().expect("stats").check(name, ok);
+    }
+}
+
+fn status(r: &reqwest::Result<reqwest::Response>) -> u16 {
+    r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Creates the run's show (none for the ceiling) and waits until its seats can be held.
+async fn prepare(http: &reqwest::Client, args: &LoadArgs) -> anyhow::Result<(i64, i64)> {
+    let api = format!("{}/ticketing/api", args.url.trim_end_matches('/'));
+    let (rows, cols) = match args.scenario {
+        Scenario::Ceiling => return Ok((0, 0)),
+        Scenario::Original => (10, 10),
+        Scenario::Throughput => (args.rows, args.cols),
+    };
+    let show = json!({ "title": format!("load test ({:?})", args.scenario), "dateTime": "2026-12-31T20:00:00", "rows": rows, "cols": cols });
+    let r = http
+        .post(format!("{api}/admin/events"))
+        .bearer_auth(&args.admin_token)
+        .json(&show)
+        .send()
+        .await
+        .context("creating the show")?;
+    anyhow::ensure!(
+        r.status().as_u16() == 201,
+        "creating the show: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+    let event_id = r.json::<Value>().await?["id"].as_i64().context("the show has an id")?;
+    for _ in 0..600 {
+        let probe = json!({ "eventId": event_id, "seatId": 1, "holdSeconds": 5 });
+        let r = http.post(format!("{api}/reservations")).bearer_auth("load-probe").json(&probe).send().await?;
+        if r.status().as_u16() == 201 {
+            http.delete(format!("{api}/reservations/{event_id}/1")).bearer_auth("load-probe").send().await?;
+            return Ok((event_id, rows * cols));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the show's seats never became holdable")
+}
+
+async fn user(id: usize, s: Arc<Shared>) {
+    let buyer = format!("load-{}-{id}", s.run_id);
+    while id < s.desired.load(Ordering::Relaxed) {
+        match s.scenario {
+            Scenario::Ceiling => {
+                let due = Instant::now();
+                let r = s.http.get(format!("{}/actuator/info", s.api.trim_end_matches("/ticketing/api"))).send().await;
+                s.record("info", status(&r), due);
+                s.check("info answered 200", status(&r) == 200);
+            }
+            Scenario::Original => {
+                let seat = rand::rng().random_range(1..=s.seats);
+                purchase(&s, &buyer, seat).await;
+            }
+            Scenario::Throughput => {
+                let seat = s.next_seat.fetch_add(1, Ordering::Relaxed);
+                if seat > s.seats {
+                    return; // sold out
+                }
+                purchase(&s, &buyer, seat).await;
+            }
+        }
+        if !s.think.is_zero() {
+            tokio::time::sleep(s.think).await;
+        }
+    }
+}
+
+/// Hold → order → wait for the final state, with k6-like checks.
+async fn purchase(s: &Shared, buyer: &str, seat: i64) {
+    let due = Instant::now();
+    let hold = json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 });
+    let r = s.http.post(format!("{}/reservations", s.api)).bearer_auth(buyer).json(&hold).send().await;
+    let code = status(&r);
+    s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
+    s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
+    if code != 201 {
+        return;
+    }
+    let due = Instant::now();
+    let order = json!({ "eventId": s.event_id, "seatIds": [seat] });
+    let r = s
+        .http
+        .post(format!("{}/orders", s.api))
+        .bearer_auth(buyer)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&order)
+        .send()
+        .await;
+    let code = status(&r);
+    s.record("order", code, due);
+    s.check("order answered 201", code == 201);
+    let Some(order_id) = (match r {
+        Ok(r) if code == 201 => r.json::<Value>().await.ok().and_then(|o| o["orderId"].as_str().map(str::to_owned)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let accepted = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+        let due = Instant::now();
+        let r = s.http.get(format!("{}/orders/{order_id}", s.api)).bearer_auth(buyer).send().await;
+        let code = status(&r);
+        s.record("order status", code, due);
+        let state = match r {
+            Ok(r) if code == 200 => r.json::<Value>().await.ok().and_then(|o| o["status"].as_str().map(str::to_owned)),
+            _ => None,
+        };
+        match state.as_deref() {
+            Some("CONFIRMED") | Some("CANCELLED") => {
+                let mut stats = s.stats.lock().expect("stats");
+                stats.duration("final state (seen by client)", accepted.elapsed());
+                stats.check("order reached a final state", true);
+                if state.as_deref() == Some("CONFIRMED") {
+                    stats.purchase(accepted - s.start);
+                }
+                return;
+            }
+            _ if accepted.elapsed() > s.final_timeout => {
+                s.check("order reached a final state", false);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Users wanted `elapsed` into the stages: a linear ramp within each stage, as k6 does.
+pub fn users_at(stages: &[super::Stage], elapsed: Duration) -> Option<usize> {
+    let mut from = 0usize;
+    let mut t = Duration::ZERO;
+    for stage in stages {
+        if elapsed < t + stage.duration {
+            let f = (elapsed - t).as_secs_f64() / stage.duration.as_secs_f64().max(1e-9);
+            return Some((from as f64 + (stage.target as f64 - from as f64) * f).round() as usize);
+        }
+        t += stage.duration;
+        from = stage.target;
+    }
+    None
+}
+
+/// What is still in flight on the server: orders not final, events not published or
+/// not applied.
+async fn backlog(http: &reqwest::Client, url: &str) -> Option<i64> {
+    let r = http.get(format!("{url}/actuator/backlog")).send().await.ok()?;
+    let body: Value = r.json().await.ok()?;
+    body["total"].as_i64()
+}
+
+pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(2048).timeout(Duration::from_secs(30)).build()?;
+    let (event_id, seats) = prepare(&http, args).await?;
+    let shared = Arc::new(Shared {
+        http: http.clone(),
+        api: format!("{url}/ticketing/api"),
+        scenario: args.scenario,
+        event_id,
+        seats,
+        next_seat: AtomicI64::new(1),
+        desired: AtomicUsize::new(0),
+        final_timeout: Duration::from_secs(args.final_timeout_secs),
+        think: Duration::from_millis(args.think_ms.unwrap_or(if args.scenario == Scenario::Original {
+            1000
+        } else {
+            0
+        })),
+        start: Instant::now(),
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        stats: Mutex::new(Stats::default()),
+    });
+    let mut users: Vec<Option<JoinHandle<()>>> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut last_print = (Instant::now(), 0u64, 0u64);
+    let mut max_users = 0;
+    while let Some(wanted) = users_at(&args.stages, shared.start.elapsed()) {
+        tick.tick().await;
+        shared.desired.store(wanted, Ordering::Relaxed);
+        if users.len() < wanted {
+            users.resize_with(wanted, || None);
+        }
+        for (id, slot) in users.iter_mut().enumerate().take(wanted) {
+            if slot.as_ref().is_none_or(|h| h.is_finished()) {
+                *slot = Some(tokio::spawn(user(id, shared.clone())));
+            }
+        }
+        let active = users.iter().filter(|h| h.as_ref().is_some_and(|h| !h.is_finished())).count();
+        max_users = max_users.max(active);
+        shared.stats.lock().expect("stats").users(shared.start.elapsed(), active);
+        if last_print.0.elapsed() >= Duration::from_secs(1) {
+            let (requests, errors, purchases) = {
+                let stats = shared.stats.lock().expect("stats");
+                let requests: u64 = stats.timeline.iter().map(|s| s.requests).sum();
+                let errors: u64 = stats.timeline.iter().map(|s| s.errors).sum();
+                (requests, errors, stats.purchases)
+            };
+            if !args.quiet {
+                let secs = last_print.0.elapsed().as_secs_f64();
+                eprint!(
+                    "\r{:>5.1}s  users {active:>4}/{wanted:<4} req/s {:>7.0}  purchases/s {:>6.0}  errors {errors}   ",
+                    shared.start.elapsed().as_secs_f64(),
+                    (requests - last_print.1) as f64 / secs,
+                    (purchases - last_print.2) as f64 / secs,
+                );
+                let _ = std::io::stderr().flush();
+            }
+            last_print = (Instant::now(), requests, purchases);
+        }
+        if args.scenario == Scenario::Throughput && shared.next_seat.load(Ordering::Relaxed) > seats {
+            break; // sold out
+        }
+    }
+    shared.desired.store(0, Ordering::Relaxed);
+    for handle in users.into_iter().flatten() {
+        let _ = handle.await;
+    }
+    let load_seconds = shared.start.elapsed().as_secs_f64();
+    if !args.quiet {
+        eprintln!();
+    }
+
+    // How long until nothing is in flight any more.
+    let stopped = Instant::now();
+    let mut drained = None;
+    while stopped.elapsed() < Duration::from_secs(args.drain_timeout_secs) {
+        if backlog(&http, &url).await == Some(0) {
+            drained = Some(stopped.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let audit = if args.scenario == Scenario::Ceiling {
+        None
+    } else {
+        Some(crate::audit::audit(&url, &args.admin_token, Duration::from_secs(30)).await?)
+    };
+    let snapshot = if args.scenario == Scenario::Ceiling {
+        None
+    } else {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        Some(crate::audit::snapshot(&client, &url, &args.admin_token).await?)
+    };
+    let mut server_final = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut seats_sold = 0;
+    if let Some(snap) = &snapshot {
+        for o in snap.orders.iter().filter(|o| o.event_id == event_id && o.status != "CREATED") {
+            server_final.saturating_record(((o.updated_at - o.created_at).max(0) as u64 * 1000).max(1));
+        }
+        seats_sold = snap.reserved.iter().filter(|x| x.event_id == event_id && x.status == "SOLD").count();
+    }
+
+    let stats = shared.stats.lock().expect("stats");
+    let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();
+    let requests: u64 = stats.timeline.iter().map(|s| s.requests).sum();
+    let passes: u64 = stats.checks.values().map(|c| c.passes).sum();
+    let fails: u64 = stats.checks.values().map(|c| c.fails).sum();
+    let check_rate = if passes + fails == 0 { 1.0 } else { passes as f64 / (passes + fails) as f64 };
+    let mut thresholds = vec![Threshold::new(
+        "checks pass",
+        check_rate >= args.min_check_rate,
+        format!("{:.2}% ≥ {:.2}%", check_rate * 100.0, args.min_check_rate * 100.0),
+    )];
+    if let Some(max) = args.max_api_p99_ms {
+        for step in ["hold", "order"] {
+            if let Some(s) = steps.get(step) {
+                thresholds.push(Threshold::new(
+                    "API p99",
+                    s.p99_ms <= max,
+                    format!("{step} p99 {:.1} ms ≤ {max} ms", s.p99_ms),
+                ));
+            }
+        }
+    }
+    if let Some(audit) = &audit {
+        let detail = if audit.violations.is_empty() { "no violation".to_owned() } else { audit.violations.join("; ") };
+        thresholds.push(Threshold::new("audit", audit.violations.is_empty(), detail));
+    }
+    if args.scenario != Scenario::Ceiling {
+        thresholds.push(Threshold::new(
+            "drained",
+            drained.is_some(),
+            drained.map_or_else(
+                || format!("not within {} s", args.drain_timeout_secs),
+                |d| format!("in {} ms", d.as_millis()),
+            ),
+        ));
+    }
+    if args.scenario == Scenario::Original {
+        thresholds.push(Threshold::new(
+            "sold out",
+            seats_sold as i64 == seats,
+            format!("{seats_sold} of {seats} seats sold"),
+        ));
+    }
+    let passed = thresholds.iter().all(|t| t.ok);
+    Ok(Report {
+        scenario: args.scenario,
+        url,
+        stages: args.stages.clone(),
+        event_id,
+        seats,
+        seats_sold,
+        max_users,
+        load_seconds,
+        requests,
+        requests_per_second: requests as f64 / load_seconds,
+        purchases: stats.purchases,
+        purchases_per_second: stats.purchases as f64 / load_seconds,
+        steps,
+        final_state_server: (!server_final.is_empty()).then(|| summarize(&server_final)),
+        drain_ms: drained.map(|d| d.as_millis() as u64),
+        statuses: stats.statuses.clone(),
+        checks: stats.checks.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        check_rate,
+        audit_violations: audit.map(|a| a.violations).unwrap_or_default(),
+        thresholds,
+        passed,
+        timeline: stats.timeline(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::parse_stages;
+
+    #[test]
+    fn users_ramp_linearly_through_the_stages() {
+        let stages = parse_stages("10s:50,20s:100,10s:100").unwrap();
+        assert_eq!(users_at(&stages, Duration::ZERO), Some(0));
+        assert_eq!(users_at(&stages, Duration::from_secs(5)), Some(25));
+        assert_eq!(users_at(&stages, Duration::from_secs(20)), Some(75));
+        assert_eq!(users_at(&stages, Duration::from_secs(35)), Some(100));
+        assert_eq!(users_at(&stages, Duration::from_secs(40)), None);
+    }
+}

@@ -1,0 +1,49 @@
+//! `boxoffice load` against a real server: it buys, reports, and judges.
+
+use serde_json::Value;
+
+use crate::common::{ADMIN, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_throughput_run_buys_reports_and_passes() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, html) = (dir.path().join("report.json"), dir.path().join("report.html"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .args(["load", "--quiet", "--url", &app.url, "--admin-token", ADMIN, "--scenario", "throughput"])
+        .args(["--stages", "1s:8,1s:8", "--rows", "20", "--cols", "50"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("load test passed"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["purchases"].as_u64().unwrap() > 0);
+    assert_eq!(report["purchases"].as_u64().unwrap() as usize, report["seatsSold"].as_u64().unwrap() as usize);
+    assert!(report["steps"]["hold"]["p99Ms"].as_f64().is_some());
+    assert!(report["finalStateServer"]["count"].as_u64().unwrap() > 0);
+    assert!(report["drainMs"].is_u64());
+    assert_eq!(report["auditViolations"], serde_json::json!([]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("Passed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_breaks_a_threshold_exits_non_zero() {
+    let app = spawn_app().await;
+    // Nobody can hold in 1 ms at the 99th percentile on this machine, let alone order.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .args(["load", "--quiet", "--url", &app.url, "--admin-token", ADMIN, "--scenario", "throughput"])
+        .args(["--stages", "1s:4", "--rows", "10", "--cols", "10", "--max-api-p99-ms", "0.001"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL API p99"), "{stdout}");
+}
