@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use contract::api::{SeatStatus, SeatUpdate};
-use contract::events::{Envelope, SeatVersion, SeatsHeld, SeatsReleased, SeatsSold};
+use contract::events::{DomainEvent, Envelope, SeatVersion, SeatsHeld, SeatsReleased, SeatsSold};
 use runtime::Tx;
 use runtime::consumer::Handler;
 
@@ -49,6 +49,10 @@ impl Handler for SeatProjection {
         } else {
             Ok(())
         }
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        [SeatsHeld::TYPE, SeatsReleased::TYPE, SeatsSold::TYPE].contains(&kind)
     }
 
     fn committed(&self) {

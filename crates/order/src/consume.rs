@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use contract::events::{
-    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
+    DomainEvent, Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
     SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
@@ -72,6 +72,18 @@ impl Handler for Saga {
         } else {
             Ok(())
         }
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        [
+            PaymentSucceeded::TYPE,
+            PaymentFailed::TYPE,
+            SeatsSold::TYPE,
+            SeatsSaleFailed::TYPE,
+            SeatsReleased::TYPE,
+            EventReset::TYPE,
+        ]
+        .contains(&kind)
     }
 
     fn committed(&self) {

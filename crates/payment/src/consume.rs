@@ -5,7 +5,7 @@
 //!   marked so that it is refunded the moment it succeeds.
 
 use async_trait::async_trait;
-use contract::events::{Envelope, OrderCancelled, OrderCreated};
+use contract::events::{DomainEvent, Envelope, OrderCancelled, OrderCreated};
 use runtime::consumer::Handler;
 use runtime::{Tx, trace};
 
@@ -39,6 +39,10 @@ impl Handler for Saga {
         } else {
             Ok(())
         }
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        [OrderCreated::TYPE, OrderCancelled::TYPE].contains(&kind)
     }
 
     fn committed(&self) {

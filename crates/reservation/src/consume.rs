@@ -10,8 +10,8 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
-    Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SeatVersion, SeatsReleased,
-    SeatsSaleFailed, SeatsSold,
+    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SeatVersion,
+    SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
 use runtime::{Tx, outbox};
@@ -39,6 +39,11 @@ impl Handler for Saga {
         } else {
             Ok(())
         }
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        [EventCreated::TYPE, EventReset::TYPE, OrderCreated::TYPE, PaymentSucceeded::TYPE, OrderCancelled::TYPE]
+            .contains(&kind)
     }
 
     fn committed(&self) {

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use contract::ErrorCode;
 use contract::events::{SeatVersion, SeatsHeld, SeatsReleased};
 use contract::holds::{Holds, PinRefused, PinRequest, Pinned, PinnedSeat};
-use runtime::Tx;
 use runtime::outbox;
 use sqlx::Row;
 
@@ -108,9 +107,7 @@ impl Reservation {
         // Most refusals in a rush are plain to see: answer them from a reader, without
         // queueing for the writer. A seat freed a moment ago may still be refused — as if
         // the buyer had come a moment earlier; every grant is decided by the write below.
-        let mut reader = self.db.reader().acquire().await?;
-        let seen = why_not(&mut reader, buyer, event_id, seat_ids, now).await?;
-        drop(reader);
+        let seen = self.explain(buyer, event_id, seat_ids, now).await?;
         if matches!(seen.code, ErrorCode::NotFound | ErrorCode::SeatSold | ErrorCode::ReservationConflict) {
             return Ok(Err(seen));
         }
@@ -121,8 +118,8 @@ impl Reservation {
         let mut tx = self.db.begin().await?;
         let rows = query.fetch_all(&mut *tx).await.context("failed to hold seats")?;
         if rows.len() != seat_ids.len() {
-            let mut why = why_not(&mut tx, buyer, event_id, seat_ids, now).await?;
             tx.rollback().await?;
+            let mut why = self.explain(buyer, event_id, seat_ids, now).await?;
             if why.code == ErrorCode::ReservationExpired {
                 // A lapsed pin not swept yet: the seat is not free for a moment more.
                 why = refused(ErrorCode::ReservationConflict, "the seat is being released; try again shortly");
@@ -161,8 +158,8 @@ impl Reservation {
         .context("failed to extend hold")?
         .rows_affected();
         if updated == 0 {
-            let why = why_not(&mut tx, buyer, event_id, &[seat_id], now).await?;
-            return Ok(Err(why));
+            tx.rollback().await?;
+            return Ok(Err(self.explain(buyer, event_id, &[seat_id], now).await?));
         }
         tx.commit().await?;
         Ok(Ok(expires_at))
@@ -185,8 +182,8 @@ impl Reservation {
         .await
         .context("failed to release hold")?;
         if rows.is_empty() {
-            let why = why_not(&mut tx, buyer, event_id, &[seat_id], now).await?;
-            return Ok(Err(why));
+            tx.rollback().await?;
+            return Ok(Err(self.explain(buyer, event_id, &[seat_id], now).await?));
         }
         for (event_id, seats) in by_event(&rows) {
             outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "RELEASED".into(), order_id: None })
@@ -271,39 +268,25 @@ impl Holds for Reservation {
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
         let wanted = serde_json::to_string(&seat_ids)?;
-        let mut tx = self.db.begin().await?;
-        let existing = sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
-            .bind(&req.order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(pin) = existing {
-            let same = pin.get::<i64, _>("event_id") == req.event_id
-                && pin.get::<String, _>("buyer") == req.buyer
-                && pin.get::<String, _>("seat_ids") == wanted;
-            if !same {
-                return Ok(Err(refused(ErrorCode::IdempotencyKeyReused, "this order was made for other seats")));
-            }
-            if matches!(pin.get::<String, _>("state").as_str(), "LAPSED" | "RELEASED" | "FAILED") {
-                return Ok(Err(refused(ErrorCode::ReservationExpired, "the holds of this order are gone")));
-            }
-            let prices = prices(&mut tx, &req.order_id).await?;
-            return Ok(Ok(Pinned { seats: prices }));
-        }
         let sql = format!(
             "UPDATE seats SET order_id = $1, expires_at = $2 WHERE event_id = $3 AND status = 'HELD' AND holder = $4 \
-             AND order_id IS NULL AND expires_at >= $5 AND seat_id IN ({}) RETURNING seat_id",
+             AND order_id IS NULL AND expires_at >= $5 AND seat_id IN ({}) RETURNING seat_id, price",
             placeholders(6, seat_ids.len())
         );
-        let mut query =
-            sqlx::query(&sql).bind(&req.order_id).bind(lease_until).bind(req.event_id).bind(&req.buyer).bind(now);
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql)
+            .bind(&req.order_id)
+            .bind(lease_until)
+            .bind(req.event_id)
+            .bind(&req.buyer)
+            .bind(now);
         for id in &seat_ids {
             query = query.bind(*id);
         }
-        let pinned = query.fetch_all(&mut *tx).await.context("failed to pin holds")?;
+        let mut tx = self.db.begin().await?;
+        let mut pinned = query.fetch_all(&mut *tx).await.context("failed to pin holds")?;
         if pinned.len() != seat_ids.len() {
-            let why = why_not(&mut tx, &req.buyer, req.event_id, &seat_ids, now).await?;
             tx.rollback().await?;
-            return Ok(Err(why));
+            return self.pinned_before(&req, &wanted, &seat_ids, now).await;
         }
         sqlx::query("INSERT INTO pins (order_id, event_id, buyer, seat_ids, state, created_at) VALUES ($1, $2, $3, $4, 'LEASED', $5)")
             .bind(&req.order_id)
@@ -314,17 +297,51 @@ impl Holds for Reservation {
             .execute(&mut *tx)
             .await
             .context("failed to record pin")?;
-        let prices = prices(&mut tx, &req.order_id).await?;
         tx.commit().await?;
-        Ok(Ok(Pinned { seats: prices }))
+        pinned.sort_unstable();
+        Ok(Ok(Pinned { seats: pinned.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))
     }
 }
 
-async fn prices(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<PinnedSeat>> {
-    let rows = sqlx::query("SELECT seat_id, price FROM seats WHERE order_id = $1 ORDER BY seat_id")
-        .bind(order_id)
-        .fetch_all(&mut **tx)
-        .await
-        .context("failed to read prices")?;
-    Ok(rows.iter().map(|r| PinnedSeat { seat_id: r.get("seat_id"), price: r.get("price") }).collect())
+impl Reservation {
+    /// A pin that could not be made: the same order pinned them before (a retry), or
+    /// here is why not.
+    async fn pinned_before(
+        &self,
+        req: &PinRequest,
+        wanted: &str,
+        seat_ids: &[i64],
+        now: i64,
+    ) -> anyhow::Result<Result<Pinned, PinRefused>> {
+        let mut reader = self.db.reader().acquire().await?;
+        let existing = sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
+            .bind(&req.order_id)
+            .fetch_optional(&mut *reader)
+            .await?;
+        let Some(pin) = existing else {
+            return Ok(Err(why_not(&mut reader, &req.buyer, req.event_id, seat_ids, now).await?));
+        };
+        let same = pin.get::<i64, _>("event_id") == req.event_id
+            && pin.get::<String, _>("buyer") == req.buyer
+            && pin.get::<String, _>("seat_ids") == wanted;
+        if !same {
+            return Ok(Err(refused(ErrorCode::IdempotencyKeyReused, "this order was made for other seats")));
+        }
+        if matches!(pin.get::<String, _>("state").as_str(), "LAPSED" | "RELEASED" | "FAILED") {
+            return Ok(Err(refused(ErrorCode::ReservationExpired, "the holds of this order are gone")));
+        }
+        let rows =
+            sqlx::query_as::<_, (i64, i64)>("SELECT seat_id, price FROM seats WHERE order_id = $1 ORDER BY seat_id")
+                .bind(&req.order_id)
+                .fetch_all(&mut *reader)
+                .await
+                .context("failed to read prices")?;
+        Ok(Ok(Pinned { seats: rows.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))
+    }
+
+    /// Why `buyer` could not take the seats, read after the failed write rolled back.
+    async fn explain(&self, buyer: &str, event_id: i64, seat_ids: &[i64], now: i64) -> anyhow::Result<PinRefused> {
+        let mut reader = self.db.reader().acquire().await?;
+        why_not(&mut reader, buyer, event_id, seat_ids, now).await
+    }
 }

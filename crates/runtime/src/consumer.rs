@@ -5,6 +5,7 @@
 //! a republished outbox row, a replayed topic) changes nothing. The group's offset is
 //! committed only after that transaction, never before.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Applies one event inside `tx`; the events it causes go to the outbox in `tx` too.
     /// Errors are for infrastructure failures only: the event is retried.
     async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
+
+    /// Whether events of this type have any effect here; others are passed over
+    /// without a transaction or an inbox record.
+    fn wants(&self, _kind: &str) -> bool {
+        true
+    }
 
     /// Called after a batch of events has committed (wake the relay, notify watchers).
     fn committed(&self) {}
@@ -71,21 +78,42 @@ impl Consumer {
         let Some(last) = batch.last().map(|d| d.offset) else {
             return Ok(());
         };
-        if let Err(error) = self.apply(&batch).await {
+        let events = self.decode(&batch);
+        if let Err(error) = self.apply(&events).await {
             // One bad event must not hold back the rest: apply them one at a time.
             tracing::warn!(topic = self.topic, error = format!("{error:#}"), "batch failed; applying one by one");
-            for delivery in &batch {
-                self.apply_alone(delivery).await;
+            for event in &events {
+                self.apply_alone(event).await;
             }
         }
         subscription.commit(last).await
     }
 
-    async fn apply(&self, batch: &[Delivery]) -> anyhow::Result<()> {
+    /// The envelopes of the batch this module wants; undecodable ones are logged and
+    /// skipped, never retried forever.
+    fn decode(&self, batch: &[Delivery]) -> Vec<Envelope> {
+        batch
+            .iter()
+            .filter_map(|delivery| match serde_json::from_str::<Envelope>(&delivery.body) {
+                Ok(e) => Some(e),
+                Err(error) => {
+                    tracing::error!(topic = self.topic, offset = delivery.offset, %error, "undecodable event skipped");
+                    None
+                }
+            })
+            .filter(|e| self.handler.wants(&e.kind))
+            .collect()
+    }
+
+    async fn apply(&self, events: &[Envelope]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let result = async {
             let mut tx = self.db.begin().await?;
-            for delivery in batch {
-                self.apply_one(&mut tx, delivery).await?;
+            let fresh = self.record_in_inbox(&mut tx, events).await?;
+            for event in events.iter().filter(|e| fresh.contains(&e.id.to_string())) {
+                self.apply_event(&mut tx, event).await?;
             }
             tx.commit().await?;
             anyhow::Ok(())
@@ -98,57 +126,43 @@ impl Consumer {
         result
     }
 
-    async fn apply_alone(&self, delivery: &Delivery) {
+    async fn apply_alone(&self, event: &Envelope) {
         for attempt in 0..ATTEMPTS {
-            let result = async {
-                let mut tx = self.db.begin().await?;
-                self.apply_one(&mut tx, delivery).await?;
-                tx.commit().await?;
-                anyhow::Ok(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    self.handler.committed();
-                    return;
-                }
+            match self.apply(std::slice::from_ref(event)).await {
+                Ok(()) => return,
                 Err(error) => {
-                    self.handler.aborted();
-                    tracing::warn!(
-                        topic = self.topic,
-                        offset = delivery.offset,
-                        attempt,
-                        error = format!("{error:#}"),
-                        "event failed"
-                    );
+                    tracing::warn!(topic = self.topic, event_id = %event.id, attempt, error = format!("{error:#}"), "event failed");
                     crate::backoff_sleep(attempt).await;
                 }
             }
         }
-        tracing::error!(topic = self.topic, offset = delivery.offset, body = %delivery.body, "event set aside after repeated failures");
+        tracing::error!(topic = self.topic, event_id = %event.id, event_type = %event.kind, "event set aside after repeated failures");
     }
 
-    async fn apply_one(&self, tx: &mut Tx, delivery: &Delivery) -> anyhow::Result<()> {
-        let envelope: Envelope = match serde_json::from_str(&delivery.body) {
-            Ok(e) => e,
-            Err(error) => {
-                tracing::error!(topic = self.topic, offset = delivery.offset, %error, "undecodable event skipped");
-                return Ok(());
+    /// Records the events' ids in the inbox; returns the ids not seen before — the
+    /// events to apply. One statement per 300 events.
+    async fn record_in_inbox(&self, tx: &mut Tx, events: &[Envelope]) -> anyhow::Result<HashSet<String>> {
+        let now = contract::now_millis();
+        let mut fresh = HashSet::new();
+        for chunk in events.chunks(300) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2)", i + 3)).collect();
+            let sql = format!(
+                "INSERT INTO inbox (event_id, topic, applied_at) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
+                values.join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(self.topic).bind(now);
+            for e in chunk {
+                query = query.bind(e.id.to_string());
             }
-        };
-        let fresh =
-            sqlx::query("INSERT INTO inbox (event_id, topic, applied_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(envelope.id.to_string())
-                .bind(self.topic)
-                .bind(contract::now_millis())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if !fresh {
-            tracing::debug!(event_id = %envelope.id, "duplicate event skipped");
-            return Ok(());
+            fresh.extend(query.fetch_all(&mut **tx).await?);
         }
+        if fresh.len() < events.len() {
+            tracing::debug!(duplicates = events.len() - fresh.len(), "duplicate events skipped");
+        }
+        Ok(fresh)
+    }
+
+    async fn apply_event(&self, tx: &mut Tx, envelope: &Envelope) -> anyhow::Result<()> {
         let span = tracing::info_span!(
             "consume",
             otel.name = format!("{} {}", self.group, envelope.kind),
@@ -160,7 +174,7 @@ impl Consumer {
             span_id = tracing::field::Empty,
         );
         let ctx = TraceContext::start(&span, envelope.traceparent.as_deref().and_then(TraceContext::from_traceparent));
-        ctx.scope(self.handler.apply(tx, &envelope)).instrument(span).await?;
+        ctx.scope(self.handler.apply(tx, envelope)).instrument(span).await?;
         // How long after it happened the event took effect here: the saga's steps.
         let labels =
             [("topic", self.topic.to_owned()), ("group", self.group.to_owned()), ("type", envelope.kind.clone())];

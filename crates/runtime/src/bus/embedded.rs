@@ -55,23 +55,28 @@ impl Bus for EmbeddedBus {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
-        let mut last: HashMap<&str, i64> = HashMap::new();
-        for m in messages {
-            let offset: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (topic, msg_key, body, appended_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(&m.topic)
-            .bind(&m.key)
-            .bind(&m.body)
-            .bind(contract::now_millis())
-            .fetch_one(&mut *tx)
-            .await
-            .context("failed to append to the bus log")?;
-            last.insert(&m.topic, offset);
+        let mut last: HashMap<String, i64> = HashMap::new();
+        let now = contract::now_millis();
+        // One statement per 200 messages.
+        for chunk in messages.chunks(200) {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect();
+            let sql = format!(
+                "INSERT INTO messages (topic, msg_key, body, appended_at) VALUES {} RETURNING id, topic",
+                values.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql).bind(now);
+            for m in chunk {
+                query = query.bind(&m.topic).bind(&m.key).bind(&m.body);
+            }
+            for (offset, topic) in query.fetch_all(&mut *tx).await.context("failed to append to the bus log")? {
+                let head = last.entry(topic).or_default();
+                *head = (*head).max(offset);
+            }
         }
         tx.commit().await.context("failed to commit to the bus log")?;
         for (topic, offset) in last {
-            self.advance(topic, offset);
+            self.advance(&topic, offset);
         }
         Ok(())
     }
