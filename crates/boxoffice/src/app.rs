@@ -226,6 +226,7 @@ impl Application {
             .merge(order::router(modules.orders.clone()))
             .merge(payment::router(modules.payments.clone()))
             .merge(crate::actuator::router(modules.clone()))
+            .merge(crate::web::router())
             .fallback(runtime::http::not_found)
             .layer(DefaultBodyLimit::max(args.max_body_bytes))
             .layer(axum::Extension(auth))

@@ -9,3 +9,4 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod load;
+pub mod web;

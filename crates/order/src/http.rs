@@ -17,6 +17,7 @@ pub fn router(orders: Orders) -> Router {
         .route("/ticketing/api/orders", post(create).get(mine))
         .route("/ticketing/api/orders/{id}", get(get_order))
         .route("/ticketing/api/admin/audit/order", get(audit))
+        .route("/ticketing/api/admin/orders/summary", get(summary))
         .with_state(orders)
 }
 
@@ -80,6 +81,11 @@ async fn get_order(
 /// Extension: the caller's orders, newest first ("my tickets").
 async fn mine(State(o): State<Orders>, KnownBuyer(buyer): KnownBuyer) -> ApiResult<Json<Vec<Order>>> {
     Ok(Json(store::of_buyer(o.db.reader(), &buyer).await?))
+}
+
+/// Operator: orders by state, per show.
+async fn summary(State(o): State<Orders>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!(store::summary(o.db.reader()).await?)))
 }
 
 async fn audit(State(o): State<Orders>, _: Admin) -> ApiResult<Json<serde_json::Value>> {

@@ -136,6 +136,24 @@ pub async fn confirmed_unpaid(db: &AnyPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0").fetch_one(db).await?)
 }
 
+/// Orders per show and state: `[{ eventId, created, confirmed, cancelled }]`.
+pub async fn summary(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT event_id, SUM(CASE WHEN status = 'CREATED' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN status = 'CONFIRMED' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) \
+         FROM orders GROUP BY event_id ORDER BY event_id",
+    )
+    .fetch_all(db)
+    .await
+    .context("failed to summarize orders")?;
+    Ok(rows
+        .into_iter()
+        .map(|(event_id, created, confirmed, cancelled)| {
+            serde_json::json!({ "eventId": event_id, "created": created, "confirmed": confirmed, "cancelled": cancelled })
+        })
+        .collect())
+}
+
 /// Every order, for the cross-module audit.
 pub async fn all(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
     let rows = sqlx::query(

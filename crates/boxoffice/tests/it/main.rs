@@ -2,6 +2,7 @@
 //! driven over HTTP like any client.
 
 mod api_errors;
+mod browser;
 mod common;
 mod concurrency;
 mod crash;
