@@ -84,8 +84,8 @@ pub struct LoadArgs {
     pub rows: i64,
     #[arg(long, default_value_t = 300)]
     pub cols: i64,
-    /// Pause of each user between purchases, in ms (k6's `sleep`); default 1000 for
-    /// the original scenario, as its users paced themselves, 0 otherwise.
+    /// Pause of each user between purchases, in ms (k6's `sleep`); default 1000 for the
+    /// original scenario, as its k6 users paced themselves, 0 (flat out) otherwise.
     #[arg(long)]
     pub think_ms: Option<u64>,
     /// Give up waiting for an order's final state after this many seconds.

@@ -82,37 +82,40 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs) -> anyhow::Result<(i64
     anyhow::bail!("the show's seats never became holdable")
 }
 
+/// A virtual user: purchase after purchase, `think` apart. Each request is due when the
+/// user means to send it — `think` after the last purchase ended, or as soon as the
+/// previous step answered — and its latency counts from then, not from when the
+/// generator got round to sending it: a generator that falls behind, or a server that
+/// stalls the user's previous step, shows up in the numbers instead of thinning them.
 async fn user(id: usize, s: Arc<Shared>) {
     let buyer = format!("load-{}-{id}", s.run_id);
+    let mut due = Instant::now();
     while id < s.desired.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(due.into()).await;
         match s.scenario {
             Scenario::Ceiling => {
-                let due = Instant::now();
                 let r = s.http.get(format!("{}/actuator/info", s.api.trim_end_matches("/ticketing/api"))).send().await;
                 s.record("info", status(&r), due);
                 s.check("info answered 200", status(&r) == 200);
             }
             Scenario::Original => {
                 let seat = rand::rng().random_range(1..=s.seats);
-                purchase(&s, &buyer, seat).await;
+                purchase(&s, &buyer, seat, due).await;
             }
             Scenario::Throughput => {
                 let seat = s.next_seat.fetch_add(1, Ordering::Relaxed);
                 if seat > s.seats {
                     return; // sold out
                 }
-                purchase(&s, &buyer, seat).await;
+                purchase(&s, &buyer, seat, due).await;
             }
         }
-        if !s.think.is_zero() {
-            tokio::time::sleep(s.think).await;
-        }
+        due = Instant::now() + s.think;
     }
 }
 
 /// Hold → order → wait for the final state, with k6-like checks.
-async fn purchase(s: &Shared, buyer: &str, seat: i64) {
-    let due = Instant::now();
+async fn purchase(s: &Shared, buyer: &str, seat: i64, due: Instant) {
     let hold = json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 });
     let r = s.http.post(format!("{}/reservations", s.api)).bearer_auth(buyer).json(&hold).send().await;
     let code = status(&r);
