@@ -156,7 +156,13 @@ impl Application {
         let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?);
         let open = |name: &str, migrations| {
             let path = dir.join(format!("{name}.db"));
-            async move { Db::open_sqlite(&path, durability, migrations).await }
+            let postgres = args.postgres.clone().map(|server| (server, format!("{}_{name}", args.database_prefix)));
+            async move {
+                match postgres {
+                    Some((server, database)) => Db::open_postgres(&server, &database, migrations).await,
+                    None => Db::open_sqlite(&path, durability, migrations).await,
+                }
+            }
         };
         let policy = HoldPolicy {
             min_secs: args.hold_seconds.0 as i64,

@@ -44,6 +44,13 @@ pub struct ServeArgs {
     /// Directory of the databases; created if missing.
     #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL server for the modules' databases, e.g. `postgres://user@host:5432`
+    /// (one database per module, created if missing); SQLite files in DATA_DIR without it.
+    #[arg(long, env = "BOXOFFICE_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Prefix of the PostgreSQL databases: PREFIX_catalog, PREFIX_reservation, …
+    #[arg(long, env = "BOXOFFICE_DATABASE_PREFIX", default_value = "boxoffice")]
+    pub database_prefix: String,
     /// Bearer token of the operator. Without it one is generated and written to
     /// DATA_DIR/admin-token.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]

@@ -4,10 +4,11 @@ use anyhow::Context;
 use contract::api::{CreateEvent, Event, Seat, SeatMap, SeatStatus, SeatUpdate};
 use contract::events::SeatSpec;
 use runtime::Tx;
-use sqlx::migrate::Migrator;
+use runtime::db::Migrations;
 use sqlx::{AnyPool, Row};
 
-pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: Migrations =
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
 pub async fn insert_event(tx: &mut Tx, spec: &CreateEvent) -> anyhow::Result<i64> {
     sqlx::query_scalar(

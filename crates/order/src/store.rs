@@ -3,10 +3,11 @@
 use anyhow::Context;
 use contract::api::{Order, OrderStatus};
 use runtime::Tx;
-use sqlx::migrate::Migrator;
+use runtime::db::Migrations;
 use sqlx::{AnyPool, Row};
 
-pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: Migrations =
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
 pub struct NewOrder<'a> {
     pub order_id: &'a str,
@@ -139,8 +140,9 @@ pub async fn confirmed_unpaid(db: &AnyPool) -> anyhow::Result<i64> {
 /// Orders per show and state: `[{ eventId, created, confirmed, cancelled }]`.
 pub async fn summary(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
     let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT event_id, SUM(CASE WHEN status = 'CREATED' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN status = 'CONFIRMED' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) \
+        "SELECT event_id, CAST(SUM(CASE WHEN status = 'CREATED' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = 'CONFIRMED' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS BIGINT) \
          FROM orders GROUP BY event_id ORDER BY event_id",
     )
     .fetch_all(db)

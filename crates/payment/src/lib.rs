@@ -18,16 +18,17 @@ use std::time::Duration;
 
 use contract::events::ORDER_TOPIC;
 use runtime::consumer::Consumer;
+use runtime::db::Migrations;
 use runtime::health::{Check, outbox_check};
 use runtime::outbox::Relay;
 use runtime::{Db, bus::Bus};
-use sqlx::migrate::Migrator;
 use tokio::sync::Notify;
 
 pub use gateway::{Gateway, SimulatedGateway};
 pub use http::router;
 
-pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: Migrations =
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
 #[derive(Clone)]
 pub struct Payments {

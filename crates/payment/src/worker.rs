@@ -12,6 +12,8 @@ use sqlx::Row;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use runtime::db::Backend;
+
 use crate::{LEASE, Payments};
 
 /// Gateway calls in flight at once.
@@ -104,12 +106,14 @@ impl Payments {
 
     async fn claim(&self, limit: i64) -> anyhow::Result<Vec<Claimed>> {
         let now = contract::now_millis();
-        let rows = sqlx::query(
+        // Several workers (replicas) on PostgreSQL each claim rows no other is claiming.
+        let skip_locked = if self.db.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let rows = sqlx::query(&format!(
             "UPDATE payments SET lease_until = $1, attempts = attempts + 1 WHERE payment_id IN \
              (SELECT payment_id FROM payments WHERE (status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1)) \
-              AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at LIMIT $3) \
+              AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at LIMIT $3{skip_locked}) \
              RETURNING payment_id, order_id, amount, status, traceparent",
-        )
+        ))
         .bind(now + LEASE.as_millis() as i64)
         .bind(now)
         .bind(limit)

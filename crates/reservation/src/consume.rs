@@ -99,11 +99,11 @@ async fn free_seats(
 
 async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
     let id = e.event_id.to_string();
-    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE event_id = CAST($1 AS INTEGER) AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
+    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE event_id = CAST($1 AS BIGINT) AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
         .bind(&id)
         .execute(&mut **tx)
         .await?;
-    free_seats(tx, "event_id = CAST($1 AS INTEGER) AND status <> 'AVAILABLE'", &id, Some(e.event_id), "RESET", None)
+    free_seats(tx, "event_id = CAST($1 AS BIGINT) AND status <> 'AVAILABLE'", &id, Some(e.event_id), "RESET", None)
         .await
 }
 

@@ -17,14 +17,15 @@ use std::time::Duration;
 
 use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC};
 use runtime::consumer::Consumer;
+use runtime::db::Migrations;
 use runtime::health::{Check, outbox_check};
 use runtime::outbox::Relay;
 use runtime::{Db, bus::Bus};
-use sqlx::migrate::Migrator;
 
 pub use http::router;
 
-pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: Migrations =
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
 /// The rules of holding seats.
 #[derive(Debug, Clone)]

@@ -12,6 +12,35 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor};
 
+/// Creates the database unless it exists (several replicas may race to do it).
+async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "database name {name:?} must be letters, digits and underscores"
+    );
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{server}/postgres"))
+        .await
+        .with_context(|| format!("failed to connect to PostgreSQL at {server}"))?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&admin)
+        .await
+        .context("failed to look for the database")?;
+    if exists.is_none()
+        && let Err(error) = admin.execute(format!("CREATE DATABASE {name}").as_str()).await
+    {
+        // Another replica created it meanwhile.
+        let duplicate = error.as_database_error().and_then(|e| e.code()).is_some_and(|c| c == "42P04" || c == "23505");
+        if !duplicate {
+            return Err(error).with_context(|| format!("failed to create database {name}"));
+        }
+    }
+    admin.close().await;
+    Ok(())
+}
+
 pub type Tx = sqlx::Transaction<'static, Any>;
 
 /// How a commit reaches the disk.
@@ -24,19 +53,33 @@ pub enum Durability {
     Normal,
 }
 
+/// A module's migrations, one set per database engine (the SQL differs in types only).
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
 /// Outbox and inbox tables, common to every module's database.
-static RUNTIME_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static RUNTIME_MIGRATIONS: Migrations =
+    Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 #[derive(Clone)]
 pub struct Db {
     write: AnyPool,
     read: AnyPool,
+    backend: Backend,
 }
 
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and applies the runtime's
     /// and then the module's migrations.
-    pub async fn open_sqlite(path: &Path, durability: Durability, module: &Migrator) -> anyhow::Result<Db> {
+    pub async fn open_sqlite(path: &Path, durability: Durability, migrations: &Migrations) -> anyhow::Result<Db> {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let sync = match durability {
@@ -60,19 +103,41 @@ impl Db {
         };
         let write = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
         let read = connect(4).connect(&url).await.context("failed to open readers")?;
-        let db = Db { write, read };
-        db.migrate(module).await?;
+        let db = Db { write, read, backend: Backend::Sqlite };
+        db.migrate(&migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
         Ok(db)
     }
 
-    async fn migrate(&self, module: &Migrator) -> anyhow::Result<()> {
+    /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
+    /// database), creating it if it does not exist, and applies the migrations.
+    /// PostgreSQL has real row locks, so reads and writes share one pool.
+    pub async fn open_postgres(server: &str, name: &str, migrations: &Migrations) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let server = server.trim_end_matches('/');
+        create_database(server, name).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&format!("{server}/{name}"))
+            .await
+            .with_context(|| format!("failed to connect to database {name}"))?;
+        let db = Db { write: pool.clone(), read: pool, backend: Backend::Postgres };
+        db.migrate(&migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self, module: &Migrator, runtime: &Migrator) -> anyhow::Result<()> {
         // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
         // versions (the runtime's are 1–99, a module's 100 and up).
-        for (set, what) in [(&RUNTIME_MIGRATIONS, "runtime"), (module, "module")] {
+        for (set, what) in [(runtime, "runtime"), (module, "module")] {
             let migrator = Migrator { migrations: set.migrations.clone(), ignore_missing: true, ..Migrator::DEFAULT };
             migrator.run(&self.write).await.with_context(|| format!("failed to apply {what} migrations"))?;
         }
         Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Begins a write transaction.

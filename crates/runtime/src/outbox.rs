@@ -87,23 +87,27 @@ impl Relay {
         .fetch_all(self.db.reader())
         .await
         .context("failed to read the outbox")?;
-        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+        if rows.is_empty() {
             return Ok(0);
-        };
+        }
         let messages: Vec<Outgoing> = rows
             .iter()
             .map(|r| Outgoing { topic: r.get("topic"), key: r.get("msg_key"), body: r.get("envelope") })
             .collect();
         self.bus.publish(&messages).await.context("failed to publish")?;
-        // One relay per database in embedded mode and commits in seq order, so every
-        // unpublished row up to `last` is one we just published.
+        // Mark exactly the rows published: on PostgreSQL a row with a lower seq may
+        // commit after a higher one was read, and must not be marked unpublished.
         let now = contract::now_millis();
-        sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq <= $2 AND published_at IS NULL")
-            .bind(now)
-            .bind(last)
-            .execute(self.db.writer())
-            .await
-            .context("failed to mark outbox rows published")?;
+        let seqs: Vec<i64> = rows.iter().map(|r| r.get("seq")).collect();
+        let sql = format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            (2..seqs.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let mut mark = sqlx::query(&sql).bind(now);
+        for seq in &seqs {
+            mark = mark.bind(*seq);
+        }
+        mark.execute(self.db.writer()).await.context("failed to mark outbox rows published")?;
         let lag = metrics::histogram!(crate::metrics::OUTBOX_LAG, "module" => self.module);
         for row in &rows {
             lag.record((now - row.get::<i64, _>("created_at")).max(0) as f64 / 1000.0);

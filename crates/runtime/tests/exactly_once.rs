@@ -9,12 +9,15 @@ use contract::events::{Envelope, EventReset};
 use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::{Bus, Outgoing};
 use runtime::consumer::{Consumer, Handler};
+use runtime::db::Migrations;
 use runtime::db::{Db, Durability};
 use runtime::outbox::{self, Relay};
 use runtime::{Tx, trace::TraceContext};
-use sqlx::migrate::Migrator;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./tests/migrations");
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./tests/migrations/sqlite"),
+    postgres: sqlx::migrate!("./tests/migrations/postgres"),
+};
 
 const TOPIC: &str = "catalog.events";
 

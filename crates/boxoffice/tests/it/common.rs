@@ -10,10 +10,50 @@ use tempfile::TempDir;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Where a test's module databases live: SQLite files in its data directory, or — with
+/// `BOXOFFICE_TEST_POSTGRES` set to a server URL — PostgreSQL databases of its own,
+/// under a fresh prefix. The whole suite runs against either.
+#[derive(Clone)]
+pub struct Store {
+    pub data: std::path::PathBuf,
+    pub postgres: Option<(String, String)>,
+}
+
+impl Store {
+    pub fn new(data: &std::path::Path) -> Store {
+        let postgres = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()).map(|server| {
+            let prefix = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            (server, prefix)
+        });
+        Store { data: data.to_path_buf(), postgres }
+    }
+
+    /// The `serve` arguments that put a process's databases here.
+    pub fn serve_args(&self) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_owned(), self.data.display().to_string()];
+        if let Some((server, prefix)) = &self.postgres {
+            args.extend(["--postgres".to_owned(), server.clone(), "--database-prefix".to_owned(), prefix.clone()]);
+        }
+        args
+    }
+
+    /// A connection pool to one module's database, to look at it or tamper with it.
+    pub async fn connect(&self, module: &str) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.postgres {
+            Some((server, prefix)) => format!("{}/{prefix}_{module}", server.trim_end_matches('/')),
+            None => format!("sqlite://{}", self.data.join(format!("{module}.db")).display()),
+        };
+        sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap()
+    }
+}
+
 pub struct TestApp {
     pub url: String,
+    pub store: Store,
     pub modules: Modules,
-    pub data: TempDir,
+    /// Kept for as long as the app runs.
+    _data: TempDir,
     pub http: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -37,7 +77,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
     args.data_dir = data.path().to_path_buf();
+    if let Some((server, prefix)) = &store.postgres {
+        args.postgres = Some(server.clone());
+        args.database_prefix = prefix.clone();
+    }
     let app = Application::build(args).await.expect("app builds");
     let url = format!("http://{}", app.addr());
     let modules = app.modules.clone();
@@ -45,7 +90,7 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let test = TestApp { url, modules, data, http: reqwest::Client::new(), _stop: stop };
+    let test = TestApp { url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
     // The demo seats reach the reservation module through the bus.
     test.wait_for_seats(1).await;
     test

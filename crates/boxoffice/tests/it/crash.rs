@@ -2,7 +2,6 @@
 //! checks that must catch a violation when there is one.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,20 +11,19 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{ADMIN, spawn_app};
+use crate::common::{ADMIN, Store, spawn_app};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts the real binary on `data`; returns it and its base URL once it is healthy.
-async fn start(data: &Path) -> (Child, String) {
+async fn start(store: &Store) -> (Child, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
         .args(["--payment-latency-ms", "50..400", "--payment-success-rate", "0.7", "--sweep-interval-ms", "100"])
-        .arg("--data-dir")
-        .arg(data)
+        .args(store.serve_args())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -76,8 +74,8 @@ async fn purchase(
 }
 
 /// Orders the dead process left in CREATED, read straight from its database.
-async fn orders_in_flight(data: &Path) -> i64 {
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("order.db").display())).await.unwrap();
+async fn orders_in_flight(store: &Store) -> i64 {
+    let db = store.connect("order").await;
     let n = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED'").fetch_one(&db).await.unwrap();
     db.close().await;
     n
@@ -86,10 +84,11 @@ async fn orders_in_flight(data: &Path) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
     let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
     let http = reqwest::Client::new();
     let mut accepted = Vec::new();
     let mut in_flight_at_kill = 0;
-    let (mut child, mut url) = start(data.path()).await;
+    let (mut child, mut url) = start(&store).await;
     for round in 0..2i64 {
         // Buyers keep coming while the process is killed under them.
         let event_id = round + 1;
@@ -106,11 +105,11 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
         }
         child.start_kill().unwrap();
         child.wait().await.unwrap();
-        in_flight_at_kill += orders_in_flight(data.path()).await;
+        in_flight_at_kill += orders_in_flight(&store).await;
         for b in buyers {
             accepted.extend(b.await.unwrap());
         }
-        (child, url) = start(data.path()).await;
+        (child, url) = start(&store).await;
     }
     assert!(!accepted.is_empty(), "some purchases were accepted before the kills");
     assert!(in_flight_at_kill > 0, "the kills came while sagas were in flight");
@@ -144,9 +143,7 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
 
     // Someone edits the reservation database by hand: a seat sold to nobody, and one
     // sold to an order that does not exist.
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.data.path().join("reservation.db").display()))
-        .await
-        .unwrap();
+    let db = app.store.connect("reservation").await;
     sqlx::query("UPDATE seats SET status = 'SOLD', order_id = NULL WHERE event_id = 1 AND seat_id = 99")
         .execute(&db)
         .await

@@ -277,9 +277,7 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
 
     // While the payment is at the gateway, the hold is lost (as if an operator or a
     // bug freed it) and another buyer takes the seat.
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.data.path().join("reservation.db").display()))
-        .await
-        .unwrap();
+    let db = app.store.connect("reservation").await;
     for _ in 0..100 {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1")
             .bind(&order_id)

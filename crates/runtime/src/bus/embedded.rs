@@ -15,9 +15,13 @@ use sqlx::migrate::Migrator;
 use tokio::sync::watch;
 
 use super::{Bus, Delivery, Outgoing, Subscription};
-use crate::db::{Db, Durability};
+use crate::db::{Db, Durability, Migrations};
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./bus_migrations");
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./migrations/bus"),
+    // The embedded bus lives in SQLite only.
+    postgres: Migrator::DEFAULT,
+};
 
 #[derive(Clone)]
 pub struct EmbeddedBus {
