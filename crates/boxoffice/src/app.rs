@@ -10,11 +10,13 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use catalog::Catalog;
+use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, RESERVATION_TOPIC};
 use order::Orders;
 use payment::{Payments, SimulatedGateway};
 use reservation::{HoldPolicy, Reservation};
 use runtime::bus::Bus;
 use runtime::bus::embedded::EmbeddedBus;
+use runtime::bus::kafka::KafkaBus;
 use runtime::db::{Db, Durability};
 use runtime::http::Auth;
 use runtime::outbox::Relay;
@@ -153,7 +155,13 @@ impl Application {
             cookie_key: secret(dir, "cookie-key")?.into_bytes(),
         });
 
-        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?);
+        let bus: Arc<dyn Bus> = match &args.kafka {
+            Some(brokers) => {
+                let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
+                Arc::new(KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?)
+            }
+            None => Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?),
+        };
         let open = |name: &str, migrations| {
             let path = dir.join(format!("{name}.db"));
             let postgres = args.postgres.clone().map(|server| (server, format!("{}_{name}", args.database_prefix)));

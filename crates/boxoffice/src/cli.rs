@@ -51,6 +51,16 @@ pub struct ServeArgs {
     /// Prefix of the PostgreSQL databases: PREFIX_catalog, PREFIX_reservation, …
     #[arg(long, env = "BOXOFFICE_DATABASE_PREFIX", default_value = "boxoffice")]
     pub database_prefix: String,
+    /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`: the modules' events go through
+    /// Kafka instead of the embedded log in DATA_DIR/bus.db.
+    #[arg(long, env = "BOXOFFICE_KAFKA")]
+    pub kafka: Option<String>,
+    /// Partitions of each topic, created at start-up if missing.
+    #[arg(long, default_value_t = 6)]
+    pub kafka_partitions: i32,
+    /// Prefix of topic and consumer-group names (`NS.order.events`), to share a broker.
+    #[arg(long, default_value = "")]
+    pub kafka_namespace: String,
     /// Bearer token of the operator. Without it one is generated and written to
     /// DATA_DIR/admin-token.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]

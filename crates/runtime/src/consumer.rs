@@ -75,9 +75,9 @@ impl Consumer {
 
     async fn step(&self, subscription: &mut dyn Subscription) -> anyhow::Result<()> {
         let batch = subscription.poll(BATCH, Duration::from_secs(1)).await?;
-        let Some(last) = batch.last().map(|d| d.offset) else {
+        if batch.is_empty() {
             return Ok(());
-        };
+        }
         let events = self.decode(&batch);
         if let Err(error) = self.apply(&events).await {
             // One bad event must not hold back the rest: apply them one at a time.
@@ -86,7 +86,7 @@ impl Consumer {
                 self.apply_alone(event).await;
             }
         }
-        subscription.commit(last).await
+        subscription.commit(&batch).await
     }
 
     /// The envelopes of the batch this module wants; undecodable ones are logged and

@@ -110,7 +110,7 @@ async fn uncommitted_deliveries_come_again_to_the_group() {
     let mut again = bus.subscribe(TOPIC, "g").await.unwrap();
     let got = again.poll(10, Duration::from_millis(100)).await.unwrap();
     assert_eq!(got.len(), 1, "redelivered");
-    again.commit(got[0].offset).await.unwrap();
+    again.commit(&got[..1]).await.unwrap();
     let mut after = bus.subscribe(TOPIC, "g").await.unwrap();
     assert!(after.poll(10, Duration::from_millis(50)).await.unwrap().is_empty());
     // Another group reads the topic from the start.
@@ -154,9 +154,9 @@ async fn pruning_keeps_what_a_group_has_not_committed() {
         (0..3).map(|i| message(&Envelope::wrap(&EventReset { event_id: i, reset_at: 0 }, 0, None))).collect();
     bus.publish(&events).await.unwrap();
     let got = fast.poll(10, Duration::from_millis(50)).await.unwrap();
-    fast.commit(got[2].offset).await.unwrap();
+    fast.commit(&got[..3]).await.unwrap();
     let got = slow.poll(1, Duration::from_millis(50)).await.unwrap();
-    slow.commit(got[0].offset).await.unwrap();
+    slow.commit(&got[..1]).await.unwrap();
     let far_future = contract::now_millis() + 60_000;
     assert_eq!(bus.prune(far_future).await.unwrap(), 1, "only what both groups committed");
     assert_eq!(bus.lag(TOPIC, "slow").await.unwrap(), 2);

@@ -17,6 +17,9 @@ pub const ADMIN: &str = "test-admin-token";
 pub struct Store {
     pub data: std::path::PathBuf,
     pub postgres: Option<(String, String)>,
+    /// With `BOXOFFICE_TEST_BUS=kafka` (and `BOXOFFICE_TEST_KAFKA` naming the broker): the
+    /// bus is Kafka, under a namespace of the test's own.
+    pub kafka: Option<(String, String)>,
 }
 
 impl Store {
@@ -25,7 +28,11 @@ impl Store {
             let prefix = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             (server, prefix)
         });
-        Store { data: data.to_path_buf(), postgres }
+        let kafka = (std::env::var("BOXOFFICE_TEST_BUS").as_deref() == Ok("kafka")).then(|| {
+            std::env::var("BOXOFFICE_TEST_KAFKA").expect("BOXOFFICE_TEST_BUS=kafka needs BOXOFFICE_TEST_KAFKA")
+        });
+        let namespace = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        Store { data: data.to_path_buf(), postgres, kafka: kafka.map(|k| (k, namespace)) }
     }
 
     /// The `serve` arguments that put a process's databases here.
@@ -33,6 +40,9 @@ impl Store {
         let mut args = vec!["--data-dir".to_owned(), self.data.display().to_string()];
         if let Some((server, prefix)) = &self.postgres {
             args.extend(["--postgres".to_owned(), server.clone(), "--database-prefix".to_owned(), prefix.clone()]);
+        }
+        if let Some((brokers, namespace)) = &self.kafka {
+            args.extend(["--kafka".to_owned(), brokers.clone(), "--kafka-namespace".to_owned(), namespace.clone()]);
         }
         args
     }
@@ -83,6 +93,10 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
         args.postgres = Some(server.clone());
         args.database_prefix = prefix.clone();
     }
+    if let Some((brokers, namespace)) = &store.kafka {
+        args.kafka = Some(brokers.clone());
+        args.kafka_namespace = namespace.clone();
+    }
     let app = Application::build(args).await.expect("app builds");
     let url = format!("http://{}", app.addr());
     let modules = app.modules.clone();
@@ -117,7 +131,8 @@ impl TestApp {
     /// Waits until the reservation module knows the seats of `event_id`.
     pub async fn wait_for_seats(&self, event_id: i64) {
         let probe = self.buyer("seat-probe");
-        for _ in 0..200 {
+        // Kafka consumer groups take a few seconds to form.
+        for _ in 0..1000 {
             let r = probe.hold(event_id, &[1]).await;
             if r.status() != StatusCode::NOT_FOUND {
                 if r.status() == StatusCode::CREATED {

@@ -159,7 +159,7 @@ impl EmbeddedSubscription {
                 .context("failed to read the bus log")?;
         Ok(rows
             .into_iter()
-            .map(|r| Delivery { offset: r.get("id"), key: r.get("msg_key"), body: r.get("body") })
+            .map(|r| Delivery { partition: 0, offset: r.get("id"), key: r.get("msg_key"), body: r.get("body") })
             .collect())
     }
 }
@@ -180,7 +180,8 @@ impl Subscription for EmbeddedSubscription {
         Ok(batch)
     }
 
-    async fn commit(&mut self, offset: i64) -> anyhow::Result<()> {
+    async fn commit(&mut self, applied: &[Delivery]) -> anyhow::Result<()> {
+        let Some(offset) = applied.iter().map(|d| d.offset).max() else { return Ok(()) };
         sqlx::query(
             "INSERT INTO consumer_offsets (topic, grp, committed) VALUES ($1, $2, $3) \
              ON CONFLICT (topic, grp) DO UPDATE SET committed = excluded.committed",

@@ -7,6 +7,7 @@
 //! one-process mode; the distributed mode puts Kafka behind the same trait.
 
 pub mod embedded;
+pub mod kafka;
 
 use async_trait::async_trait;
 
@@ -21,6 +22,8 @@ pub struct Outgoing {
 /// A message delivered to a consumer group.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The partition of the topic (always 0 on the embedded bus).
+    pub partition: i32,
     pub offset: i64,
     pub key: String,
     pub body: String,
@@ -51,6 +54,6 @@ pub trait Subscription: Send {
     /// one; empty when none came.
     async fn poll(&mut self, max: usize, wait: std::time::Duration) -> anyhow::Result<Vec<Delivery>>;
 
-    /// Records that everything up to and including `offset` has been applied.
-    async fn commit(&mut self, offset: i64) -> anyhow::Result<()>;
+    /// Records that everything up to and including these deliveries has been applied.
+    async fn commit(&mut self, applied: &[Delivery]) -> anyhow::Result<()>;
 }
