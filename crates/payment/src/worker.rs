@@ -109,7 +109,8 @@ impl Payments {
         // Several workers (replicas) on PostgreSQL each claim rows no other is claiming.
         let skip_locked = if self.db.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let rows = sqlx::query(&format!(
-            "UPDATE payments SET lease_until = $1, attempts = attempts + 1 WHERE payment_id IN \
+            "UPDATE payments SET lease_until = $1, attempts = attempts + 1 \
+             WHERE (lease_until IS NULL OR lease_until < $2) AND payment_id IN \
              (SELECT payment_id FROM payments WHERE (status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1)) \
               AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at LIMIT $3{skip_locked}) \
              RETURNING payment_id, order_id, amount, status, traceparent",

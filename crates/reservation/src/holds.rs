@@ -212,9 +212,13 @@ impl Reservation {
     pub async fn sweep(&self) -> anyhow::Result<usize> {
         let now = contract::now_millis();
         let mut tx = self.db.begin().await?;
+        // The outer condition repeats the inner one because PostgreSQL re-checks only the
+        // outer one under the row lock: a seat another replica swept, and a buyer held
+        // again, in the meantime must not be freed.
         let rows = sqlx::query(
             "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
-             WHERE (event_id, seat_id) IN (SELECT event_id, seat_id FROM seats WHERE status = 'HELD' AND expires_at < $1 LIMIT 2000) \
+             WHERE status = 'HELD' AND expires_at < $1 \
+             AND (event_id, seat_id) IN (SELECT event_id, seat_id FROM seats WHERE status = 'HELD' AND expires_at < $1 LIMIT 2000) \
              RETURNING event_id, seat_id, version, order_id",
         )
         .bind(now)

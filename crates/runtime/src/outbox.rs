@@ -10,27 +10,46 @@ use std::time::Duration;
 
 use anyhow::Context;
 use contract::events::{DomainEvent, Envelope};
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 
 use crate::bus::{Bus, Outgoing};
-use crate::db::{Db, Tx};
+use crate::db::{Backend, Db, Tx};
 use crate::trace;
 
 /// Appends `event` to the outbox inside `tx`, carrying the current trace.
 pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
     let now = contract::now_millis();
     let envelope = Envelope::wrap(event, now, trace::current_traceparent());
-    sqlx::query("INSERT INTO outbox (id, topic, msg_key, envelope, created_at) VALUES ($1, $2, $3, $4, $5)")
+    if tx.backend_name() == "PostgreSQL" {
+        // Outbox writers take turns from here to their commit, so rows commit in `seq`
+        // order and the relay never passes over a row that commits late. (SQLite has one
+        // writer anyway.)
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut **tx).await?;
+    }
+    sqlx::query("INSERT INTO outbox (id, topic, msg_key, envelope, created_at, slot) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(envelope.id.to_string())
         .bind(E::TOPIC)
         .bind(&envelope.aggregate_id)
         .bind(serde_json::to_string(&envelope)?)
         .bind(now)
+        .bind(slot(&envelope.aggregate_id))
         .execute(&mut **tx)
         .await
         .context("failed to append to the outbox")?;
     Ok(())
+}
+
+/// Slots the relay's work is split into; each key always falls in the same one.
+const SLOTS: i64 = 16;
+/// Advisory lock keys (per database): the append lock, and one per relay slot after it.
+const APPEND_LOCK: i64 = 0x626f_786f_0000;
+const SLOT_LOCKS: i64 = APPEND_LOCK + 1;
+
+fn slot(key: &str) -> i64 {
+    let hash = key.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    i64::from(hash) % SLOTS
 }
 
 /// Publishes a module's outbox to the bus.
@@ -79,24 +98,64 @@ impl Relay {
     }
 
     /// Publishes one batch of unpublished rows; returns how many.
+    ///
+    /// SQLite has a single relay per database: it reads from a reader and marks with the
+    /// writer. On PostgreSQL every replica runs a relay; each takes the slots no other
+    /// relay holds (an advisory lock per slot, for the length of a transaction), so a
+    /// row is published once and one key's rows in order, while replicas share the work.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let rows = sqlx::query(
-            "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(self.db.reader())
-        .await
-        .context("failed to read the outbox")?;
-        if rows.is_empty() {
-            return Ok(0);
+        match self.db.backend() {
+            Backend::Sqlite => {
+                let rows = self.unpublished(&mut *self.db.reader().acquire().await?, None).await?;
+                self.send(&rows).await?;
+                self.mark(&rows, &mut *self.db.writer().acquire().await?).await
+            }
+            Backend::Postgres => {
+                let mut published = 0;
+                for slot in 0..SLOTS {
+                    let mut tx = self.db.begin().await?;
+                    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                        .bind(SLOT_LOCKS + slot)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if mine {
+                        let rows = self.unpublished(&mut tx, Some(slot)).await?;
+                        self.send(&rows).await?;
+                        published += self.mark(&rows, &mut tx).await?;
+                    }
+                    tx.commit().await?;
+                }
+                Ok(published)
+            }
         }
+    }
+
+    async fn unpublished(&self, conn: &mut AnyConnection, slot: Option<i64>) -> anyhow::Result<Vec<AnyRow>> {
+        let by_slot = if slot.is_some() { "AND slot = $2" } else { "" };
+        let sql = format!(
+            "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL {by_slot} ORDER BY seq LIMIT $1"
+        );
+        let mut query = sqlx::query(&sql).bind(BATCH);
+        if let Some(slot) = slot {
+            query = query.bind(slot);
+        }
+        query.fetch_all(conn).await.context("failed to read the outbox")
+    }
+
+    /// Publishes `rows`; returns once the bus has them all.
+    async fn send(&self, rows: &[AnyRow]) -> anyhow::Result<()> {
         let messages: Vec<Outgoing> = rows
             .iter()
             .map(|r| Outgoing { topic: r.get("topic"), key: r.get("msg_key"), body: r.get("envelope") })
             .collect();
-        self.bus.publish(&messages).await.context("failed to publish")?;
-        // Mark exactly the rows published: on PostgreSQL a row with a lower seq may
-        // commit after a higher one was read, and must not be marked unpublished.
+        self.bus.publish(&messages).await.context("failed to publish")
+    }
+
+    /// Marks exactly the published `rows` as published.
+    async fn mark(&self, rows: &[AnyRow], conn: &mut AnyConnection) -> anyhow::Result<usize> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
         let now = contract::now_millis();
         let seqs: Vec<i64> = rows.iter().map(|r| r.get("seq")).collect();
         let sql = format!(
@@ -107,12 +166,12 @@ impl Relay {
         for seq in &seqs {
             mark = mark.bind(*seq);
         }
-        mark.execute(self.db.writer()).await.context("failed to mark outbox rows published")?;
+        mark.execute(conn).await.context("failed to mark outbox rows published")?;
         let lag = metrics::histogram!(crate::metrics::OUTBOX_LAG, "module" => self.module);
-        for row in &rows {
+        for row in rows {
             lag.record((now - row.get::<i64, _>("created_at")).max(0) as f64 / 1000.0);
         }
-        Ok(messages.len())
+        Ok(rows.len())
     }
 
     /// Forgets published rows older than `before` (ms), and inbox records older than

@@ -11,8 +11,9 @@ use tempfile::TempDir;
 pub const ADMIN: &str = "test-admin-token";
 
 /// Where a test's module databases live: SQLite files in its data directory, or — with
-/// `BOXOFFICE_TEST_POSTGRES` set to a server URL — PostgreSQL databases of its own,
-/// under a fresh prefix. The whole suite runs against either.
+/// `BOXOFFICE_TEST_DB=postgres` and `BOXOFFICE_TEST_POSTGRES` naming a server —
+/// PostgreSQL databases of its own, under a fresh prefix. The whole suite runs against
+/// either.
 #[derive(Clone)]
 pub struct Store {
     pub data: std::path::PathBuf,
@@ -24,7 +25,9 @@ pub struct Store {
 
 impl Store {
     pub fn new(data: &std::path::Path) -> Store {
-        let postgres = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()).map(|server| {
+        let postgres = (std::env::var("BOXOFFICE_TEST_DB").as_deref() == Ok("postgres")).then(|| {
+            let server = std::env::var("BOXOFFICE_TEST_POSTGRES")
+                .expect("BOXOFFICE_TEST_DB=postgres needs BOXOFFICE_TEST_POSTGRES");
             let prefix = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             (server, prefix)
         });
