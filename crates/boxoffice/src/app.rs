@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use catalog::Catalog;
 use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, RESERVATION_TOPIC};
+use contract::holds::Holds;
 use order::Orders;
 use payment::{Payments, SimulatedGateway};
 use reservation::{HoldPolicy, Reservation};
@@ -23,28 +24,53 @@ use runtime::outbox::Relay;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::cli::{self, ServeArgs};
+use crate::cli::{self, Module, ServeArgs};
 
-/// The modules, for the actuator and for tests that look inside.
+/// The modules this process runs (all four in the embedded mode, one with `--module`),
+/// for the actuator and for tests that look inside.
 #[derive(Clone)]
 pub struct Modules {
-    pub catalog: Catalog,
-    pub reservation: Reservation,
-    pub orders: Orders,
-    pub payments: Payments,
+    pub catalog: Option<Catalog>,
+    pub reservation: Option<Reservation>,
+    pub orders: Option<Orders>,
+    pub payments: Option<Payments>,
     pub bus: Arc<dyn Bus>,
     /// Every consumer group's subscription, `(topic, group)`.
     pub subscriptions: Arc<Vec<(&'static str, &'static str)>>,
 }
 
 impl Modules {
-    pub fn relays(&self) -> [(&'static str, &Relay); 4] {
-        [
-            ("catalog", self.catalog.relay()),
-            ("reservation", self.reservation.relay()),
-            ("order", self.orders.relay()),
-            ("payment", self.payments.relay()),
-        ]
+    pub fn relays(&self) -> Vec<(&'static str, &Relay)> {
+        let mut relays = Vec::new();
+        if let Some(m) = &self.catalog {
+            relays.push(("catalog", m.relay()));
+        }
+        if let Some(m) = &self.reservation {
+            relays.push(("reservation", m.relay()));
+        }
+        if let Some(m) = &self.orders {
+            relays.push(("order", m.relay()));
+        }
+        if let Some(m) = &self.payments {
+            relays.push(("payment", m.relay()));
+        }
+        relays
+    }
+
+    /// The catalog module; panics in a process that does not run it (tests only).
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog.as_ref().expect("this process runs the catalog module")
+    }
+
+    /// True when every database this process uses answers.
+    pub async fn databases_up(&self) -> bool {
+        let checks = [
+            async { if let Some(m) = &self.catalog { m.ping().await } else { true } }.await,
+            async { if let Some(m) = &self.reservation { m.ping().await } else { true } }.await,
+            async { if let Some(m) = &self.orders { m.ping().await } else { true } }.await,
+            async { if let Some(m) = &self.payments { m.ping().await } else { true } }.await,
+        ];
+        checks.into_iter().all(|up| up)
     }
 }
 
@@ -67,7 +93,9 @@ impl Modules {
                     metrics::gauge!(CONSUMER_LAG, "topic" => *topic, "group" => *group).set(lag as f64);
                 }
             }
-            metrics::gauge!(catalog::metrics::STREAM_CLIENTS).set(self.catalog.all_stream_clients() as f64);
+            if let Some(catalog) = &self.catalog {
+                metrics::gauge!(catalog::metrics::STREAM_CLIENTS).set(catalog.all_stream_clients() as f64);
+            }
             if round % 8 == 0 {
                 for (module, checks) in self.consistency().await {
                     for check in checks.into_iter().flatten() {
@@ -79,14 +107,22 @@ impl Modules {
         }
     }
 
-    /// Every module's consistency checks.
-    pub async fn consistency(&self) -> [(&'static str, anyhow::Result<Vec<runtime::health::Check>>); 4] {
-        [
-            ("catalog", self.catalog.consistency().await),
-            ("reservation", self.reservation.consistency().await),
-            ("order", self.orders.consistency().await),
-            ("payment", self.payments.consistency().await),
-        ]
+    /// The consistency checks of every module this process runs.
+    pub async fn consistency(&self) -> Vec<(&'static str, anyhow::Result<Vec<runtime::health::Check>>)> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.catalog {
+            out.push(("catalog", m.consistency().await));
+        }
+        if let Some(m) = &self.reservation {
+            out.push(("reservation", m.consistency().await));
+        }
+        if let Some(m) = &self.orders {
+            out.push(("order", m.consistency().await));
+        }
+        if let Some(m) = &self.payments {
+            out.push(("payment", m.consistency().await));
+        }
+        out
     }
 
     /// Every ten minutes, forgets events older than `retention` that were delivered.
@@ -184,20 +220,45 @@ impl Application {
             success_rate: args.payment_success_rate,
             latency_ms: args.payment_latency_ms.0..args.payment_latency_ms.1,
         });
-        let catalog = Catalog::new(open("catalog", &catalog::MIGRATIONS).await?, bus.clone());
-        let reservation = Reservation::new(open("reservation", &reservation::MIGRATIONS).await?, bus.clone(), policy);
-        let orders = Orders::new(
-            open("order", &order::MIGRATIONS).await?,
-            bus.clone(),
-            Arc::new(reservation.clone()),
-            args.max_seats_per_hold,
+        let runs = |m: Module| args.module.is_none_or(|only| only == m);
+        anyhow::ensure!(
+            args.module.is_none() || args.kafka.is_some(),
+            "--module needs --kafka: modules in separate processes talk through Kafka"
         );
-        let payments = Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway);
+        let catalog = match runs(Module::Catalog) {
+            true => Some(Catalog::new(open("catalog", &catalog::MIGRATIONS).await?, bus.clone())),
+            false => None,
+        };
+        let reservation = match runs(Module::Reservation) {
+            true => Some(Reservation::new(open("reservation", &reservation::MIGRATIONS).await?, bus.clone(), policy)),
+            false => None,
+        };
+        let orders = match runs(Module::Order) {
+            true => {
+                // Pins go to the reservation module: in this process, or over HTTP.
+                let holds: Arc<dyn Holds> = match (&reservation, &args.reservation_url) {
+                    (Some(r), _) => Arc::new(r.clone()),
+                    (None, Some(url)) => Arc::new(crate::remote::HttpHolds::new(url, &admin_token)),
+                    (None, None) => {
+                        anyhow::bail!("the order module needs --reservation-url when reservation runs elsewhere")
+                    }
+                };
+                Some(Orders::new(open("order", &order::MIGRATIONS).await?, bus.clone(), holds, args.max_seats_per_hold))
+            }
+            false => None,
+        };
+        let payments = match runs(Module::Payment) {
+            true => Some(Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway)),
+            false => None,
+        };
         let mut modules =
             Modules { catalog, reservation, orders, payments, bus: bus.clone(), subscriptions: Arc::default() };
 
-        // This process is the only payment worker of its database.
-        modules.payments.reclaim_abandoned_calls().await?;
+        if let (Some(payments), None) = (&modules.payments, args.module) {
+            // In one process this is the only payment worker of its database; replicas
+            // instead wait for each other's leases to run out.
+            payments.reclaim_abandoned_calls().await?;
+        }
 
         runtime::telemetry::prometheus();
         for describe in [
@@ -213,32 +274,40 @@ impl Application {
         for (_, relay) in modules.relays() {
             tasks.spawn(relay.clone().run(Duration::from_millis(250)));
         }
-        let consumers = [
-            modules.catalog.consumers(bus.clone()),
-            modules.reservation.consumers(bus.clone()),
-            modules.orders.consumers(bus.clone()),
-            modules.payments.consumers(bus.clone()),
-        ];
+        let mut consumers = Vec::new();
+        let mut router = Router::new();
+        if let Some(m) = &modules.catalog {
+            consumers.extend(m.consumers(bus.clone()));
+            router = router.merge(catalog::router(m.clone()));
+        }
+        if let Some(m) = &modules.reservation {
+            consumers.extend(m.consumers(bus.clone()));
+            router = router.merge(reservation::router(m.clone()));
+            tasks.spawn(m.clone().run_sweeper());
+        }
+        if let Some(m) = &modules.orders {
+            consumers.extend(m.consumers(bus.clone()));
+            router = router.merge(order::router(m.clone()));
+        }
+        if let Some(m) = &modules.payments {
+            consumers.extend(m.consumers(bus.clone()));
+            router = router.merge(payment::router(m.clone()));
+            tasks.spawn(m.clone().run_workers());
+        }
         let mut subscriptions = Vec::new();
-        for consumer in consumers.into_iter().flatten() {
+        for consumer in consumers {
             subscriptions.push((consumer.topic, consumer.group));
             tasks.spawn(consumer.run());
         }
         modules.subscriptions = Arc::new(subscriptions);
         tasks.spawn(modules.clone().run_gauges());
-        tasks.spawn(modules.reservation.clone().run_sweeper());
         tasks.spawn(modules.clone().run_retention(Duration::from_secs(args.retention_hours * 3600)));
-        tasks.spawn(modules.payments.clone().run_workers());
 
-        if !args.no_demo {
-            modules.catalog.seed_demo().await.context("failed to seed the demo data")?;
+        if let (Some(catalog), false) = (&modules.catalog, args.no_demo) {
+            catalog.seed_demo().await.context("failed to seed the demo data")?;
         }
 
-        let router = Router::new()
-            .merge(catalog::router(modules.catalog.clone()))
-            .merge(reservation::router(modules.reservation.clone()))
-            .merge(order::router(modules.orders.clone()))
-            .merge(payment::router(modules.payments.clone()))
+        let router = router
             .merge(crate::actuator::router(modules.clone()))
             .merge(crate::web::router())
             .fallback(runtime::http::not_found)

@@ -191,9 +191,30 @@ pub fn judge(s: &Snapshot) -> Report {
     }
 }
 
+/// Base URLs of each module; all the same for the embedded mode.
+#[derive(Debug, Clone)]
+pub struct ModuleUrls {
+    pub catalog: String,
+    pub reservation: String,
+    pub order: String,
+    pub payment: String,
+}
+
+impl ModuleUrls {
+    pub fn all(url: &str) -> Self {
+        let url = url.trim_end_matches('/').to_owned();
+        ModuleUrls { catalog: url.clone(), reservation: url.clone(), order: url.clone(), payment: url }
+    }
+}
+
 /// Reads every module's snapshot from a running boxoffice.
 pub async fn snapshot(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Snapshot> {
-    let url = url.trim_end_matches('/');
+    snapshot_modules(client, &ModuleUrls::all(url), token).await
+}
+
+/// Reads every module's snapshot, each from its own process, and each module's own
+/// consistency checks.
+pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token: &str) -> anyhow::Result<Snapshot> {
     async fn get(client: &reqwest::Client, url: String, token: &str) -> anyhow::Result<serde_json::Value> {
         let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
@@ -204,14 +225,16 @@ pub async fn snapshot(client: &reqwest::Client, url: &str, token: &str) -> anyho
         Ok(body)
     }
     let now = contract::now_millis();
-    let reservation = get(client, format!("{url}/ticketing/api/admin/audit/reservation"), token).await?;
-    let catalog = get(client, format!("{url}/ticketing/api/admin/audit/catalog"), token).await?;
-    let orders = get(client, format!("{url}/ticketing/api/admin/audit/order"), token).await?;
-    let payments = get(client, format!("{url}/ticketing/api/admin/audit/payment"), token).await?;
-    let consistency = get(client, format!("{url}/actuator/consistency"), token).await?;
+    let reservation = get(client, format!("{}/ticketing/api/admin/audit/reservation", urls.reservation), token).await?;
+    let catalog = get(client, format!("{}/ticketing/api/admin/audit/catalog", urls.catalog), token).await?;
+    let orders = get(client, format!("{}/ticketing/api/admin/audit/order", urls.order), token).await?;
+    let payments = get(client, format!("{}/ticketing/api/admin/audit/payment", urls.payment), token).await?;
     let mut failed_checks = Vec::new();
-    if let Some(modules) = consistency["modules"].as_object() {
-        for (module, report) in modules {
+    let mut bases = vec![&urls.catalog, &urls.reservation, &urls.order, &urls.payment];
+    bases.dedup();
+    for base in bases {
+        let consistency = get(client, format!("{base}/actuator/consistency"), token).await?;
+        for (module, report) in consistency["modules"].as_object().into_iter().flatten() {
             for check in report["checks"].as_array().into_iter().flatten() {
                 if check["ok"] != serde_json::Value::Bool(true) {
                     failed_checks.push(format!(
@@ -237,10 +260,15 @@ pub async fn snapshot(client: &reqwest::Client, url: &str, token: &str) -> anyho
 /// Waits up to `settle` for the system to go quiet — no order in flight, no refund
 /// pending, the seat map caught up — then judges the last snapshot.
 pub async fn audit(url: &str, token: &str, settle: Duration) -> anyhow::Result<Report> {
+    audit_modules(&ModuleUrls::all(url), token, settle).await
+}
+
+/// [`audit`] of a boxoffice whose modules run in separate processes.
+pub async fn audit_modules(urls: &ModuleUrls, token: &str, settle: Duration) -> anyhow::Result<Report> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let deadline = tokio::time::Instant::now() + settle;
     loop {
-        let snap = snapshot(&client, url, token).await?;
+        let snap = snapshot_modules(&client, urls, token).await?;
         let report = judge(&snap);
         if report.violations.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(report);
@@ -250,7 +278,14 @@ pub async fn audit(url: &str, token: &str, settle: Duration) -> anyhow::Result<R
 }
 
 pub async fn run(args: AuditArgs) -> ExitCode {
-    match audit(&args.url, &args.admin_token, Duration::from_secs(args.settle_seconds)).await {
+    let all = ModuleUrls::all(&args.url);
+    let urls = ModuleUrls {
+        catalog: args.catalog_url.clone().unwrap_or(all.catalog),
+        reservation: args.reservation_url.clone().unwrap_or(all.reservation),
+        order: args.order_url.clone().unwrap_or(all.order),
+        payment: args.payment_url.clone().unwrap_or(all.payment),
+    };
+    match audit_modules(&urls, &args.admin_token, Duration::from_secs(args.settle_seconds)).await {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));

@@ -28,6 +28,15 @@ pub enum Command {
     Load(crate::load::LoadArgs),
 }
 
+/// A module, to run alone in its process (`serve --module`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Module {
+    Catalog,
+    Reservation,
+    Order,
+    Payment,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Durability {
     /// fsync every commit: nothing answered is lost on a power cut.
@@ -51,6 +60,13 @@ pub struct ServeArgs {
     /// Prefix of the PostgreSQL databases: PREFIX_catalog, PREFIX_reservation, …
     #[arg(long, env = "BOXOFFICE_DATABASE_PREFIX", default_value = "boxoffice")]
     pub database_prefix: String,
+    /// Run only this module (with any number of replicas, each its own process); needs
+    /// --kafka, and --postgres for databases the replicas share. All four without it.
+    #[arg(long, value_enum, env = "BOXOFFICE_MODULE")]
+    pub module: Option<Module>,
+    /// Base URL of the reservation module, for an order module running without it.
+    #[arg(long, env = "BOXOFFICE_RESERVATION_URL")]
+    pub reservation_url: Option<String>,
     /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`: the modules' events go through
     /// Kafka instead of the embedded log in DATA_DIR/bus.db.
     #[arg(long, env = "BOXOFFICE_KAFKA")]
@@ -120,6 +136,15 @@ pub struct AuditArgs {
     /// The operator's bearer token.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+    /// Base URL of each module when they run in separate processes (default: --url).
+    #[arg(long)]
+    pub catalog_url: Option<String>,
+    #[arg(long)]
+    pub reservation_url: Option<String>,
+    #[arg(long)]
+    pub order_url: Option<String>,
+    #[arg(long)]
+    pub payment_url: Option<String>,
     /// How long to wait for in-flight orders to settle before judging, in seconds.
     #[arg(long, default_value_t = 30)]
     pub settle_seconds: u64,

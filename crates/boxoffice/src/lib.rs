@@ -9,4 +9,5 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod load;
+pub mod remote;
 pub mod web;

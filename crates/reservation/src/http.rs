@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::api::{ExtendRequest, ExtendResponse, HoldRequest, HoldResponse};
-use contract::holds::PinRefused;
+use contract::holds::{PinRefused, PinRequest, Pinned};
 use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, KnownBuyer};
 use runtime::trace;
 use serde_json::json;
@@ -20,6 +20,7 @@ pub fn router(reservation: Reservation) -> Router {
         .route("/ticketing/api/reservations/{event_id}/{seat_id}/extend", post(extend))
         .route("/ticketing/api/reservations/{event_id}/{seat_id}", axum::routing::delete(release))
         .route("/ticketing/api/admin/audit/reservation", get(audit))
+        .route("/ticketing/api/internal/pins", post(pin))
         .with_state(reservation)
 }
 
@@ -113,6 +114,15 @@ async fn my_holds(State(r): State<Reservation>, KnownBuyer(buyer): KnownBuyer) -
         })
         .collect();
     Ok(Json(json!(holds)))
+}
+
+/// The order module's pin call, when it runs in another process (operator token).
+async fn pin(State(r): State<Reservation>, _: Admin, ApiJson(req): ApiJson<PinRequest>) -> ApiResult<Json<Pinned>> {
+    use contract::holds::Holds;
+    if req.seat_ids.is_empty() || req.seat_ids.len() > r.policy.max_seats || req.order_id.is_empty() {
+        return Err(ApiError::validation("a pin names an order and 1 to the allowed number of seats"));
+    }
+    Ok(Json(r.pin(req).await?.map_err(refusal)?))
 }
 
 async fn audit(State(r): State<Reservation>, _: Admin) -> ApiResult<Json<serde_json::Value>> {

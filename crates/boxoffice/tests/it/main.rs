@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod concurrency;
 mod crash;
+mod distributed;
 mod load;
 mod observability;
 mod purchase;

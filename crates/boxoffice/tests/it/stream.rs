@@ -103,17 +103,17 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
 async fn abandoned_streams_are_cleaned_up() {
     let app = spawn_app().await;
     let streams: Vec<Sse> = futures_util::future::join_all((0..5).map(|_| Sse::open(&app, 3, None))).await;
-    assert_eq!(app.modules.catalog.stream_clients(3), 5);
+    assert_eq!(app.modules.catalog().stream_clients(3), 5);
     drop(streams);
     // A change makes every stream try to write; the closed ones go away.
     app.buyer("nudge").hold(3, &[5]).await;
     for _ in 0..100 {
-        if app.modules.catalog.stream_clients(3) == 0 {
+        if app.modules.catalog().stream_clients(3) == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("{} streams left behind", app.modules.catalog.stream_clients(3));
+    panic!("{} streams left behind", app.modules.catalog().stream_clients(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

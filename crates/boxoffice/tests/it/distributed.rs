@@ -1,0 +1,225 @@
+//! Each module its own process, two replicas of reservation and order, on PostgreSQL and
+//! Kafka (`BOXOFFICE_TEST_POSTGRES`, `BOXOFFICE_TEST_KAFKA`): buyers race across
+//! replicas, one replica of each is killed mid-way, and the audit passes.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use boxoffice::audit::{ModuleUrls, audit_modules};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::common::ADMIN;
+
+struct Services {
+    postgres: String,
+    kafka: String,
+}
+
+fn services() -> Option<Services> {
+    let get = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+    match (get("BOXOFFICE_TEST_POSTGRES"), get("BOXOFFICE_TEST_KAFKA")) {
+        (Some(postgres), Some(kafka)) => Some(Services { postgres, kafka }),
+        _ => {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL and Kafka are required under CI");
+            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES and BOXOFFICE_TEST_KAFKA are not both set");
+            None
+        }
+    }
+}
+
+/// Starts one module replica; returns it and its URL once healthy.
+async fn replica(
+    s: &Services,
+    prefix: &str,
+    data: &std::path::Path,
+    module: &str,
+    extra: &[String],
+) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = data.join(format!("{module}-{port}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .args(["serve", "--module", module, "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
+        .args([
+            "--postgres",
+            &s.postgres,
+            "--database-prefix",
+            prefix,
+            "--kafka",
+            &s.kafka,
+            "--kafka-namespace",
+            prefix,
+        ])
+        .args(["--payment-latency-ms", "50..300", "--payment-success-rate", "0.8", "--sweep-interval-ms", "200"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return (child, url);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{module} replica did not become healthy");
+}
+
+/// Sends to the first replica that answers.
+async fn send(
+    http: &reqwest::Client,
+    urls: &[String],
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Option<reqwest::Response> {
+    for url in urls {
+        if let Ok(r) = build(url).send().await {
+            return Some(r);
+        }
+    }
+    let _ = http;
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica() {
+    let Some(s) = services() else { return };
+    let prefix = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let data = tempfile::tempdir().unwrap();
+    let (_catalog, catalog) = replica(&s, &prefix, data.path(), "catalog", &[]).await;
+    let (_payment, payment) = replica(&s, &prefix, data.path(), "payment", &[]).await;
+    let (_res1, res1) = replica(&s, &prefix, data.path(), "reservation", &[]).await;
+    let (mut res2_child, res2) = replica(&s, &prefix, data.path(), "reservation", &[]).await;
+    let pin_via = |url: &str| vec!["--reservation-url".to_owned(), url.to_owned()];
+    let (_ord1, ord1) = replica(&s, &prefix, data.path(), "order", &pin_via(&res1)).await;
+    let (mut ord2_child, ord2) = replica(&s, &prefix, data.path(), "order", &pin_via(&res1)).await;
+    let http = reqwest::Client::new();
+
+    // The demo shows reach the reservation replicas through Kafka.
+    let mut ready = false;
+    for _ in 0..400 {
+        let r = http
+            .post(format!("{res1}/ticketing/api/reservations"))
+            .bearer_auth("probe")
+            .json(&json!({ "eventId": 3, "seatId": 100, "holdSeconds": 5 }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::CREATED {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "seats reached the reservation module");
+
+    // Two replicas never hold one seat twice: 120 buyers race for 6 seats through both.
+    let races = (0..120).map(|i| {
+        let url = if i % 2 == 0 { res1.clone() } else { res2.clone() };
+        let http = http.clone();
+        async move {
+            let seat = 91 + (i % 6);
+            let r = http
+                .post(format!("{url}/ticketing/api/reservations"))
+                .bearer_auth(format!("racer-{i}"))
+                .json(&json!({ "eventId": 3, "seatId": seat, "holdSeconds": 60 }))
+                .send()
+                .await
+                .unwrap();
+            (seat, r.status())
+        }
+    });
+    let mut winners: HashMap<i64, usize> = HashMap::new();
+    for (seat, status) in futures_util::future::join_all(races).await {
+        assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status}");
+        if status == StatusCode::CREATED {
+            *winners.entry(seat).or_default() += 1;
+        }
+    }
+    assert_eq!(winners.len(), 6);
+    assert!(winners.values().all(|n| *n == 1), "one holder per seat across replicas: {winners:?}");
+
+    // Purchases through every replica; one replica of reservation and of order dies mid-way.
+    let reservations = Arc::new(vec![res1.clone(), res2.clone()]);
+    let orders = Arc::new(vec![ord1.clone(), ord2.clone()]);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let buyers: Vec<_> = (1..=60i64)
+        .map(|seat| {
+            let (http, reservations, orders, accepted) =
+                (http.clone(), reservations.clone(), orders.clone(), accepted.clone());
+            tokio::spawn(async move {
+                let buyer = format!("buyer-{seat}");
+                let mut res: Vec<String> = reservations.to_vec();
+                let mut ord: Vec<String> = orders.to_vec();
+                if seat % 2 == 0 {
+                    res.reverse();
+                    ord.reverse();
+                }
+                let hold = json!({ "eventId": 1, "seatId": seat, "holdSeconds": 60 });
+                let r = send(&http, &res, |u| {
+                    http.post(format!("{u}/ticketing/api/reservations")).bearer_auth(&buyer).json(&hold)
+                })
+                .await?;
+                if r.status() != StatusCode::CREATED {
+                    return None;
+                }
+                let order = json!({ "eventId": 1, "seatIds": [seat] });
+                let key = format!("key-{seat}");
+                let r = send(&http, &ord, |u| {
+                    http.post(format!("{u}/ticketing/api/orders"))
+                        .bearer_auth(&buyer)
+                        .header("Idempotency-Key", &key)
+                        .json(&order)
+                })
+                .await?;
+                if r.status() != StatusCode::CREATED {
+                    return None;
+                }
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let id = r.json::<Value>().await.ok()?["orderId"].as_str()?.to_owned();
+                Some((buyer, id))
+            })
+        })
+        .collect();
+    for _ in 0..400 {
+        if accepted.load(Ordering::SeqCst) >= 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    res2_child.start_kill().unwrap();
+    ord2_child.start_kill().unwrap();
+    let mut done = Vec::new();
+    for b in buyers {
+        done.extend(b.await.unwrap());
+    }
+    assert!(done.len() >= 15, "purchases went through ({})", done.len());
+
+    // The survivors take over the dead replicas' partitions; every saga finishes.
+    let urls = ModuleUrls { catalog, reservation: res1, order: ord1.clone(), payment };
+    let report = audit_modules(&urls, ADMIN, Duration::from_secs(60)).await.unwrap();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.orders >= done.len());
+    for (buyer, id) in &done {
+        let order: Value = http
+            .get(format!("{ord1}/ticketing/api/orders/{id}"))
+            .bearer_auth(buyer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(order["status"] == "CONFIRMED" || order["status"] == "CANCELLED", "{order}");
+    }
+}
