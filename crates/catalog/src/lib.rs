@@ -14,7 +14,7 @@ mod stream;
 use std::sync::Arc;
 
 use contract::api::CreateEvent;
-use contract::events::{EventCreated, EventReset, RESERVATION_TOPIC, SeatSpec};
+use contract::events::{EventCreated, EventReset, RESERVATION_TOPIC, SEATS_PER_EVENT, SeatSpec};
 use runtime::consumer::Consumer;
 use runtime::health::{Check, outbox_check};
 use runtime::outbox::{self, Relay};
@@ -83,7 +83,9 @@ impl Catalog {
             }
         }
         store::insert_seats(&mut tx, id, &seats).await?;
-        outbox::append(&mut tx, &EventCreated { event_id: id, seats }).await?;
+        for part in seats.chunks(SEATS_PER_EVENT) {
+            outbox::append(&mut tx, &EventCreated { event_id: id, seats: part.to_vec() }).await?;
+        }
         tx.commit().await?;
         self.relay.wake();
         tracing::info!(event_id = id, rows = spec.rows, cols = spec.cols, "event created");

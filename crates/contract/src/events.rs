@@ -81,7 +81,11 @@ pub struct SeatSpec {
     pub price: i64,
 }
 
-/// A show was put on sale with this seat layout.
+/// Most seats one event carries, so that an event stays well under a broker's message
+/// size limit (Kafka's default is 1 MB); a large show is announced in several events.
+pub const SEATS_PER_EVENT: usize = 2_000;
+
+/// A show was put on sale with (part of) this seat layout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventCreated {

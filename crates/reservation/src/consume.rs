@@ -10,8 +10,8 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
-    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SeatVersion,
-    SeatsReleased, SeatsSaleFailed, SeatsSold,
+    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SEATS_PER_EVENT,
+    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
 use runtime::{Tx, outbox};
@@ -88,13 +88,16 @@ async fn free_seats(
         return Ok(());
     };
     let event_id = event_id.unwrap_or_else(|| first.get("event_id"));
-    let released = SeatsReleased {
-        event_id,
-        seats: versions(&rows),
-        reason: reason.into(),
-        order_id: order_id.map(str::to_owned),
-    };
-    outbox::append(tx, &released).await
+    for part in versions(&rows).chunks(SEATS_PER_EVENT) {
+        let released = SeatsReleased {
+            event_id,
+            seats: part.to_vec(),
+            reason: reason.into(),
+            order_id: order_id.map(str::to_owned),
+        };
+        outbox::append(tx, &released).await?;
+    }
+    Ok(())
 }
 
 async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {

@@ -71,6 +71,16 @@ pub struct LoadArgs {
     /// Base URL of the boxoffice to load (embedded or distributed).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Replicas of each module when they run in separate processes: comma-separated base
+    /// URLs, users spread over them (default: --url for every module).
+    #[arg(long, value_delimiter = ',')]
+    pub catalog_url: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub reservation_url: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub order_url: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub payment_url: Vec<String>,
     /// The operator's token: the run creates its show and audits at the end.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,

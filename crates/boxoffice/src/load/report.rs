@@ -43,6 +43,9 @@ pub struct Report {
     pub final_state_server: Option<Summary>,
     /// Last user stopped → nothing in flight.
     pub drain_ms: Option<u64>,
+    /// Outbox row committed → published, p99 (the upper bound of its histogram bucket),
+    /// over every process since it started.
+    pub outbox_lag_p99_ms: Option<f64>,
     pub statuses: BTreeMap<String, u64>,
     pub checks: BTreeMap<String, Check>,
     pub check_rate: f64,
@@ -85,6 +88,9 @@ impl Report {
         );
         if self.seats > 0 {
             let _ = writeln!(out, "  seats sold: {} of {}", self.seats_sold, self.seats);
+        }
+        if let Some(ms) = self.outbox_lag_p99_ms {
+            let _ = writeln!(out, "  outbox lag p99 ≤ {ms} ms (histogram bucket bound)");
         }
         match self.drain_ms {
             Some(ms) => {

@@ -15,10 +15,58 @@ use super::report::{Report, Threshold};
 use super::stats::{Stats, summarize};
 use super::{LoadArgs, Scenario};
 
+/// Where each module answers: replicas' base URLs per module.
+#[derive(Clone)]
+struct Targets {
+    catalog: Vec<String>,
+    reservation: Vec<String>,
+    order: Vec<String>,
+    payment: Vec<String>,
+}
+
+impl Targets {
+    fn new(args: &LoadArgs) -> Self {
+        let url = args.url.trim_end_matches('/').to_owned();
+        let or_url = |list: &Vec<String>| {
+            let list: Vec<String> =
+                list.iter().map(|u| u.trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()).collect();
+            if list.is_empty() { vec![url.clone()] } else { list }
+        };
+        Targets {
+            catalog: or_url(&args.catalog_url),
+            reservation: or_url(&args.reservation_url),
+            order: or_url(&args.order_url),
+            payment: or_url(&args.payment_url),
+        }
+    }
+
+    /// Every distinct process.
+    fn all(&self) -> Vec<&String> {
+        let mut all: Vec<&String> =
+            self.catalog.iter().chain(&self.reservation).chain(&self.order).chain(&self.payment).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn modules(&self) -> crate::audit::ModuleUrls {
+        crate::audit::ModuleUrls {
+            catalog: self.catalog[0].clone(),
+            reservation: self.reservation[0].clone(),
+            order: self.order[0].clone(),
+            payment: self.payment[0].clone(),
+        }
+    }
+}
+
+fn pick(replicas: &[String], user: usize) -> &str {
+    &replicas[user % replicas.len()]
+}
+
 /// What every virtual user shares.
 struct Shared {
     http: reqwest::Client,
-    api: String,
+    targets: Targets,
     scenario: Scenario,
     event_id: i64,
     seats: i64,
@@ -48,8 +96,9 @@ fn status(r: &reqwest::Result<reqwest::Response>) -> u16 {
 }
 
 /// Creates the run's show (none for the ceiling) and waits until its seats can be held.
-async fn prepare(http: &reqwest::Client, args: &LoadArgs) -> anyhow::Result<(i64, i64)> {
-    let api = format!("{}/ticketing/api", args.url.trim_end_matches('/'));
+async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> anyhow::Result<(i64, i64)> {
+    let api = format!("{}/ticketing/api", targets.catalog[0]);
+    let holds = format!("{}/ticketing/api", targets.reservation[0]);
     let (rows, cols) = match args.scenario {
         Scenario::Ceiling => return Ok((0, 0)),
         Scenario::Original => (10, 10),
@@ -72,9 +121,9 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs) -> anyhow::Result<(i64
     let event_id = r.json::<Value>().await?["id"].as_i64().context("the show has an id")?;
     for _ in 0..600 {
         let probe = json!({ "eventId": event_id, "seatId": 1, "holdSeconds": 5 });
-        let r = http.post(format!("{api}/reservations")).bearer_auth("load-probe").json(&probe).send().await?;
+        let r = http.post(format!("{holds}/reservations")).bearer_auth("load-probe").json(&probe).send().await?;
         if r.status().as_u16() == 201 {
-            http.delete(format!("{api}/reservations/{event_id}/1")).bearer_auth("load-probe").send().await?;
+            http.delete(format!("{holds}/reservations/{event_id}/1")).bearer_auth("load-probe").send().await?;
             return Ok((event_id, rows * cols));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -94,20 +143,20 @@ async fn user(id: usize, s: Arc<Shared>) {
         tokio::time::sleep_until(due.into()).await;
         match s.scenario {
             Scenario::Ceiling => {
-                let r = s.http.get(format!("{}/actuator/info", s.api.trim_end_matches("/ticketing/api"))).send().await;
+                let r = s.http.get(format!("{}/actuator/info", pick(&s.targets.catalog, id))).send().await;
                 s.record("info", status(&r), due);
                 s.check("info answered 200", status(&r) == 200);
             }
             Scenario::Original => {
                 let seat = rand::rng().random_range(1..=s.seats);
-                purchase(&s, &buyer, seat, due).await;
+                purchase(&s, id, &buyer, seat, due).await;
             }
             Scenario::Throughput => {
                 let seat = s.next_seat.fetch_add(1, Ordering::Relaxed);
                 if seat > s.seats {
                     return; // sold out
                 }
-                purchase(&s, &buyer, seat, due).await;
+                purchase(&s, id, &buyer, seat, due).await;
             }
         }
         due = Instant::now() + s.think;
@@ -115,9 +164,12 @@ async fn user(id: usize, s: Arc<Shared>) {
 }
 
 /// Hold → order → wait for the final state, with k6-like checks.
-async fn purchase(s: &Shared, buyer: &str, seat: i64, due: Instant) {
+async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant) {
+    let reservations = pick(&s.targets.reservation, user);
+    let orders = pick(&s.targets.order, user);
     let hold = json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 });
-    let r = s.http.post(format!("{}/reservations", s.api)).bearer_auth(buyer).json(&hold).send().await;
+    let r =
+        s.http.post(format!("{reservations}/ticketing/api/reservations")).bearer_auth(buyer).json(&hold).send().await;
     let code = status(&r);
     s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
     s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
@@ -128,7 +180,7 @@ async fn purchase(s: &Shared, buyer: &str, seat: i64, due: Instant) {
     let order = json!({ "eventId": s.event_id, "seatIds": [seat] });
     let r = s
         .http
-        .post(format!("{}/orders", s.api))
+        .post(format!("{orders}/ticketing/api/orders"))
         .bearer_auth(buyer)
         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
         .json(&order)
@@ -149,7 +201,7 @@ async fn purchase(s: &Shared, buyer: &str, seat: i64, due: Instant) {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
         let due = Instant::now();
-        let r = s.http.get(format!("{}/orders/{order_id}", s.api)).bearer_auth(buyer).send().await;
+        let r = s.http.get(format!("{orders}/ticketing/api/orders/{order_id}")).bearer_auth(buyer).send().await;
         let code = status(&r);
         s.record("order status", code, due);
         let state = match r {
@@ -190,21 +242,52 @@ pub fn users_at(stages: &[super::Stage], elapsed: Duration) -> Option<usize> {
     None
 }
 
-/// What is still in flight on the server: orders not final, events not published or
-/// not applied.
-async fn backlog(http: &reqwest::Client, url: &str) -> Option<i64> {
-    let r = http.get(format!("{url}/actuator/backlog")).send().await.ok()?;
-    let body: Value = r.json().await.ok()?;
-    body["total"].as_i64()
+/// What is still in flight in every process: orders not final, events not published
+/// or not applied, gateway calls to make.
+async fn backlog(http: &reqwest::Client, targets: &Targets) -> Option<i64> {
+    let mut total = 0;
+    for url in targets.all() {
+        let r = http.get(format!("{url}/actuator/backlog")).send().await.ok()?;
+        let body: Value = r.json().await.ok()?;
+        total += body["total"].as_i64()?;
+    }
+    Some(total)
+}
+
+/// The p99 in ms of a Prometheus histogram, its buckets summed over every process.
+async fn scraped_p99(http: &reqwest::Client, targets: &Targets, metric: &str) -> Option<f64> {
+    let mut texts = Vec::new();
+    for url in targets.all() {
+        texts.push(http.get(format!("{url}/actuator/prometheus")).send().await.ok()?.text().await.ok()?);
+    }
+    p99_of(&texts, metric)
+}
+
+/// The p99 in ms (the upper bound of its bucket) of `metric`'s histogram, summed over
+/// several Prometheus text expositions.
+fn p99_of(texts: &[String], metric: &str) -> Option<f64> {
+    let prefix = format!("{metric}_bucket{{");
+    let mut buckets: BTreeMap<u64, f64> = BTreeMap::new(); // le in µs → cumulative count
+    for line in texts.iter().flat_map(|t| t.lines()).filter(|l| l.starts_with(&prefix)) {
+        // The `le` label, not the end of another label's name (`module="…"`).
+        let le = line.split(",le=\"").nth(1).or_else(|| line.split("{le=\"").nth(1))?.split('"').next()?;
+        let le = if le == "+Inf" { u64::MAX } else { (le.parse::<f64>().ok()? * 1e6).round() as u64 };
+        let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        *buckets.entry(le).or_default() += count;
+    }
+    let total = *buckets.get(&u64::MAX)?;
+    let le = buckets.iter().find(|(_, n)| **n >= 0.99 * total && total > 0.0).map(|(le, _)| *le)?;
+    Some(if le == u64::MAX { f64::INFINITY } else { le as f64 / 1000.0 })
 }
 
 pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let url = args.url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(2048).timeout(Duration::from_secs(30)).build()?;
-    let (event_id, seats) = prepare(&http, args).await?;
+    let targets = Targets::new(args);
+    let (event_id, seats) = prepare(&http, args, &targets).await?;
     let shared = Arc::new(Shared {
         http: http.clone(),
-        api: format!("{url}/ticketing/api"),
+        targets: targets.clone(),
         scenario: args.scenario,
         event_id,
         seats,
@@ -274,7 +357,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let stopped = Instant::now();
     let mut drained = None;
     while stopped.elapsed() < Duration::from_secs(args.drain_timeout_secs) {
-        if backlog(&http, &url).await == Some(0) {
+        if backlog(&http, &targets).await == Some(0) {
             drained = Some(stopped.elapsed());
             break;
         }
@@ -284,13 +367,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let audit = if args.scenario == Scenario::Ceiling {
         None
     } else {
-        Some(crate::audit::audit(&url, &args.admin_token, Duration::from_secs(30)).await?)
+        Some(crate::audit::audit_modules(&targets.modules(), &args.admin_token, Duration::from_secs(30)).await?)
     };
     let snapshot = if args.scenario == Scenario::Ceiling {
         None
     } else {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Some(crate::audit::snapshot(&client, &url, &args.admin_token).await?)
+        Some(crate::audit::snapshot_modules(&client, &targets.modules(), &args.admin_token).await?)
     };
     let mut server_final = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut seats_sold = 0;
@@ -301,6 +384,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         seats_sold = snap.reserved.iter().filter(|x| x.event_id == event_id && x.status == "SOLD").count();
     }
 
+    let outbox_lag_p99_ms = scraped_p99(&http, &targets, runtime::metrics::OUTBOX_LAG).await;
     let stats = shared.stats.lock().expect("stats");
     let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();
     let requests: u64 = stats.timeline.iter().map(|s| s.requests).sum();
@@ -361,6 +445,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         steps,
         final_state_server: (!server_final.is_empty()).then(|| summarize(&server_final)),
         drain_ms: drained.map(|d| d.as_millis() as u64),
+        outbox_lag_p99_ms,
         statuses: stats.statuses.clone(),
         checks: stats.checks.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         check_rate,
@@ -375,6 +460,17 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
 mod tests {
     use super::*;
     use crate::load::parse_stages;
+
+    #[test]
+    fn a_p99_comes_from_the_summed_buckets() {
+        let a = "x_bucket{module=\"a\",le=\"0.001\"} 50\nx_bucket{m=\"a\",le=\"0.01\"} 99\nx_bucket{m=\"a\",le=\"+Inf\"} 100\n".to_owned();
+        let b =
+            "x_bucket{m=\"b\",le=\"0.001\"} 0\nx_bucket{m=\"b\",le=\"0.01\"} 0\nx_bucket{m=\"b\",le=\"+Inf\"} 100\n"
+                .to_owned();
+        assert_eq!(p99_of(std::slice::from_ref(&a), "x"), Some(10.0));
+        assert_eq!(p99_of(&[a, b], "x"), Some(f64::INFINITY));
+        assert_eq!(p99_of(&["y 1".to_owned()], "x"), None);
+    }
 
     #[test]
     fn users_ramp_linearly_through_the_stages() {
