@@ -168,16 +168,55 @@ fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
     Ok(fresh)
 }
 
+/// Opens (creating and migrating) one module's database: `PREFIX_name` on PostgreSQL
+/// with `--postgres`, else `DATA_DIR/name.db`.
+async fn open_database(args: &ServeArgs, name: &str, migrations: &runtime::db::Migrations) -> anyhow::Result<Db> {
+    match &args.postgres {
+        Some(server) => Db::open_postgres(server, &format!("{}_{name}", args.database_prefix), migrations).await,
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+            Db::open_sqlite(&args.data_dir.join(format!("{name}.db")), durability(args), migrations).await
+        }
+    }
+}
+
+fn durability(args: &ServeArgs) -> Durability {
+    match args.durability {
+        cli::Durability::Full => Durability::Full,
+        cli::Durability::Normal => Durability::Normal,
+    }
+}
+
+/// `boxoffice migrate`: brings the databases of the chosen modules (all without
+/// `--module`) up to date and returns their names.
+pub async fn migrate(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
+    let wanted = [
+        (Module::Catalog, "catalog", &catalog::MIGRATIONS),
+        (Module::Reservation, "reservation", &reservation::MIGRATIONS),
+        (Module::Order, "order", &order::MIGRATIONS),
+        (Module::Payment, "payment", &payment::MIGRATIONS),
+    ];
+    let mut done = Vec::new();
+    for (module, name, migrations) in wanted {
+        if args.module.is_none_or(|only| only == module) {
+            open_database(args, name, migrations).await?;
+            done.push(match &args.postgres {
+                Some(_) => format!("{}_{name}", args.database_prefix),
+                None => args.data_dir.join(format!("{name}.db")).display().to_string(),
+            });
+        }
+    }
+    Ok(done)
+}
+
 impl Application {
     /// Opens the databases, starts the modules' background tasks, seeds the demo data on
     /// a first start, and binds the listener (port 0 picks a free one).
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
         let dir = &args.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        let durability = match args.durability {
-            cli::Durability::Full => Durability::Full,
-            cli::Durability::Normal => Durability::Normal,
-        };
+        let durability = durability(&args);
         let admin_token = match &args.admin_token {
             Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
             _ => {
@@ -198,16 +237,7 @@ impl Application {
             }
             None => Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?),
         };
-        let open = |name: &str, migrations| {
-            let path = dir.join(format!("{name}.db"));
-            let postgres = args.postgres.clone().map(|server| (server, format!("{}_{name}", args.database_prefix)));
-            async move {
-                match postgres {
-                    Some((server, database)) => Db::open_postgres(&server, &database, migrations).await,
-                    None => Db::open_sqlite(&path, durability, migrations).await,
-                }
-            }
-        };
+        let open = |name: &'static str, migrations| open_database(&args, name, migrations);
         let policy = HoldPolicy {
             min_secs: args.hold_seconds.0 as i64,
             max_secs: args.hold_seconds.1 as i64,

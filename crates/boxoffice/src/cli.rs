@@ -22,6 +22,9 @@ pub enum Command {
     /// Check every invariant across all modules of a running boxoffice; exits non-zero
     /// naming each violation.
     Audit(AuditArgs),
+    /// Create and migrate the databases (the same storage options as `serve`; `serve`
+    /// migrates at start-up too), then exit.
+    Migrate(ServeArgs),
     /// Run the original's load test (or another scenario) against a running boxoffice,
     /// measuring API latency and time to final state; exits non-zero when a threshold
     /// or the audit fails.
@@ -170,6 +173,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default()));
     let result = match command {
         Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => crate::app::migrate(&args).await.map(|done| {
+            for database in done {
+                println!("migrated {database}");
+            }
+        }),
         Command::Audit(args) => return crate::audit::run(args).await,
         Command::Load(args) => return crate::load::run(args).await,
     };

@@ -278,3 +278,37 @@ pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["traceId"], trace_header.as_str(), "traceId matches the header");
     body
 }
+
+/// GETs `url` as `token` and reads the JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts the real binary as `boxoffice serve --addr 127.0.0.1:PORT ARGS…` and returns
+/// it with its base URL once `/actuator/health` answers 200.
+pub async fn start_binary(args: &[String]) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return (child, url);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("boxoffice {args:?} did not become healthy");
+}

@@ -1,8 +1,6 @@
 //! A process killed in the middle of sagas and restarted on the same data; and the
 //! checks that must catch a violation when there is one.
 
-use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,35 +9,16 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{ADMIN, Store, spawn_app};
+use crate::common::{ADMIN, Store, get_json, spawn_app, start_binary};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts the real binary on `data`; returns it and its base URL once it is healthy.
+/// Starts the real binary on `store`; returns it and its base URL once it is healthy.
 async fn start(store: &Store) -> (Child, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
-        .args(["--payment-latency-ms", "50..400", "--payment-success-rate", "0.7", "--sweep-interval-ms", "100"])
-        .args(store.serve_args())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("boxoffice did not become healthy");
+    let mut args: Vec<String> =
+        ["--payment-latency-ms", "50..400", "--payment-success-rate", "0.7", "--sweep-interval-ms", "100"]
+            .map(str::to_owned)
+            .to_vec();
+    args.extend(store.serve_args());
+    start_binary(&args).await
 }
 
 /// Holds and orders one seat as its own buyer; the order id if it was accepted.
@@ -117,15 +96,7 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
     let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     for (buyer, order_id) in &accepted {
-        let order: Value = http
-            .get(format!("{url}/ticketing/api/orders/{order_id}"))
-            .bearer_auth(buyer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = get_json(&http, &format!("{url}/ticketing/api/orders/{order_id}"), buyer).await;
         assert!(order["status"] == "CONFIRMED" || order["status"] == "CANCELLED", "{order}");
     }
     child.start_kill().unwrap();

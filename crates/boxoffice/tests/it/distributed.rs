@@ -3,7 +3,6 @@
 //! replicas, one replica of each is killed mid-way, and the audit passes.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,9 +10,9 @@ use std::time::Duration;
 use boxoffice::audit::{ModuleUrls, audit_modules};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::common::ADMIN;
+use crate::common::{ADMIN, get_json, start_binary};
 
 struct Services {
     postgres: String,
@@ -40,40 +39,21 @@ async fn replica(
     module: &str,
     extra: &[String],
 ) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = data.join(format!("{module}-{port}"));
-    let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-        .args(["serve", "--module", module, "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
-        .args([
-            "--postgres",
-            &s.postgres,
-            "--database-prefix",
-            prefix,
-            "--kafka",
-            &s.kafka,
-            "--kafka-namespace",
-            prefix,
-        ])
-        .args(["--payment-latency-ms", "50..300", "--payment-success-rate", "0.8", "--sweep-interval-ms", "200"])
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let dir = data.join(format!("{module}-{}", uuid::Uuid::new_v4().simple()));
+    let mut args: Vec<String> = vec!["--module".into(), module.into(), "--data-dir".into(), dir.display().to_string()];
+    for (flag, value) in [
+        ("--postgres", s.postgres.as_str()),
+        ("--database-prefix", prefix),
+        ("--kafka", s.kafka.as_str()),
+        ("--kafka-namespace", prefix),
+        ("--payment-latency-ms", "50..300"),
+        ("--payment-success-rate", "0.8"),
+        ("--sweep-interval-ms", "200"),
+    ] {
+        args.extend([flag.to_owned(), value.to_owned()]);
     }
-    panic!("{module} replica did not become healthy");
+    args.extend_from_slice(extra);
+    start_binary(&args).await
 }
 
 /// Sends to the first replica that answers.
@@ -211,15 +191,7 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert!(report.orders >= done.len());
     for (buyer, id) in &done {
-        let order: Value = http
-            .get(format!("{ord1}/ticketing/api/orders/{id}"))
-            .bearer_auth(buyer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = get_json(&http, &format!("{ord1}/ticketing/api/orders/{id}"), buyer).await;
         assert!(order["status"] == "CONFIRMED" || order["status"] == "CANCELLED", "{order}");
     }
 }

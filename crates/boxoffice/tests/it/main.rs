@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod distributed;
 mod load;
+mod migrate;
 mod observability;
 mod purchase;
 mod stream;

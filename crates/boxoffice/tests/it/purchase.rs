@@ -250,16 +250,7 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
     app.wait_seat(id, 2, "AVAILABLE").await;
     // The audit holds only once both payments are refunded.
     app.assert_audit_passes().await;
-    let payments: Value = app
-        .http
-        .get(app.api("/admin/audit/payment"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let payments = common::get_json(&app.http, &app.api("/admin/audit/payment"), common::ADMIN).await;
     let statuses: Vec<&str> =
         payments["payments"].as_array().unwrap().iter().map(|p| p["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["REFUNDED", "REFUNDED"]);
@@ -301,15 +292,6 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
     app.wait_seat(1, 77, "HELD").await;
     // The money went back, and nothing is inconsistent.
     app.assert_audit_passes().await;
-    let payments: Value = app
-        .http
-        .get(app.api("/admin/audit/payment"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let payments = common::get_json(&app.http, &app.api("/admin/audit/payment"), common::ADMIN).await;
     assert_eq!(payments["payments"][0]["status"], "REFUNDED");
 }
