@@ -23,8 +23,8 @@ pub mod trace;
 
 pub use db::{Db, Tx};
 
-/// Runs `f` until it succeeds, backing off between failures; for background loops whose
-/// failures are transient (a locked database, an unreachable broker).
+/// Sleeps before retry number `attempt` of a background loop whose failures are
+/// transient (a locked database, an unreachable broker): 50 ms, doubling, at most 2 s.
 pub async fn backoff_sleep(attempt: u32) {
     let ms = (50u64 << attempt.min(6)).min(2_000);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
