@@ -111,23 +111,35 @@ impl Relay {
                 self.mark(&rows, &mut *self.db.writer().acquire().await?).await
             }
             Backend::Postgres => {
+                // Slots go out four at a time, each in its own transaction (a connection
+                // each, so the module's requests keep the rest of the pool).
+                use futures_util::StreamExt;
+                let mut slots =
+                    futures_util::stream::iter(0..SLOTS).map(|slot| self.publish_slot(slot)).buffer_unordered(4);
                 let mut published = 0;
-                for slot in 0..SLOTS {
-                    let mut tx = self.db.begin().await?;
-                    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                        .bind(SLOT_LOCKS + slot)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if mine {
-                        let rows = self.unpublished(&mut tx, Some(slot)).await?;
-                        self.send(&rows).await?;
-                        published += self.mark(&rows, &mut tx).await?;
-                    }
-                    tx.commit().await?;
+                while let Some(result) = slots.next().await {
+                    published += result?;
                 }
                 Ok(published)
             }
         }
+    }
+
+    /// Publishes one slot's rows, if no other relay holds the slot.
+    async fn publish_slot(&self, slot: i64) -> anyhow::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SLOT_LOCKS + slot)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !mine {
+            return Ok(0);
+        }
+        let rows = self.unpublished(&mut tx, Some(slot)).await?;
+        self.send(&rows).await?;
+        let published = self.mark(&rows, &mut tx).await?;
+        tx.commit().await?;
+        Ok(published)
     }
 
     async fn unpublished(&self, conn: &mut AnyConnection, slot: Option<i64>) -> anyhow::Result<Vec<AnyRow>> {
