@@ -172,7 +172,9 @@ fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
 /// with `--postgres`, else `DATA_DIR/name.db`.
 async fn open_database(args: &ServeArgs, name: &str, migrations: &runtime::db::Migrations) -> anyhow::Result<Db> {
     match &args.postgres {
-        Some(server) => Db::open_postgres(server, &format!("{}_{name}", args.database_prefix), migrations).await,
+        Some(server) => {
+            Db::open_postgres(server, &format!("{}_{name}", args.database_prefix), args.postgres_pool, migrations).await
+        }
         None => {
             std::fs::create_dir_all(&args.data_dir)
                 .with_context(|| format!("failed to create {}", args.data_dir.display()))?;

@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// (one database per module, created if missing); SQLite files in DATA_DIR without it.
     #[arg(long, env = "BOXOFFICE_POSTGRES", hide_env_values = true)]
     pub postgres: Option<String>,
+    /// Connections to each PostgreSQL database, at most.
+    #[arg(long, env = "BOXOFFICE_POSTGRES_POOL", default_value_t = 16)]
+    pub postgres_pool: u32,
     /// Prefix of the PostgreSQL databases: PREFIX_catalog, PREFIX_reservation, …
     #[arg(long, env = "BOXOFFICE_DATABASE_PREFIX", default_value = "boxoffice")]
     pub database_prefix: String,

@@ -111,12 +111,13 @@ impl Db {
     /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
     /// database), creating it if it does not exist, and applies the migrations.
     /// PostgreSQL has real row locks, so reads and writes share one pool.
-    pub async fn open_postgres(server: &str, name: &str, migrations: &Migrations) -> anyhow::Result<Db> {
+    pub async fn open_postgres(server: &str, name: &str, pool: u32, migrations: &Migrations) -> anyhow::Result<Db> {
         install_default_drivers();
         let server = server.trim_end_matches('/');
         create_database(server, name).await?;
         let pool = AnyPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool.max(2))
+            .idle_timeout(Duration::from_secs(30))
             .acquire_timeout(Duration::from_secs(10))
             .connect(&format!("{server}/{name}"))
             .await

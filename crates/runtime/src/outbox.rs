@@ -111,11 +111,11 @@ impl Relay {
                 self.mark(&rows, &mut *self.db.writer().acquire().await?).await
             }
             Backend::Postgres => {
-                // Slots go out four at a time, each in its own transaction (a connection
+                // Slots go out two at a time, each in its own transaction (a connection
                 // each, so the module's requests keep the rest of the pool).
                 use futures_util::StreamExt;
                 let mut slots =
-                    futures_util::stream::iter(0..SLOTS).map(|slot| self.publish_slot(slot)).buffer_unordered(4);
+                    futures_util::stream::iter(0..SLOTS).map(|slot| self.publish_slot(slot)).buffer_unordered(2);
                 let mut published = 0;
                 while let Some(result) = slots.next().await {
                     published += result?;

@@ -24,7 +24,7 @@ async fn replicas_publish_each_event_once_and_each_key_in_order() {
         return;
     };
     let name = format!("bt_relay_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let db = Db::open_postgres(&server, &name, &MIGRATIONS).await.unwrap();
+    let db = Db::open_postgres(&server, &name, 8, &MIGRATIONS).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.path().join("bus.db"), Durability::Normal).await.unwrap());
 

@@ -10,6 +10,10 @@ use tempfile::TempDir;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Connections per PostgreSQL database in tests: the test processes together must stay
+/// under the server's `max_connections` (100 by default).
+pub const TEST_POOL: u32 = 4;
+
 /// Where a test's module databases live: SQLite files in its data directory, or — with
 /// `BOXOFFICE_TEST_DB=postgres` and `BOXOFFICE_TEST_POSTGRES` naming a server —
 /// PostgreSQL databases of its own, under a fresh prefix. The whole suite runs against
@@ -43,6 +47,7 @@ impl Store {
         let mut args = vec!["--data-dir".to_owned(), self.data.display().to_string()];
         if let Some((server, prefix)) = &self.postgres {
             args.extend(["--postgres".to_owned(), server.clone(), "--database-prefix".to_owned(), prefix.clone()]);
+            args.extend(["--postgres-pool".to_owned(), TEST_POOL.to_string()]);
         }
         if let Some((brokers, namespace)) = &self.kafka {
             args.extend(["--kafka".to_owned(), brokers.clone(), "--kafka-namespace".to_owned(), namespace.clone()]);
@@ -95,6 +100,7 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     if let Some((server, prefix)) = &store.postgres {
         args.postgres = Some(server.clone());
         args.database_prefix = prefix.clone();
+        args.postgres_pool = TEST_POOL;
     }
     if let Some((brokers, namespace)) = &store.kafka {
         args.kafka = Some(brokers.clone());
@@ -109,7 +115,9 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     }));
     let test = TestApp { url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
     // The demo seats reach the reservation module through the bus.
-    test.wait_for_seats(1).await;
+    for event_id in 1..=3 {
+        test.wait_for_seats(event_id).await;
+    }
     test
 }
 
@@ -140,12 +148,34 @@ impl TestApp {
             if r.status() != StatusCode::NOT_FOUND {
                 if r.status() == StatusCode::CREATED {
                     probe.release(event_id, 1).await;
+                    // Leave the seat map as it was before the probe: both changes applied.
+                    self.wait_map_version(event_id, 2).await;
                 }
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("seats of event {event_id} never arrived");
+    }
+
+    /// Waits until the seat map of `event_id` has applied at least `version` changes.
+    pub async fn wait_map_version(&self, event_id: i64, version: i64) {
+        for _ in 0..500 {
+            let map: Value = self
+                .http
+                .get(self.api(&format!("/events/{event_id}/seats")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if map["version"].as_i64().unwrap_or(0) >= version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the seat map of event {event_id} never reached version {version}");
     }
 
     pub async fn seat_status(&self, event_id: i64, seat_id: i64) -> String {

@@ -44,6 +44,7 @@ async fn replica(
     for (flag, value) in [
         ("--postgres", s.postgres.as_str()),
         ("--database-prefix", prefix),
+        ("--postgres-pool", "4"),
         ("--kafka", s.kafka.as_str()),
         ("--kafka-namespace", prefix),
         ("--payment-latency-ms", "50..300"),
