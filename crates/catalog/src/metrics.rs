@@ -6,7 +6,6 @@ pub const SEAT_UPDATES: &str = "seat_updates_total";
 
 pub fn describe() {
     metrics::describe_gauge!(STREAM_CLIENTS, "Open SSE seat-map streams");
-    metrics::describe_counter!(SEAT_UPDATES, "Seat changes applied to the seat map");
-    metrics::counter!(SEAT_UPDATES).absolute(0);
+    runtime::metrics::counters_from_zero(&[(SEAT_UPDATES, "Seat changes applied to the seat map")]);
     metrics::gauge!(STREAM_CLIENTS).set(0.0);
 }

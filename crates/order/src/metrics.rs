@@ -9,14 +9,11 @@ pub const LATENCY: &str = "order_latency";
 pub const FINAL_STATE: &str = "order_final_state_seconds";
 
 pub fn describe() {
-    for (name, help) in [
+    runtime::metrics::counters_from_zero(&[
         (REQUEST, "Order requests received"),
         (CONFIRMED, "Orders confirmed: paid and their seats sold"),
         (CANCELLED, "Orders cancelled, by reason"),
-    ] {
-        metrics::describe_counter!(name, help);
-        metrics::counter!(name).absolute(0);
-    }
+    ]);
     metrics::describe_histogram!(LATENCY, metrics::Unit::Seconds, "Time to answer POST /orders");
     metrics::describe_histogram!(
         FINAL_STATE,

@@ -7,13 +7,10 @@ pub const REFUND: &str = "payment_refund_total";
 pub const GATEWAY: &str = "payment_gateway_seconds";
 
 pub fn describe() {
-    for (name, help) in [
+    runtime::metrics::counters_from_zero(&[
         (SUCCESS, "Payments the gateway approved"),
         (FAIL, "Payments the gateway declined"),
         (REFUND, "Payments refunded because their order was cancelled"),
-    ] {
-        metrics::describe_counter!(name, help);
-        metrics::counter!(name).absolute(0);
-    }
+    ]);
     metrics::describe_histogram!(GATEWAY, metrics::Unit::Seconds, "Gateway call duration by operation");
 }

@@ -13,16 +13,13 @@ pub const PIN_LAPSED: &str = "reservation_pin_lapsed_total";
 
 /// Describes the metrics and exports them at zero from the start.
 pub fn describe() {
-    for (name, help) in [
+    runtime::metrics::counters_from_zero(&[
         (HOLD_SUCCESS, "Seat holds granted"),
         (HOLD_CONFLICT, "Seat holds refused because another buyer holds a seat"),
         (CONFIRM_SUCCESS, "Paid orders whose seats were sold"),
         (CONFIRM_FAILED, "Paid orders whose seats were lost, to be refunded"),
         (HOLD_EXPIRED, "Seats freed because their hold expired"),
         (PIN_LAPSED, "Seats freed because their order never arrived"),
-    ] {
-        metrics::describe_counter!(name, help);
-        metrics::counter!(name).absolute(0);
-    }
+    ]);
     metrics::describe_counter!(HOLD_REFUSED, "Seat holds refused for other reasons, by code");
 }

@@ -30,3 +30,12 @@ pub fn describe() {
     metrics::describe_histogram!(EVENT_LAG, metrics::Unit::Seconds, "Event occurred to applied by a consumer");
     metrics::describe_gauge!(CONSISTENCY_FAILED, "1 while a consistency check fails");
 }
+
+/// Describes counters and exports them at zero from the start, so dashboards and alerts
+/// see them before the first increment.
+pub fn counters_from_zero(counters: &[(&'static str, &'static str)]) {
+    for (name, help) in counters {
+        metrics::describe_counter!(*name, *help);
+        metrics::counter!(*name).absolute(0);
+    }
+}
