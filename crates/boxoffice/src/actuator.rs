@@ -28,8 +28,7 @@ fn up(ok: bool) -> &'static str {
 }
 
 async fn health(State(m): State<Modules>) -> impl IntoResponse {
-    let database = m.databases_up().await;
-    let bus = m.bus.ping().await;
+    let (database, bus) = tokio::join!(m.databases_up(), m.bus.ping());
     let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": up(database && bus),

@@ -20,7 +20,9 @@ use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::kafka::KafkaBus;
 use runtime::db::{Db, Durability};
 use runtime::http::Auth;
+use runtime::limits::{RateLimitConfig, RateLimits};
 use runtime::outbox::Relay;
+use runtime::readiness::Readiness;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -64,13 +66,14 @@ impl Modules {
 
     /// True when every database this process uses answers.
     pub async fn databases_up(&self) -> bool {
-        let checks = [
-            async { if let Some(m) = &self.catalog { m.ping().await } else { true } }.await,
-            async { if let Some(m) = &self.reservation { m.ping().await } else { true } }.await,
-            async { if let Some(m) = &self.orders { m.ping().await } else { true } }.await,
-            async { if let Some(m) = &self.payments { m.ping().await } else { true } }.await,
-        ];
-        checks.into_iter().all(|up| up)
+        // All at once: each may take the probe's whole timeout when its server is gone.
+        let checks = tokio::join!(
+            async { if let Some(m) = &self.catalog { m.ping().await } else { true } },
+            async { if let Some(m) = &self.reservation { m.ping().await } else { true } },
+            async { if let Some(m) = &self.orders { m.ping().await } else { true } },
+            async { if let Some(m) = &self.payments { m.ping().await } else { true } },
+        );
+        checks.0 && checks.1 && checks.2 && checks.3
     }
 }
 
@@ -168,6 +171,51 @@ fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
     Ok(fresh)
 }
 
+/// The key of signed bearer tokens: the configured one, or the data directory's.
+fn auth_secret(configured: Option<&str>, dir: &Path) -> anyhow::Result<String> {
+    match configured.map(str::trim) {
+        Some(key) if key.len() >= 16 => Ok(key.to_owned()),
+        Some(_) => anyhow::bail!("--auth-secret must be at least 16 characters"),
+        None => {
+            std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+            secret(dir, "auth-secret")
+        }
+    }
+}
+
+/// `boxoffice token`: a signed bearer token, as `serve` with the same key accepts it.
+pub fn token(args: &cli::TokenArgs) -> anyhow::Result<String> {
+    let key = auth_secret(args.auth_secret.as_deref(), &args.data_dir)?;
+    let auth = Auth { admin_token: None, cookie_key: Vec::new(), token_key: key.into_bytes(), open_bearer: false };
+    Ok(auth.issue(&args.sub, args.admin, Duration::from_secs(args.ttl_secs)))
+}
+
+/// CORS for the configured origins only; without any, browsers keep the same-origin rule.
+fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("bad CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("trace-id"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([HeaderName::from_static("trace-id"), header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600)))
+}
+
 /// Opens (creating and migrating) one module's database: `PREFIX_name` on PostgreSQL
 /// with `--postgres`, else `DATA_DIR/name.db`.
 async fn open_database(args: &ServeArgs, name: &str, migrations: &runtime::db::Migrations) -> anyhow::Result<Db> {
@@ -229,8 +277,17 @@ impl Application {
         };
         let auth = Arc::new(Auth {
             admin_token: Some(admin_token.clone()),
-            cookie_key: secret(dir, "cookie-key")?.into_bytes(),
+            // Replicas given one --auth-secret accept each other's cookies too.
+            cookie_key: match &args.auth_secret {
+                Some(key) => key.trim().as_bytes().to_vec(),
+                None => secret(dir, "cookie-key")?.into_bytes(),
+            },
+            token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
+            open_bearer: args.open_bearer,
         });
+        if args.open_bearer {
+            tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
+        }
 
         let bus: Arc<dyn Bus> = match &args.kafka {
             Some(brokers) => {
@@ -245,6 +302,8 @@ impl Application {
             max_secs: args.hold_seconds.1 as i64,
             default_secs: args.default_hold_seconds as i64,
             max_seats: args.max_seats_per_hold,
+            max_held_per_buyer: args.max_held_seats_per_buyer,
+            max_seats_per_buyer_per_event: args.max_seats_per_buyer_per_event,
             pin_lease: Duration::from_secs(args.pin_lease_seconds),
             sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         };
@@ -275,7 +334,9 @@ impl Application {
                         anyhow::bail!("the order module needs --reservation-url when reservation runs elsewhere")
                     }
                 };
-                Some(Orders::new(open("order", &order::MIGRATIONS).await?, bus.clone(), holds, args.max_seats_per_hold))
+                let db = open("order", &order::MIGRATIONS).await?;
+                let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
+                Some(Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl))
             }
             false => None,
         };
@@ -304,7 +365,10 @@ impl Application {
         }
         let mut tasks = JoinSet::new();
         for (_, relay) in modules.relays() {
-            tasks.spawn(relay.clone().run(Duration::from_millis(250)));
+            // A commit wakes its own process's relay; on PostgreSQL another replica's
+            // commit may wake none, so shared databases are polled more often.
+            let idle = Duration::from_millis(if args.postgres.is_some() { 50 } else { 250 });
+            tasks.spawn(relay.clone().run(idle));
         }
         let mut consumers = Vec::new();
         let mut router = Router::new();
@@ -339,12 +403,30 @@ impl Application {
             catalog.seed_demo().await.context("failed to seed the demo data")?;
         }
 
+        let readiness = Readiness::new();
+        let probed = modules.clone();
+        tasks.spawn(readiness.clone().run(move || {
+            let m = probed.clone();
+            async move {
+                let (databases, bus) = tokio::join!(m.databases_up(), m.bus.ping());
+                databases && bus
+            }
+        }));
+        let limits =
+            RateLimits::new(RateLimitConfig { per_buyer: args.rate_limit_buyer, per_address: args.rate_limit_address });
+        tasks.spawn(limits.clone().run_cleanup());
+
+        // Layers run bottom-up: trace, then CORS (pre-flights answered before anything
+        // else), then readiness, then the rate limits, which need the Auth extension.
         let router = router
             .merge(crate::actuator::router(modules.clone()))
             .merge(crate::web::router())
             .fallback(runtime::http::not_found)
             .layer(DefaultBodyLimit::max(args.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(limits, runtime::limits::rate_limit))
             .layer(axum::Extension(auth))
+            .layer(axum::middleware::from_fn_with_state(readiness, runtime::readiness::gate))
+            .layer(cors(&args.cors_origins)?)
             .layer(axum::middleware::from_fn(runtime::http::trace_middleware));
 
         let listener =
@@ -362,7 +444,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let mut stopped = stop_rx.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|s| *s).await;
         });
         tokio::spawn(async move {

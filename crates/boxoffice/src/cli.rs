@@ -29,6 +29,9 @@ pub enum Command {
     /// measuring API latency and time to final state; exits non-zero when a threshold
     /// or the audit fails.
     Load(crate::load::LoadArgs),
+    /// Print a signed bearer token for a buyer or an operator, made with the same key as
+    /// `serve` uses (--auth-secret, or the one kept in DATA_DIR).
+    Token(TokenArgs),
 }
 
 /// A module, to run alone in its process (`serve --module`).
@@ -87,6 +90,26 @@ pub struct ServeArgs {
     /// DATA_DIR/admin-token.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Key that signs bearer tokens (HS256 JWTs, see `boxoffice token`); every replica of
+    /// a deployment needs the same. Without it one is generated in DATA_DIR/auth-secret.
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// Take any bearer token that is not a signed one as the name of its user, as the
+    /// original did: for load tests on a trusted network only, never in production.
+    #[arg(long, env = "BOXOFFICE_OPEN_BEARER")]
+    pub open_bearer: bool,
+    /// Origins whose pages may call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://tickets.example.com`; none by default (same origin only).
+    #[arg(long, env = "BOXOFFICE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Requests per second one buyer may make to the API, with bursts of twice as many
+    /// (0: no limit); beyond it 429 with Retry-After.
+    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_BUYER", default_value_t = 20)]
+    pub rate_limit_buyer: u32,
+    /// Requests per second one client address may make to the API, bursts of twice as
+    /// many (0: no limit, the default: behind a proxy every buyer has its address).
+    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_ADDRESS", default_value_t = 0)]
+    pub rate_limit_address: u32,
     /// Share of payments the simulated gateway approves (the original: 0.8).
     #[arg(long, default_value_t = 0.8, value_parser = parse_rate)]
     pub payment_success_rate: f64,
@@ -103,6 +126,16 @@ pub struct ServeArgs {
     /// Most seats in one hold or order.
     #[arg(long, default_value_t = 20)]
     pub max_seats_per_hold: usize,
+    /// Most seats one buyer may hold at once, across shows (0: no limit).
+    #[arg(long, default_value_t = 20)]
+    pub max_held_seats_per_buyer: usize,
+    /// Most seats one buyer may hold and buy of one show (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_seats_per_buyer_per_event: usize,
+    /// How long an order's Idempotency-Key is remembered, in seconds: a repeat within it
+    /// gets the first answer; after it the key may be used for a new order.
+    #[arg(long, default_value_t = 86_400)]
+    pub idempotency_key_ttl_secs: u64,
     /// How often expired holds are freed, in ms.
     #[arg(long, default_value_t = 500)]
     pub sweep_interval_ms: u64,
@@ -132,6 +165,24 @@ impl Default for ServeArgs {
             _ => unreachable!("serve parses"),
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Who the token names: the buyer's user id, or the operator's name.
+    #[arg(long)]
+    pub sub: String,
+    /// An operator's token (the admin role) rather than a buyer's.
+    #[arg(long)]
+    pub admin: bool,
+    /// How long the token is valid, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: u64,
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// The data directory whose auth-secret to use when --auth-secret is not given.
+    #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -183,6 +234,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }),
         Command::Audit(args) => return crate::audit::run(args).await,
         Command::Load(args) => return crate::load::run(args).await,
+        Command::Token(args) => crate::app::token(&args).map(|token| println!("{token}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use contract::ErrorBody;
 use contract::holds::{Holds, PinRefused, PinRequest, Pinned};
+use runtime::http::Unreachable;
 
 /// The reservation module's pin call, made over HTTP with the operator's token (the
 /// modules of one deployment share it). The call is idempotent on the order id, so a
@@ -40,7 +41,7 @@ impl Holds for HttpHolds {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
-                Err(error) => return Err(error).context("the reservation module is unreachable"),
+                Err(error) => return Err(anyhow::Error::new(error).context(Unreachable("the reservation module"))),
             }
         };
         if response.status().is_success() {
@@ -48,6 +49,9 @@ impl Holds for HttpHolds {
         }
         let status = response.status();
         let body: ErrorBody = response.json().await.with_context(|| format!("a pin refusal ({status})"))?;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(anyhow::anyhow!("{}", body.message).context(Unreachable("the reservation module")));
+        }
         if status.is_server_error() {
             anyhow::bail!("the reservation module failed: {}", body.message);
         }

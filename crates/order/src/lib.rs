@@ -35,6 +35,14 @@ pub struct Orders {
     /// An order still CREATED after this long counts as stuck.
     stuck_after: Duration,
     max_seats: usize,
+    /// How long an idempotency key is remembered.
+    key_ttl: Duration,
+}
+
+/// What a key's earlier use says about a request: answer as before, or make a new order.
+enum Replay {
+    Answer(Result<Created, PinRefused>),
+    Fresh { generation: i64 },
 }
 
 /// What `create` did: made the order, or found the one the same key made before.
@@ -44,9 +52,9 @@ pub enum Created {
 }
 
 impl Orders {
-    pub fn new(db: Db, bus: Arc<dyn Bus>, holds: Arc<dyn Holds>, max_seats: usize) -> Self {
+    pub fn new(db: Db, bus: Arc<dyn Bus>, holds: Arc<dyn Holds>, max_seats: usize, key_ttl: Duration) -> Self {
         let relay = Relay::new("order", db.clone(), bus);
-        Orders { db, relay, holds, stuck_after: Duration::from_secs(60), max_seats }
+        Orders { db, relay, holds, stuck_after: Duration::from_secs(60), max_seats, key_ttl }
     }
 
     pub fn relay(&self) -> &Relay {
@@ -72,11 +80,15 @@ impl Orders {
             .collect()
     }
 
-    /// The order id a buyer's idempotency key stands for. Deriving it (rather than
-    /// drawing it) makes a retry after a crash pin and write the very same order.
-    fn order_id(buyer: &str, key: &str) -> String {
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("boxoffice-order\n{buyer}\n{key}").as_bytes())
-            .to_string()
+    /// The order id a buyer's idempotency key stands for, in the key's `generation`
+    /// (the next one each time the key expires). Deriving it (rather than drawing it)
+    /// makes a retry after a crash pin and write the very same order.
+    fn order_id(buyer: &str, key: &str, generation: i64) -> String {
+        let name = match generation {
+            0 => format!("boxoffice-order\n{buyer}\n{key}"),
+            n => format!("boxoffice-order\n{buyer}\n{key}\n{n}"),
+        };
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
     }
 
     fn request_hash(req: &CreateOrder) -> String {
@@ -92,10 +104,11 @@ impl Orders {
         req: &CreateOrder,
     ) -> anyhow::Result<Result<Created, PinRefused>> {
         let hash = Self::request_hash(req);
-        let order_id = Self::order_id(buyer, key);
-        if let Some(replay) = self.replay(&order_id, &hash).await? {
-            return Ok(replay);
-        }
+        let generation = match self.replay(buyer, key, &hash).await? {
+            Replay::Answer(answer) => return Ok(answer),
+            Replay::Fresh { generation } => generation,
+        };
+        let order_id = Self::order_id(buyer, key, generation);
         let pin = PinRequest {
             order_id: order_id.clone(),
             buyer: buyer.to_owned(),
@@ -118,13 +131,17 @@ impl Orders {
             seat_ids: &seat_ids,
             amount,
             key,
+            key_generation: generation,
             hash: &hash,
             now,
         };
         if !store::insert(&mut tx, &row).await? {
             // The same key raced us and won: answer as it did.
             drop(tx);
-            return Ok(self.replay(&order_id, &hash).await?.expect("the winning order exists"));
+            return match self.replay(buyer, key, &hash).await? {
+                Replay::Answer(answer) => Ok(answer),
+                Replay::Fresh { .. } => anyhow::bail!("order {order_id} collided with an expired key's order"),
+            };
         }
         let created = OrderCreated {
             order_id: order_id.clone(),
@@ -150,18 +167,24 @@ impl Orders {
         Ok(Ok(Created::New(order)))
     }
 
-    async fn replay(&self, order_id: &str, hash: &str) -> anyhow::Result<Option<Result<Created, PinRefused>>> {
+    /// The first answer of a key still remembered (or its refusal: another body under
+    /// the same key), else the generation a new order of this key takes.
+    async fn replay(&self, buyer: &str, key: &str, hash: &str) -> anyhow::Result<Replay> {
         // Readers see every committed order: enough to find the first answer.
-        let Some((order, _, stored_hash)) = store::get(self.db.reader(), order_id).await? else {
-            return Ok(None);
+        let Some((order, stored_hash, generation)) = store::by_key(self.db.reader(), buyer, key).await? else {
+            return Ok(Replay::Fresh { generation: 0 });
         };
+        let created_at = chrono::DateTime::parse_from_rfc3339(&order.created_at).map(|t| t.timestamp_millis())?;
+        if created_at < contract::now_millis() - self.key_ttl.as_millis() as i64 {
+            return Ok(Replay::Fresh { generation: generation + 1 });
+        }
         if stored_hash != hash {
-            return Ok(Some(Err(PinRefused {
+            return Ok(Replay::Answer(Err(PinRefused {
                 code: ErrorCode::IdempotencyKeyReused,
                 message: "this Idempotency-Key was used with a different request".into(),
             })));
         }
-        Ok(Some(Ok(Created::Replayed(first_answer(order)))))
+        Ok(Replay::Answer(Ok(Created::Replayed(first_answer(order)))))
     }
 
     /// The order, if `buyer` owns it: `Ok(None)` when there is none, `Err(())` when it is

@@ -16,6 +16,7 @@ pub struct NewOrder<'a> {
     pub seat_ids: &'a [i64],
     pub amount: i64,
     pub key: &'a str,
+    pub key_generation: i64,
     pub hash: &'a str,
     pub now: i64,
 }
@@ -23,8 +24,8 @@ pub struct NewOrder<'a> {
 /// Inserts the order; false when an order with this id or key already exists.
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, request_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, key_generation, \
+         request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8) ON CONFLICT DO NOTHING",
     )
     .bind(o.order_id)
     .bind(o.buyer)
@@ -34,6 +35,7 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
     .bind(o.key)
     .bind(o.hash)
     .bind(o.now)
+    .bind(o.key_generation)
     .execute(&mut **tx)
     .await
     .context("failed to insert order")?
@@ -64,6 +66,21 @@ pub async fn get(db: &AnyPool, order_id: &str) -> anyhow::Result<Option<(Order, 
         .await
         .context("failed to read order")?;
     row.map(|r| Ok((order_from(&r)?, r.get("buyer"), r.get("request_hash")))).transpose()
+}
+
+/// The latest order a buyer's idempotency key made: the order, its request hash, and
+/// the key's generation.
+pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Option<(Order, String, i64)>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, key_generation FROM orders WHERE buyer = $1 AND idempotency_key = $2 \
+         ORDER BY key_generation DESC LIMIT 1"
+    ))
+    .bind(buyer)
+    .bind(key)
+    .fetch_optional(db)
+    .await
+    .context("failed to read order by key")?;
+    row.map(|r| Ok((order_from(&r)?, r.get("request_hash"), r.get("key_generation")))).transpose()
 }
 
 pub async fn of_buyer(db: &AnyPool, buyer: &str) -> anyhow::Result<Vec<Order>> {

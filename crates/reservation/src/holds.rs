@@ -126,11 +126,56 @@ impl Reservation {
             }
             return Ok(Err(why));
         }
+        if let Some(refusal) = self.over_limits(&mut tx, buyer, event_id, now).await? {
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
         let seats = by_event(&rows).remove(&event_id).unwrap_or_default();
         outbox::append(&mut tx, &SeatsHeld { event_id, seats, expires_at }).await?;
         tx.commit().await.context("failed to commit hold")?;
         self.relay.wake();
         Ok(Ok(HoldOutcome { expires_at, hold_secs }))
+    }
+
+    /// Whether `buyer`, counting the seats just taken in `tx`, now holds more seats than
+    /// allowed, or holds and owns more of one show's. Checked inside the hold's write
+    /// transaction, so a buyer racing themselves cannot slip past the limit.
+    async fn over_limits(
+        &self,
+        tx: &mut runtime::Tx,
+        buyer: &str,
+        event_id: i64,
+        now: i64,
+    ) -> anyhow::Result<Option<PinRefused>> {
+        let (max_held, max_in_event) = (self.policy.max_held_per_buyer, self.policy.max_seats_per_buyer_per_event);
+        if max_held == 0 && max_in_event == 0 {
+            return Ok(None);
+        }
+        if self.db.backend() == runtime::db::Backend::Postgres {
+            // One buyer's holds one at a time, as SQLite's single writer does anyway.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(buyer).execute(&mut **tx).await?;
+        }
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'HELD' THEN 1 ELSE 0 END), 0) AS held, \
+             COALESCE(SUM(CASE WHEN event_id = $2 THEN 1 ELSE 0 END), 0) AS in_event \
+             FROM seats WHERE holder = $1 AND (status = 'SOLD' OR (status = 'HELD' AND (expires_at IS NULL OR expires_at >= $3)))",
+        )
+        .bind(buyer)
+        .bind(event_id)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .context("failed to count the buyer's seats")?;
+        let (held, in_event): (i64, i64) = (row.get("held"), row.get("in_event"));
+        if max_held > 0 && held > max_held as i64 {
+            let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
+            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+        }
+        if max_in_event > 0 && in_event > max_in_event as i64 {
+            let message = format!("at most {max_in_event} seats of this show per buyer");
+            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+        }
+        Ok(None)
     }
 
     /// Moves the expiry of the buyer's live, unpinned hold to `secs` from now.

@@ -37,6 +37,10 @@ pub struct HoldPolicy {
     pub default_secs: i64,
     /// Most seats in one hold request.
     pub max_seats: usize,
+    /// Most seats one buyer may hold at once, across shows (0: no limit).
+    pub max_held_per_buyer: usize,
+    /// Most seats one buyer may hold and buy in one show (0: no limit).
+    pub max_seats_per_buyer_per_event: usize,
     /// How long a pin waits for its order to be confirmed written before it lapses.
     pub pin_lease: Duration,
     /// How often expired holds are freed; no hold outlives its expiry by more.
@@ -50,6 +54,8 @@ impl Default for HoldPolicy {
             max_secs: 120,
             default_secs: 60,
             max_seats: 20,
+            max_held_per_buyer: 20,
+            max_seats_per_buyer_per_event: 0,
             pin_lease: Duration::from_secs(120),
             sweep_interval: Duration::from_millis(500),
         }

@@ -157,7 +157,10 @@ impl Db {
     }
 
     /// True when the database answers.
+    /// Whether the database answers within the readiness probe's time (a pool waiting
+    /// for a dead server would otherwise take its whole acquire timeout).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+        let query = sqlx::query("SELECT 1").execute(&self.read);
+        matches!(tokio::time::timeout(crate::readiness::PROBE_TIMEOUT, query).await, Ok(Ok(_)))
     }
 }

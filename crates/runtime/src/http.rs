@@ -48,10 +48,30 @@ impl ApiError {
     }
 }
 
-/// Infrastructure failures: logged with their cause chain, answered without detail.
+/// A dependency (a database, another module) that could not be reached: answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is unreachable")]
+pub struct Unreachable(pub &'static str);
+
+/// Whether a failure is a dependency out of reach rather than a fault of ours.
+fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<Unreachable>()
+            || matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+            )
+    })
+}
+
+/// Infrastructure failures: logged with their cause chain, answered without detail —
+/// 503 when a dependency is out of reach (the client may retry), else 500.
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
         tracing::error!(error = format!("{error:#}"), "request failed");
+        if unreachable(&error) {
+            return ApiError::new(ErrorCode::Unavailable, "a dependency is unreachable; retry shortly");
+        }
         ApiError::new(ErrorCode::InternalError, "internal error")
     }
 }
@@ -98,14 +118,70 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Who may do what: the admin token and the key that signs buyer cookies. Installed as a
-/// request extension by the binary.
+/// Who may do what: the operator's token, the key that signs buyer cookies, and the key
+/// that signs bearer tokens. Installed as a request extension by the binary.
 pub struct Auth {
     pub admin_token: Option<String>,
     pub cookie_key: Vec<u8>,
+    /// Key of the bearer tokens: JWTs signed with HS256, with a subject and an expiry.
+    pub token_key: Vec<u8>,
+    /// Take any bearer token that is not a signed one as the name of its user, as the
+    /// original did (its load-test clients); for trusted test set-ups only.
+    pub open_bearer: bool,
+}
+
+/// What a bearer token says: who (`sub`), until when (`exp`, seconds since the epoch),
+/// and whether it is an operator's (`role: "admin"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Who a request's credentials name.
+enum Caller {
+    Operator,
+    User { id: String, admin: bool },
 }
 
 impl Auth {
+    /// A signed bearer token for `sub`, valid for `ttl`.
+    pub fn issue(&self, sub: &str, admin: bool, ttl: std::time::Duration) -> String {
+        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + ttl;
+        let claims = Claims { sub: sub.to_owned(), exp: exp.as_secs(), role: admin.then(|| ADMIN_ROLE.to_owned()) };
+        let key = jsonwebtoken::EncodingKey::from_secret(&self.token_key);
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("HS256 signs any claims")
+    }
+
+    /// The claims of a genuine, unexpired token.
+    pub fn verify_token(&self, token: &str) -> Option<Claims> {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.required_spec_claims = ["exp", "sub"].into_iter().map(str::to_owned).collect();
+        let key = jsonwebtoken::DecodingKey::from_secret(&self.token_key);
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).ok().map(|t| t.claims)
+    }
+
+    /// Who the bearer token names: the operator's token, a signed token, or — with
+    /// `open_bearer` — any other token as a user's name; else 401.
+    fn caller(&self, token: &str) -> Result<Caller, ApiError> {
+        if self.admin_token.as_deref().is_some_and(|admin| constant_time_eq(admin.as_bytes(), token.as_bytes())) {
+            return Ok(Caller::Operator);
+        }
+        if let Some(claims) = self.verify_token(token) {
+            let admin = claims.role.as_deref() == Some(ADMIN_ROLE);
+            return Ok(Caller::User { id: format!("user:{}", claims.sub), admin });
+        }
+        if self.open_bearer {
+            return Ok(Caller::User { id: format!("user:{token}"), admin: false });
+        }
+        Err(ApiError::new(ErrorCode::Unauthorized, "invalid or expired bearer token"))
+    }
+
     fn sign(&self, id: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.cookie_key).expect("hmac takes any key");
         mac.update(id.as_bytes());
@@ -143,11 +219,22 @@ fn auth(parts: &Parts) -> Arc<Auth> {
     parts.extensions.get::<Arc<Auth>>().cloned().expect("the Auth extension is installed")
 }
 
-fn known_buyer(parts: &Parts, auth: &Auth) -> Option<String> {
-    if let Some(token) = bearer(&parts.headers) {
-        return Some(format!("user:{token}"));
+/// The buyer the request's credentials name, if any; a bearer token that names no one
+/// is refused rather than ignored.
+fn known_buyer(headers: &HeaderMap, auth: &Auth) -> Result<Option<String>, ApiError> {
+    if let Some(token) = bearer(headers) {
+        return match auth.caller(token)? {
+            Caller::User { id, .. } => Ok(Some(id)),
+            // The operator's own token names no buyer (the original's k6 used it as one).
+            Caller::Operator => Ok(Some("user:operator".to_owned())),
+        };
     }
-    cookie(&parts.headers, BUYER_COOKIE).and_then(|v| auth.verify(v))
+    Ok(cookie(headers, BUYER_COOKIE).and_then(|v| auth.verify(v)))
+}
+
+/// The identity a request is counted under for rate limits: its buyer, if it names one.
+pub fn buyer_of(headers: &HeaderMap, auth: &Auth) -> Option<String> {
+    known_buyer(headers, auth).ok().flatten()
 }
 
 /// The buyer making the request: a bearer token's user, the anonymous buyer of a signed
@@ -172,7 +259,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Buyer {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = auth(parts);
-        if let Some(id) = known_buyer(parts, &auth) {
+        if let Some(id) = known_buyer(&parts.headers, &auth)? {
             return Ok(Buyer { id, new_cookie: None });
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -188,13 +275,14 @@ impl<S: Send + Sync> FromRequestParts<S> for KnownBuyer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        known_buyer(parts, &auth(parts))
+        known_buyer(&parts.headers, &auth(parts))?
             .map(KnownBuyer)
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no buyer: send a bearer token or the buyer cookie"))
     }
 }
 
-/// An operator holding the admin token: 401 without a token, 403 with another one.
+/// An operator: the admin token or a signed token with the admin role; 401 without a
+/// token or with a forged or expired one, 403 with a buyer's.
 pub struct Admin;
 
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
@@ -205,9 +293,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         let Some(token) = bearer(&parts.headers) else {
             return Err(ApiError::new(ErrorCode::Unauthorized, "admin token required"));
         };
-        match &auth.admin_token {
-            Some(admin) if constant_time_eq(admin.as_bytes(), token.as_bytes()) => Ok(Admin),
-            _ => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
+        match auth.caller(token)? {
+            Caller::Operator | Caller::User { admin: true, .. } => Ok(Admin),
+            Caller::User { admin: false, .. } => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
         }
     }
 }
@@ -289,14 +377,39 @@ pub async fn not_found() -> ApiError {
 mod tests {
     use super::*;
 
+    fn test_auth(key: &[u8]) -> Auth {
+        Auth { admin_token: Some("op".into()), cookie_key: key.to_vec(), token_key: key.to_vec(), open_bearer: false }
+    }
+
+    #[test]
+    fn tokens_name_their_subject_until_they_expire() {
+        let auth = test_auth(b"k");
+        let token = auth.issue("alice", false, std::time::Duration::from_secs(60));
+        assert!(matches!(auth.caller(&token), Ok(Caller::User { ref id, admin: false }) if id == "user:alice"));
+        let admin = auth.issue("ops", true, std::time::Duration::from_secs(60));
+        assert!(matches!(auth.caller(&admin), Ok(Caller::User { admin: true, .. })));
+        assert!(matches!(auth.caller("op"), Ok(Caller::Operator)));
+        // Signed with another key, tampered with, expired, or not a token at all: refused.
+        assert!(test_auth(b"other").caller(&token).is_err());
+        let (head, _) = token.rsplit_once('.').unwrap();
+        assert!(auth.caller(&format!("{head}.AAAA")).is_err());
+        let expired = Claims { sub: "alice".into(), exp: 1_000, role: None };
+        let key = jsonwebtoken::EncodingKey::from_secret(b"k");
+        let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &expired, &key).unwrap();
+        assert!(auth.caller(&expired).is_err());
+        assert!(auth.caller("alice").is_err());
+        let open = Auth { open_bearer: true, ..test_auth(b"k") };
+        assert!(matches!(open.caller("alice"), Ok(Caller::User { ref id, .. }) if id == "user:alice"));
+    }
+
     #[test]
     fn cookies_verify_only_with_their_signature() {
-        let auth = Auth { admin_token: None, cookie_key: b"k".to_vec() };
+        let auth = test_auth(b"k");
         let value = format!("abc.{}", auth.sign("abc"));
         assert_eq!(auth.verify(&value).as_deref(), Some("anon:abc"));
         assert!(auth.verify("abc.00").is_none());
         assert!(auth.verify(&format!("abd.{}", auth.sign("abc"))).is_none());
-        let other = Auth { admin_token: None, cookie_key: b"other".to_vec() };
+        let other = test_auth(b"other");
         assert!(other.verify(&value).is_none());
     }
 }

@@ -10,14 +10,18 @@
 //!   transaction as its effect, the offset committed only after that.
 //! - `trace`, `http`, `telemetry`: W3C trace context, the contract's error body,
 //!   extractors and middleware, and the log subscriber.
+//! - `limits`: request rate limits per buyer and per client address (429).
+//! - `readiness`: whether the databases and the bus answer; 503 for the API while not.
 
 pub mod bus;
 pub mod consumer;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod readiness;
 pub mod telemetry;
 pub mod trace;
 

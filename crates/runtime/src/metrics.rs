@@ -15,6 +15,10 @@ pub const CONSUMER_LAG: &str = "consumer_lag_messages";
 pub const EVENT_LAG: &str = "consumer_event_lag_seconds";
 /// 1 while a module's consistency check fails, by module and check.
 pub const CONSISTENCY_FAILED: &str = "consistency_check_failed";
+/// Requests refused with 429 by the rate limits.
+pub const RATE_LIMITED: &str = "http_rate_limited_total";
+/// 1 while the process cannot reach its databases or its bus and answers 503.
+pub const READY: &str = "ready";
 
 pub fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
@@ -29,6 +33,8 @@ pub fn describe() {
     metrics::describe_gauge!(CONSUMER_LAG, "Messages a consumer group has not applied yet");
     metrics::describe_histogram!(EVENT_LAG, metrics::Unit::Seconds, "Event occurred to applied by a consumer");
     metrics::describe_gauge!(CONSISTENCY_FAILED, "1 while a consistency check fails");
+    metrics::describe_gauge!(READY, "1 while the databases and the bus answer");
+    counters_from_zero(&[(RATE_LIMITED, "Requests refused by the rate limits")]);
 }
 
 /// Describes counters and exports them at zero from the start, so dashboards and alerts

@@ -100,9 +100,11 @@ impl Relay {
     /// Publishes one batch of unpublished rows; returns how many.
     ///
     /// SQLite has a single relay per database: it reads from a reader and marks with the
-    /// writer. On PostgreSQL every replica runs a relay; each takes the slots no other
-    /// relay holds (an advisory lock per slot, for the length of a transaction), so a
-    /// row is published once and one key's rows in order, while replicas share the work.
+    /// writer. On PostgreSQL every replica runs a relay; in one transaction a relay takes
+    /// every slot no other relay holds (an advisory lock per slot, until its commit),
+    /// publishes those slots' rows as one batch, and marks them. So a row is published
+    /// once and one key's rows in order, and a relay that dies mid-batch frees its slots
+    /// for the others.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
         match self.db.backend() {
             Backend::Sqlite => {
@@ -111,47 +113,38 @@ impl Relay {
                 self.mark(&rows, &mut *self.db.writer().acquire().await?).await
             }
             Backend::Postgres => {
-                // Slots go out two at a time, each in its own transaction (a connection
-                // each, so the module's requests keep the rest of the pool).
-                use futures_util::StreamExt;
-                let mut slots =
-                    futures_util::stream::iter(0..SLOTS).map(|slot| self.publish_slot(slot)).buffer_unordered(2);
-                let mut published = 0;
-                while let Some(result) = slots.next().await {
-                    published += result?;
+                let mut tx = self.db.begin().await?;
+                let slots: Vec<i64> = sqlx::query_scalar(
+                    "SELECT s FROM generate_series(0::BIGINT, $1::BIGINT - 1) AS s WHERE pg_try_advisory_xact_lock($2 + s)",
+                )
+                .bind(SLOTS)
+                .bind(SLOT_LOCKS)
+                .fetch_all(&mut *tx)
+                .await
+                .context("failed to take outbox slots")?;
+                if slots.is_empty() {
+                    return Ok(0);
                 }
+                let rows = self.unpublished(&mut tx, Some(&slots)).await?;
+                self.send(&rows).await?;
+                let published = self.mark(&rows, &mut tx).await?;
+                tx.commit().await?;
                 Ok(published)
             }
         }
     }
 
-    /// Publishes one slot's rows, if no other relay holds the slot.
-    async fn publish_slot(&self, slot: i64) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin().await?;
-        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(SLOT_LOCKS + slot)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !mine {
-            return Ok(0);
-        }
-        let rows = self.unpublished(&mut tx, Some(slot)).await?;
-        self.send(&rows).await?;
-        let published = self.mark(&rows, &mut tx).await?;
-        tx.commit().await?;
-        Ok(published)
-    }
-
-    async fn unpublished(&self, conn: &mut AnyConnection, slot: Option<i64>) -> anyhow::Result<Vec<AnyRow>> {
-        let by_slot = if slot.is_some() { "AND slot = $2" } else { "" };
+    /// Unpublished rows in commit order, of the given slots only (all without).
+    async fn unpublished(&self, conn: &mut AnyConnection, slots: Option<&[i64]>) -> anyhow::Result<Vec<AnyRow>> {
+        // Slot numbers are our own integers, safe to write into the statement.
+        let by_slot = slots.map(|s| {
+            format!("AND slot IN ({})", s.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
+        });
         let sql = format!(
-            "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL {by_slot} ORDER BY seq LIMIT $1"
+            "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL {} ORDER BY seq LIMIT $1",
+            by_slot.unwrap_or_default()
         );
-        let mut query = sqlx::query(&sql).bind(BATCH);
-        if let Some(slot) = slot {
-            query = query.bind(slot);
-        }
-        query.fetch_all(conn).await.context("failed to read the outbox")
+        sqlx::query(&sql).bind(BATCH).fetch_all(conn).await.context("failed to read the outbox")
     }
 
     /// Publishes `rows`; returns once the bus has them all.

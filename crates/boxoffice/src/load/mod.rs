@@ -84,6 +84,11 @@ pub struct LoadArgs {
     /// The operator's token: the run creates its show and audits at the end.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+    /// The server's key of signed bearer tokens (its --auth-secret, or DATA_DIR/auth-secret):
+    /// each virtual user gets a token of its own. Without it users send plain names,
+    /// which only a server started with --open-bearer takes.
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
     #[arg(long, value_enum, default_value_t = Scenario::Original)]
     pub scenario: Scenario,
     /// Ramping stages, `DURATION:USERS,…` (k6's stages).

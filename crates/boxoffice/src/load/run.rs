@@ -77,6 +77,8 @@ struct Shared {
     think: Duration,
     start: Instant,
     run_id: String,
+    /// Signs the users' bearer tokens, when the server wants signed ones.
+    auth: Option<runtime::http::Auth>,
     stats: Mutex<Stats>,
 }
 
@@ -84,6 +86,14 @@ impl Shared {
     fn record(&self, step: &'static str, status: u16, due: Instant) {
         let latency = due.elapsed();
         self.stats.lock().expect("stats").request(step, status, latency, due - self.start);
+    }
+
+    /// The bearer token of virtual user `name`: signed for a whole day, or the plain name.
+    fn credential(&self, name: String) -> String {
+        match &self.auth {
+            Some(auth) => auth.issue(&name, false, Duration::from_secs(86_400)),
+            None => name,
+        }
     }
 
     fn check(&self, name: &'static str, ok: bool) {
@@ -121,9 +131,9 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
     let event_id = r.json::<Value>().await?["id"].as_i64().context("the show has an id")?;
     for _ in 0..600 {
         let probe = json!({ "eventId": event_id, "seatId": 1, "holdSeconds": 5 });
-        let r = http.post(format!("{holds}/reservations")).bearer_auth("load-probe").json(&probe).send().await?;
+        let r = http.post(format!("{holds}/reservations")).bearer_auth(&args.admin_token).json(&probe).send().await?;
         if r.status().as_u16() == 201 {
-            http.delete(format!("{holds}/reservations/{event_id}/1")).bearer_auth("load-probe").send().await?;
+            http.delete(format!("{holds}/reservations/{event_id}/1")).bearer_auth(&args.admin_token).send().await?;
             return Ok((event_id, rows * cols));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -137,7 +147,7 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
 /// generator got round to sending it: a generator that falls behind, or a server that
 /// stalls the user's previous step, shows up in the numbers instead of thinning them.
 async fn user(id: usize, s: Arc<Shared>) {
-    let buyer = format!("load-{}-{id}", s.run_id);
+    let buyer = s.credential(format!("load-{}-{id}", s.run_id));
     let mut due = Instant::now();
     while id < s.desired.load(Ordering::Relaxed) {
         tokio::time::sleep_until(due.into()).await;
@@ -292,6 +302,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         event_id,
         seats,
         next_seat: AtomicI64::new(1),
+        auth: args.auth_secret.as_ref().map(|key| runtime::http::Auth {
+            admin_token: None,
+            cookie_key: Vec::new(),
+            token_key: key.trim().as_bytes().to_vec(),
+            open_bearer: false,
+        }),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
         think: Duration::from_millis(args.think_ms.unwrap_or(if args.scenario == Scenario::Original {

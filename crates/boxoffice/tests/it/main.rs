@@ -1,6 +1,7 @@
 //! Integration tests: the real application on port 0 with a fresh data directory each,
 //! driven over HTTP like any client.
 
+mod abuse;
 mod api_errors;
 mod browser;
 mod common;
@@ -10,6 +11,7 @@ mod distributed;
 mod load;
 mod migrate;
 mod observability;
+mod outage;
 mod purchase;
 mod stream;
 mod telemetry;

@@ -1,0 +1,140 @@
+//! Request rate limits per buyer and per client address: the bots of an on-sale get
+//! `429 RATE_LIMITED` with `Retry-After`, while everyone else's requests pass untouched.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use contract::ErrorCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::http::{ApiError, Auth};
+
+/// Requests allowed per second, with bursts of twice as many (0: no limit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateLimitConfig {
+    pub per_buyer: u32,
+    pub per_address: u32,
+}
+
+pub struct RateLimits {
+    per_buyer: Option<DefaultKeyedRateLimiter<String>>,
+    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    clock: DefaultClock,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
+    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+}
+
+impl RateLimits {
+    pub fn new(config: RateLimitConfig) -> Arc<RateLimits> {
+        Arc::new(RateLimits {
+            per_buyer: limiter(config.per_buyer),
+            per_address: limiter(config.per_address),
+            clock: DefaultClock::default(),
+        })
+    }
+
+    /// `Err(wait)` when either the buyer or the address has used up its allowance.
+    pub fn check(&self, buyer: Option<&str>, address: IpAddr) -> Result<(), Duration> {
+        if let Some(limiter) = &self.per_address {
+            limiter.check_key(&address).map_err(|no| no.wait_time_from(self.clock.now()))?;
+        }
+        if let (Some(limiter), Some(buyer)) = (&self.per_buyer, buyer) {
+            limiter.check_key(&buyer.to_owned()).map_err(|no| no.wait_time_from(self.clock.now()))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets buyers and addresses that have been quiet, every minute.
+    pub async fn run_cleanup(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Some(l) = &self.per_buyer {
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
+            if let Some(l) = &self.per_address {
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// Whether a path is the buyers' API: operators, module-to-module calls, the actuator and
+/// the page's files are not rate limited.
+fn limited(path: &str) -> bool {
+    path.strip_prefix("/ticketing/api/")
+        .is_some_and(|rest| !rest.starts_with("admin/") && !rest.starts_with("internal/"))
+}
+
+/// The middleware: counts each buyers' API request against its buyer and its address.
+pub async fn rate_limit(State(limits): State<Arc<RateLimits>>, req: Request, next: Next) -> Response {
+    if !limited(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let buyer = req.extensions().get::<Arc<Auth>>().and_then(|auth| crate::http::buyer_of(req.headers(), auth));
+    match limits.check(buyer.as_deref(), address) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut response =
+                ApiError::new(ErrorCode::RateLimited, format!("too many requests; retry in {secs} s")).into_response();
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buyer_past_the_burst_waits_and_others_do_not() {
+        let limits = RateLimits::new(RateLimitConfig { per_buyer: 5, per_address: 0 });
+        let here = IpAddr::from([127, 0, 0, 1]);
+        for _ in 0..10 {
+            assert!(limits.check(Some("user:bot"), here).is_ok());
+        }
+        let wait = limits.check(Some("user:bot"), here).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
+        assert!(limits.check(Some("user:fan"), here).is_ok());
+        assert!(limits.check(None, here).is_ok(), "no per-address limit configured");
+    }
+
+    #[test]
+    fn an_address_is_limited_whoever_it_claims_to_be() {
+        let limits = RateLimits::new(RateLimitConfig { per_buyer: 0, per_address: 1 });
+        let bot = IpAddr::from([10, 0, 0, 9]);
+        assert!(limits.check(Some("a"), bot).is_ok());
+        assert!(limits.check(Some("b"), bot).is_ok());
+        assert!(limits.check(Some("c"), bot).is_err());
+        assert!(limits.check(Some("c"), IpAddr::from([10, 0, 0, 8])).is_ok());
+    }
+
+    #[test]
+    fn operators_and_the_actuator_are_not_limited() {
+        assert!(limited("/ticketing/api/reservations"));
+        assert!(limited("/ticketing/api/orders/x"));
+        assert!(!limited("/ticketing/api/admin/events"));
+        assert!(!limited("/ticketing/api/internal/pins"));
+        assert!(!limited("/actuator/health"));
+        assert!(!limited("/"));
+    }
+}

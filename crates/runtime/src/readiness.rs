@@ -1,0 +1,78 @@
+//! Readiness: whether this process can reach its databases and its bus. While it cannot,
+//! the API answers `503 UNAVAILABLE` at once (with `Retry-After`) instead of letting
+//! requests hang on a dead connection, and it comes back by itself when they answer.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use contract::ErrorCode;
+
+use crate::http::ApiError;
+
+/// How often the dependencies are probed, and how long a probe may take.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    /// Ready: the process has just opened its databases and its bus.
+    pub fn new() -> Arc<Readiness> {
+        Arc::new(Readiness { ready: AtomicBool::new(true) })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Probes the dependencies every second (a probe that takes too long failed) and
+    /// records the answer; logs each change.
+    pub async fn run<F, Fut>(self: Arc<Self>, probe: F)
+    where
+        F: Fn() -> Fut + Send,
+        Fut: Future<Output = bool> + Send,
+    {
+        let mut tick = tokio::time::interval(PROBE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let up = tokio::time::timeout(PROBE_TIMEOUT, probe()).await.unwrap_or(false);
+            let was = self.ready.swap(up, Ordering::Relaxed);
+            if was != up {
+                if up {
+                    tracing::info!("dependencies answer again: ready");
+                } else {
+                    tracing::error!("a database or the bus does not answer: not ready, answering 503");
+                }
+            }
+            metrics::gauge!(crate::metrics::READY).set(if up { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+/// The error for a request that cannot be served while a dependency is down.
+pub fn unavailable() -> Response {
+    let mut response =
+        ApiError::new(ErrorCode::Unavailable, "a database or the message bus is unreachable; retry shortly")
+            .into_response();
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The middleware: API requests get 503 while not ready; the actuator and the page do not.
+pub async fn gate(State(readiness): State<Arc<Readiness>>, req: Request, next: Next) -> Response {
+    if !readiness.is_ready() && req.uri().path().starts_with("/ticketing/api/") {
+        return unavailable();
+    }
+    next.run(req).await
+}
