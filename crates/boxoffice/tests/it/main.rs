@@ -10,6 +10,7 @@ mod distributed;
 mod load;
 mod migrate;
 mod observability;
+mod payments;
 mod purchase;
 mod stream;
 mod telemetry;
