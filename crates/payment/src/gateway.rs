@@ -32,7 +32,8 @@ pub trait Gateway: Send + Sync + 'static {
 /// payments, decided by the payment id so a retry gets the same answer. Faults for
 /// testing: an `error_rate` share of calls fail without charging, a `hang_rate` share
 /// are carried out but never answered. It keeps the books of what it charged and
-/// refunded, so it charges each payment id at most once.
+/// refunded (in memory, for as long as it runs), so it charges each payment id at most
+/// once.
 #[derive(Default)]
 pub struct SimulatedGateway {
     pub success_rate: f64,
@@ -125,9 +126,8 @@ impl Gateway for SimulatedGateway {
                 Some(entry) => entry.amount > 0,
                 None => {
                     let approved = Self::draw(payment_id) < self.success_rate;
-                    if approved {
-                        books.insert(payment_id.to_owned(), Entry { amount, refunded: false });
-                    }
+                    let charged = if approved { amount } else { 0 };
+                    books.insert(payment_id.to_owned(), Entry { amount: charged, refunded: false });
                     approved
                 }
             }
@@ -154,8 +154,10 @@ impl Gateway for SimulatedGateway {
         Ok(())
     }
 
+    /// Unknown for a payment id it never answered (or voided): a simulator that was
+    /// restarted has forgotten its books.
     fn kept(&self, payment_id: &str) -> Option<i64> {
-        Some(self.books().get(payment_id).filter(|e| !e.refunded).map_or(0, |e| e.amount))
+        self.books().get(payment_id).map(|e| if e.refunded { 0 } else { e.amount })
     }
 }
 
@@ -193,14 +195,18 @@ mod tests {
         gw.refund("b").await.unwrap();
         assert!(!gw.authorize("b", 7).await.unwrap());
         assert_eq!(gw.kept("b"), Some(0));
-        assert_eq!(gw.kept("never-seen"), Some(0));
+        // A decline is known too, and keeps nothing.
+        let never = SimulatedGateway::new(0.0, 0..0);
+        assert!(!never.authorize("c", 7).await.unwrap());
+        assert_eq!(never.kept("c"), Some(0));
+        assert_eq!(gw.kept("never-seen"), None);
     }
 
     #[tokio::test]
     async fn faults_fail_or_hang_calls_and_a_hung_call_still_charges() {
         let failing = SimulatedGateway::new(1.0, 0..0).with_faults(1.0, 0.0);
         assert!(failing.authorize("a", 5).await.is_err());
-        assert_eq!(failing.kept("a"), Some(0));
+        assert_eq!(failing.kept("a"), None);
         let hanging = SimulatedGateway::new(1.0, 0..0).with_faults(0.0, 1.0);
         let call = tokio::time::timeout(Duration::from_millis(50), hanging.authorize("a", 5)).await;
         assert!(call.is_err(), "a hung call never answers");

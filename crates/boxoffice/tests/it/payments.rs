@@ -61,6 +61,7 @@ async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_agai
     let audit: Value = common::get_json(&app.http, &app.api("/admin/audit/payment"), ADMIN).await;
     let payments = audit["payments"].as_array().unwrap();
     assert_eq!(payments.len(), 30);
+    // The simulator knows every payment it answered or voided: the audit compares them.
     assert!(payments.iter().all(|p| p["gatewayKept"].is_i64()), "{audit}");
     app.assert_audit_passes().await;
 }
