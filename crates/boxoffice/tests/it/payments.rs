@@ -9,7 +9,7 @@ use crate::common::{self, ADMIN, spawn_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_again() {
     let mut args = common::args();
-    args.payment_success_rate = 0.8;
+    args.payment_success_rate = 0.7;
     args.payment_latency_ms = (0, 20);
     // Half the calls fail or are carried out and never answered.
     args.payment_error_rate = 0.25;
@@ -47,7 +47,9 @@ async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_agai
             other => panic!("order did not end: {other:?} {order}"),
         }
     }
+    // Both ends were reached (each all but certain: 30 orders, 30% declined).
     assert!(confirmed > 0, "no order got through the retries");
+    assert!(confirmed < done.len(), "no order was cancelled");
 
     // The gateway was retried, and its books agree with the payments (checked by the audit).
     let metrics = app.http.get(format!("{}/actuator/prometheus", app.url)).send().await.unwrap();
