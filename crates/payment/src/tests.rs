@@ -202,7 +202,7 @@ async fn a_gateway_that_never_answers_fails_the_payment_at_the_deadline_and_keep
     workers.abort();
     assert_eq!(status, "FAILED");
     assert!(took >= Duration::from_millis(450), "gave up after {took:?}, before the deadline");
-    assert!(took < Duration::from_millis(2_000), "gave up after {took:?}");
+    assert!(took < Duration::from_millis(3_000), "gave up after {took:?}");
     assert!(gateway.calls.load(Ordering::SeqCst) >= 3, "retried: {}", gateway.calls.load(Ordering::SeqCst));
     assert_eq!(gateway.refunds.load(Ordering::SeqCst), 2, "the void, retried once");
     assert_eq!(gateway.kept(&payment_id), Some(0), "the charge of the unanswered call was voided");
