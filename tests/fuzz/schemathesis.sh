@@ -40,7 +40,9 @@ for _ in $(seq 100); do
 done
 
 status=0
-"$venv/bin/schemathesis" --no-color --config-file tests/fuzz/schemathesis.toml run "$url/ticketing/api/openapi.yaml" \
+config="$PWD/tests/fuzz/schemathesis.toml"
+# From the scratch directory: schemathesis keeps state in ./.schemathesis.
+(cd "$work" && "$venv/bin/schemathesis" --no-color --config-file "$config" run "$url/ticketing/api/openapi.yaml" \
     --url "$url" \
     --exclude-path '/ticketing/api/events/{id}/seats/stream' \
     --checks "${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
@@ -49,7 +51,7 @@ status=0
     --generation-database none \
     --request-timeout 10 \
     --workers 2 \
-    ${FUZZ_ARGS:-} \
+    ${FUZZ_ARGS:-}) \
     || status=$?
 if [ "$status" -ne 0 ]; then
     echo "== schemathesis found problems; the server's last log lines:"
