@@ -13,7 +13,7 @@ use catalog::Catalog;
 use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, RESERVATION_TOPIC};
 use contract::holds::Holds;
 use order::Orders;
-use payment::{Payments, SimulatedGateway};
+use payment::{GatewayPolicy, Payments, SimulatedGateway};
 use reservation::{HoldPolicy, Reservation};
 use runtime::bus::Bus;
 use runtime::bus::embedded::EmbeddedBus;
@@ -307,10 +307,15 @@ impl Application {
             pin_lease: Duration::from_secs(args.pin_lease_seconds),
             sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         };
-        let gateway = Arc::new(SimulatedGateway {
-            success_rate: args.payment_success_rate,
-            latency_ms: args.payment_latency_ms.0..args.payment_latency_ms.1,
-        });
+        let gateway = Arc::new(
+            SimulatedGateway::new(args.payment_success_rate, args.payment_latency_ms.0..args.payment_latency_ms.1)
+                .with_faults(args.payment_error_rate, args.payment_hang_rate),
+        );
+        let gateway_policy = GatewayPolicy {
+            call_timeout: Duration::from_millis(args.payment_timeout_ms.max(1)),
+            deadline: Duration::from_millis(args.payment_deadline_ms),
+            ..GatewayPolicy::default()
+        };
         let runs = |m: Module| args.module.is_none_or(|only| only == m);
         anyhow::ensure!(
             args.module.is_none() || args.kafka.is_some(),
@@ -341,7 +346,10 @@ impl Application {
             false => None,
         };
         let payments = match runs(Module::Payment) {
-            true => Some(Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway)),
+            true => Some(
+                Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway)
+                    .with_policy(gateway_policy),
+            ),
             false => None,
         };
         let mut modules =

@@ -44,12 +44,18 @@ pub struct OrderRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRow {
     pub order_id: String,
     pub amount: i64,
     pub status: String,
+    /// A charge of a FAILED payment is still to be voided at the gateway.
+    #[serde(default)]
+    pub void_requested: bool,
+    /// What the gateway holds for the payment, when it can tell.
+    #[serde(default)]
+    pub gateway_kept: Option<i64>,
 }
 
 /// What every module reported, at about one moment.
@@ -149,6 +155,20 @@ pub fn judge(s: &Snapshot) -> Report {
     for p in s.payments.iter().filter(|p| !orders.contains_key(p.order_id.as_str())) {
         if p.status == "SUCCEEDED" {
             v.push(format!("payment for unknown order {} keeps money", p.order_id));
+        }
+    }
+    // The gateway's books, when it keeps them, agree: money kept for exactly the
+    // successful payments (the others may still have a refund or void in flight).
+    for p in &s.payments {
+        let Some(kept) = p.gateway_kept else { continue };
+        let expected = match p.status.as_str() {
+            "SUCCEEDED" => p.amount,
+            "FAILED" if !p.void_requested => 0,
+            "REFUNDED" => 0,
+            _ => continue,
+        };
+        if kept != expected {
+            v.push(format!("the gateway keeps {kept} for the {} payment of order {}", p.status, p.order_id));
         }
     }
     for (order_id, paid) in &payments_of {
@@ -333,7 +353,7 @@ mod tests {
     }
 
     fn payment(order_id: &str, status: &str) -> PaymentRow {
-        PaymentRow { order_id: order_id.into(), amount: 100, status: status.into() }
+        PaymentRow { order_id: order_id.into(), amount: 100, status: status.into(), ..Default::default() }
     }
 
     /// One confirmed order with its seat sold and paid, one cancelled and refunded.
@@ -376,7 +396,7 @@ mod tests {
         s.orders.push(order("c", &[4, 5], "CONFIRMED"));
         s.reserved.push(seat(4, "SOLD", Some("c")));
         s.catalog.push(shown(4, "SOLD"));
-        s.payments.push(PaymentRow { order_id: "c".into(), amount: 99, status: "SUCCEEDED".into() });
+        s.payments.push(PaymentRow { amount: 99, ..payment("c", "SUCCEEDED") });
         s.payments.push(payment("a", "SUCCEEDED"));
         let v = violations(&s);
         assert!(v.iter().any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")), "{v:?}");
@@ -392,6 +412,20 @@ mod tests {
         let v = violations(&s);
         assert!(v.iter().any(|x| x.contains("order b is CANCELLED but keeps a successful payment")), "{v:?}");
         assert!(v.iter().any(|x| x.contains("order d is still CREATED")), "{v:?}");
+    }
+
+    #[test]
+    fn money_the_gateway_keeps_for_a_failed_payment_is_a_violation() {
+        let mut s = healthy();
+        s.payments[0].gateway_kept = Some(100);
+        s.payments[1].gateway_kept = Some(0);
+        assert!(violations(&s).is_empty());
+        s.payments.push(PaymentRow { gateway_kept: Some(100), ..payment("e", "FAILED") });
+        // A void still in flight is not judged yet.
+        s.payments.push(PaymentRow { gateway_kept: Some(100), void_requested: true, ..payment("f", "FAILED") });
+        let v = violations(&s);
+        assert!(v.iter().any(|x| x.contains("the gateway keeps 100 for the FAILED payment of order e")), "{v:?}");
+        assert!(!v.iter().any(|x| x.contains("order f")), "{v:?}");
     }
 
     #[test]

@@ -117,6 +117,19 @@ pub struct ServeArgs {
     /// 500..1500; `0..0` for none).
     #[arg(long, default_value = "500..1500", value_parser = parse_range)]
     pub payment_latency_ms: (u64, u64),
+    /// Longest wait for one gateway call, in ms; then it is retried (with back-off).
+    #[arg(long, default_value_t = 5_000)]
+    pub payment_timeout_ms: u64,
+    /// How long a payment may be retried, in ms from its request; then it fails and its
+    /// order is cancelled.
+    #[arg(long, default_value_t = 30_000)]
+    pub payment_deadline_ms: u64,
+    /// Share of simulated gateway calls that fail (a fault, to test retries).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub payment_error_rate: f64,
+    /// Share of simulated gateway calls carried out but never answered (a fault).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub payment_hang_rate: f64,
     /// Allowed hold time in seconds, `MIN..MAX`; requests are clamped into it.
     #[arg(long, default_value = "5..120", value_parser = parse_range)]
     pub hold_seconds: (u64, u64),

@@ -68,10 +68,11 @@ async fn authorize(
 }
 
 async fn audit(State(p): State<Payments>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
-    let rows = sqlx::query("SELECT payment_id, order_id, amount, status FROM payments ORDER BY created_at")
-        .fetch_all(p.db.reader())
-        .await
-        .map_err(anyhow::Error::from)?;
+    let rows =
+        sqlx::query("SELECT payment_id, order_id, amount, status, void_requested FROM payments ORDER BY created_at")
+            .fetch_all(p.db.reader())
+            .await
+            .map_err(anyhow::Error::from)?;
     let payments: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -80,6 +81,9 @@ async fn audit(State(p): State<Payments>, _: Admin) -> ApiResult<Json<serde_json
                 "orderId": r.get::<String, _>("order_id"),
                 "amount": r.get::<i64, _>("amount"),
                 "status": r.get::<String, _>("status"),
+                "voidRequested": r.get::<i64, _>("void_requested") == 1,
+                // What the gateway holds for it, when the gateway can tell (the simulator can).
+                "gatewayKept": p.gateway.kept(&r.get::<String, _>("payment_id")),
             })
         })
         .collect();

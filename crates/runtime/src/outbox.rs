@@ -137,9 +137,8 @@ impl Relay {
     /// Unpublished rows in commit order, of the given slots only (all without).
     async fn unpublished(&self, conn: &mut AnyConnection, slots: Option<&[i64]>) -> anyhow::Result<Vec<AnyRow>> {
         // Slot numbers are our own integers, safe to write into the statement.
-        let by_slot = slots.map(|s| {
-            format!("AND slot IN ({})", s.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
-        });
+        let by_slot =
+            slots.map(|s| format!("AND slot IN ({})", s.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")));
         let sql = format!(
             "SELECT seq, topic, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL {} ORDER BY seq LIMIT $1",
             by_slot.unwrap_or_default()

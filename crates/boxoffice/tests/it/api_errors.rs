@@ -210,3 +210,28 @@ async fn the_openapi_document_describes_every_route() {
         assert!(spec.contains(path), "the OpenAPI document lacks {path}");
     }
 }
+
+/// Found by schemathesis: a hold's optional fields may be `null` (as a Jackson client
+/// sends them), which is the same as leaving them out; the document says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_optional_field_of_a_hold_is_the_same_as_none() {
+    let app = spawn_app().await;
+    let post = |body: &'static str| {
+        app.http
+            .post(app.api("/reservations"))
+            .bearer_auth("nully")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post(r#"{"eventId":1,"seatId":5,"seatIds":null,"holdSeconds":null}"#).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let hold: Value = r.json().await.unwrap();
+    assert_eq!((hold["seatIds"].clone(), hold["holdSeconds"].clone()), (json!([5]), json!(60)));
+    let r = post(r#"{"eventId":1,"seatId":null,"seatIds":[6]}"#).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_error(post(r#"{"eventId":1,"seatId":null,"seatIds":null}"#).await.unwrap(), 422, "VALIDATION_FAILED").await;
+    let spec = app.http.get(app.api("/openapi.yaml")).send().await.unwrap().text().await.unwrap();
+    let hold_request = &spec[spec.find("    HoldRequest:").unwrap()..spec.find("    HoldResponse:").unwrap()];
+    assert_eq!(hold_request.matches("nullable: true").count(), 3, "{hold_request}");
+}

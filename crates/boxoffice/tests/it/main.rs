@@ -12,6 +12,7 @@ mod load;
 mod migrate;
 mod observability;
 mod outage;
+mod payments;
 mod purchase;
 mod stream;
 mod telemetry;
