@@ -70,6 +70,6 @@ cat "$work/figures.txt" 2>/dev/null || echo "(none: the suite did not get that f
 [ -n "${REPORT:-}" ] && cp "$work/figures.txt" "$REPORT" 2>/dev/null
 if [ "$status" != 0 ]; then
     echo "fault injection FAILED; the broker's and PostgreSQL's logs:" >&2
-    tail -20 "$work/tansu.log" "$work/pg.log" >&2 || true
+    tail -n 20 "$work/tansu.log" "$work/pg.log" >&2 || true
 fi
 exit "$status"

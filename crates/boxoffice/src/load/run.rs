@@ -314,6 +314,19 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         stats: Mutex::new(Stats::default()),
     });
+    // Ctrl-C (SIGINT) ends the stages early — the run still drains, audits and reports,
+    // as k6 does; a second one ends the process.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_interrupt = interrupted.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.store(true, Ordering::Relaxed);
+            eprintln!("\ninterrupted: ending the stages; draining and auditing (Ctrl-C again to quit)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
     let mut users: Vec<Option<JoinHandle<()>>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
@@ -353,6 +366,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         }
         if args.scenario == Scenario::Throughput && shared.next_seat.load(Ordering::Relaxed) > seats {
             break; // sold out
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break;
         }
     }
     shared.desired.store(0, Ordering::Relaxed);
@@ -395,6 +411,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         seats_sold = snap.reserved.iter().filter(|x| x.event_id == event_id && x.status == "SOLD").count();
     }
 
+    interrupt.abort();
     let outbox_lag_p99_ms = scraped_p99(&http, &targets, runtime::metrics::OUTBOX_LAG).await;
     let stats = shared.stats.lock().expect("stats");
     let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();
