@@ -73,7 +73,8 @@ impl Figures {
             .sum();
         Figures {
             scenario: scenario.to_owned(),
-            attempted: check("hold answered 201, 409 or 422", "passes") + check("hold answered 201, 409 or 422", "fails"),
+            attempted: check("hold answered 201, 409 or 422", "passes")
+                + check("hold answered 201, 409 or 422", "fails"),
             accepted: check("order answered 201", "passes"),
             confirmed_seen: report["purchases"].as_u64().unwrap_or(0),
             unanswered,
@@ -104,8 +105,15 @@ impl Figures {
             "orders                    {} ({} confirmed, {} cancelled), {} seats sold\n",
             self.orders, self.confirmed, self.cancelled, self.seats_sold
         );
-        t += &format!("longest time to final    {:>6.2} s (bound {} s)\n", self.longest_final.as_secs_f64(), FINAL_BOUND.as_secs());
-        t += &format!("events published          {}, applied by consumers {} (each once)\n", self.published, self.applied);
+        t += &format!(
+            "longest time to final    {:>6.2} s (bound {} s)\n",
+            self.longest_final.as_secs_f64(),
+            FINAL_BOUND.as_secs()
+        );
+        t += &format!(
+            "events published          {}, applied by consumers {} (each once)\n",
+            self.published, self.applied
+        );
         t += &format!("violations                {}\n", self.violations.len());
         for v in &self.violations {
             t += &format!("  VIOLATION: {v}\n");
@@ -138,7 +146,8 @@ struct Proc {
 
 impl Proc {
     async fn start(name: &str, args: Vec<String>, logs: &Path) -> Proc {
-        let mut p = Proc { name: name.to_owned(), port: free_port(), args, log: logs.join(format!("{name}.log")), child: None };
+        let mut p =
+            Proc { name: name.to_owned(), port: free_port(), args, log: logs.join(format!("{name}.log")), child: None };
         p.restart().await;
         p
     }
@@ -198,12 +207,7 @@ const STAGES: &str = "2s:40,300s:40";
 
 async fn connect(url: &str) -> Option<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect(url)
-        .await
-        .ok()
+    sqlx::any::AnyPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(2)).connect(url).await.ok()
 }
 
 /// The orders CREATED right now, read from the order module's database (retrying while
@@ -248,7 +252,10 @@ async fn wait_final(store: &Store, ids: &HashSet<String>, since: Instant) -> Dur
             return since.elapsed();
         }
         let left: Vec<_> = ids.intersection(&still).collect();
-        assert!(since.elapsed() < FINAL_BOUND, "orders in flight at the fault still CREATED after {FINAL_BOUND:?}: {left:?}");
+        assert!(
+            since.elapsed() < FINAL_BOUND,
+            "orders in flight at the fault still CREATED after {FINAL_BOUND:?}: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -287,8 +294,7 @@ async fn exactly_once(store: &Store) -> (usize, usize, Vec<String>) {
             }
             published.insert(id, (row.get("topic"), envelope["type"].as_str().unwrap_or_default().to_owned()));
         }
-        let inbox: Vec<String> =
-            sqlx::query_scalar("SELECT event_id FROM inbox").fetch_all(&db).await.unwrap();
+        let inbox: Vec<String> = sqlx::query_scalar("SELECT event_id FROM inbox").fetch_all(&db).await.unwrap();
         inboxes.push((module, inbox));
         db.close().await;
     }
@@ -449,7 +455,7 @@ async fn faults_embedded_sigkill_under_load() {
             ("SIGKILL".to_owned(), Vec::new())
         };
         server.restart().await;
-        let available = wait_healthy(&[url.clone()], struck).await;
+        let available = wait_healthy(std::slice::from_ref(&url), struck).await;
         wait_rewound_groups_caught_up(data.path(), &heads, struck).await;
         let settled = wait_final(&store, &in_flight, struck).await;
         faults.push(Fault { kind, at, in_flight: in_flight.len(), available, settled });
@@ -458,7 +464,8 @@ async fn faults_embedded_sigkill_under_load() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     end_load(&load).await;
     let report = finish_load(load, out.path()).await;
-    let mut figures = Figures::from_load("embedded: SIGKILL at random moments, one restart replaying every topic", &report);
+    let mut figures =
+        Figures::from_load("embedded: SIGKILL at random moments, one restart replaying every topic", &report);
     figures.faults = faults;
     assert!(figures.faults.iter().any(|f| f.in_flight > 0), "a kill came while sagas were in flight");
     judge(&mut figures, &ModuleUrls::all(&url), &store).await;
@@ -476,10 +483,17 @@ async fn fingerprint(url: &str, store: &Store) -> String {
     snap.orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
     snap.payments.sort_by(|a, b| a.order_id.cmp(&b.order_id));
     let mut print = format!("{snap:?}");
-    let events: Vec<Value> = http.get(format!("{url}/ticketing/api/events")).send().await.unwrap().json().await.unwrap();
+    let events: Vec<Value> =
+        http.get(format!("{url}/ticketing/api/events")).send().await.unwrap().json().await.unwrap();
     for e in events {
-        let map: Value =
-            http.get(format!("{url}/ticketing/api/events/{}/seats", e["id"])).send().await.unwrap().json().await.unwrap();
+        let map: Value = http
+            .get(format!("{url}/ticketing/api/events/{}/seats", e["id"]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         print += &format!("\nshow {} at version {}", e["id"], map["version"]);
     }
     for module in MODULES {
@@ -512,9 +526,15 @@ async fn faults_embedded_topic_replay_changes_nothing() {
     let (again, heads) = rewind_embedded_bus(data.path()).await;
     assert!(again > 0, "there are events to replay");
     server.restart().await;
-    let available = wait_healthy(&[url.clone()], struck).await;
+    let available = wait_healthy(std::slice::from_ref(&url), struck).await;
     let settled = wait_rewound_groups_caught_up(data.path(), &heads, struck).await;
-    figures.faults.push(Fault { kind: format!("replay ({again} events)"), at: Duration::ZERO, in_flight: 0, available, settled });
+    figures.faults.push(Fault {
+        kind: format!("replay ({again} events)"),
+        at: Duration::ZERO,
+        in_flight: 0,
+        available,
+        settled,
+    });
     let after = fingerprint(&url, &store).await;
     if before != after {
         let diff: Vec<_> =
@@ -543,7 +563,9 @@ async fn faults_distributed_replicas_broker_and_database() {
     let (Some(pg_ctl), Some(kafka_pid)) = (control("BOXOFFICE_FAULTS_PG_CTL"), control("BOXOFFICE_FAULTS_KAFKA_PID"))
     else {
         assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "the fault controls are required under CI");
-        eprintln!("skipping: BOXOFFICE_FAULTS_PG_CTL and BOXOFFICE_FAULTS_KAFKA_PID are not set (bash bench/faults.sh sets them)");
+        eprintln!(
+            "skipping: BOXOFFICE_FAULTS_PG_CTL and BOXOFFICE_FAULTS_KAFKA_PID are not set (bash bench/faults.sh sets them)"
+        );
         return;
     };
     let prefix = format!("bf_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -564,7 +586,8 @@ async fn faults_distributed_replicas_broker_and_database() {
     let pins: Vec<String> = procs.iter().filter(|p| p.name.starts_with("reservation")).map(Proc::url).collect();
     for i in 1..=2 {
         // Each order replica pins through one reservation replica.
-        let args = replica_args(&s, &prefix, data.path(), "order", &["--reservation-url".to_owned(), pins[i - 1].clone()]);
+        let args =
+            replica_args(&s, &prefix, data.path(), "order", &["--reservation-url".to_owned(), pins[i - 1].clone()]);
         procs.push(Proc::start(&format!("order-{i}"), args, out.path()).await);
     }
     let urls_of = |procs: &[Proc], module: &str| -> Vec<String> {
@@ -617,8 +640,10 @@ async fn faults_distributed_replicas_broker_and_database() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     end_load(&load).await;
     let report = finish_load(load, out.path()).await;
-    let mut figures =
-        Figures::from_load("distributed (2 replicas of each module, PostgreSQL, Kafka): replicas, broker, database", &report);
+    let mut figures = Figures::from_load(
+        "distributed (2 replicas of each module, PostgreSQL, Kafka): replicas, broker, database",
+        &report,
+    );
     figures.faults = faults;
     judge(&mut figures, &audit_urls, &store).await;
     for p in &mut procs {
