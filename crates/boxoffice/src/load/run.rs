@@ -146,35 +146,44 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
 /// previous step answered — and its latency counts from then, not from when the
 /// generator got round to sending it: a generator that falls behind, or a server that
 /// stalls the user's previous step, shows up in the numbers instead of thinning them.
+///
+/// A request that got no answer at all (connection refused or reset: the server is
+/// down, as in the fault-injection suite) counts as a failed request with status 0, and
+/// the user pauses [`UNREACHABLE_PAUSE`] before its next purchase instead of spinning.
 async fn user(id: usize, s: Arc<Shared>) {
     let buyer = s.credential(format!("load-{}-{id}", s.run_id));
     let mut due = Instant::now();
     while id < s.desired.load(Ordering::Relaxed) {
         tokio::time::sleep_until(due.into()).await;
-        match s.scenario {
+        let answered = match s.scenario {
             Scenario::Ceiling => {
                 let r = s.http.get(format!("{}/actuator/info", pick(&s.targets.catalog, id))).send().await;
                 s.record("info", status(&r), due);
                 s.check("info answered 200", status(&r) == 200);
+                r.is_ok()
             }
             Scenario::Original => {
                 let seat = rand::rng().random_range(1..=s.seats);
-                purchase(&s, id, &buyer, seat, due).await;
+                purchase(&s, id, &buyer, seat, due).await
             }
             Scenario::Throughput => {
                 let seat = s.next_seat.fetch_add(1, Ordering::Relaxed);
                 if seat > s.seats {
                     return; // sold out
                 }
-                purchase(&s, id, &buyer, seat, due).await;
+                purchase(&s, id, &buyer, seat, due).await
             }
-        }
-        due = Instant::now() + s.think;
+        };
+        due = Instant::now() + if answered { s.think } else { s.think.max(UNREACHABLE_PAUSE) };
     }
 }
 
-/// Hold → order → wait for the final state, with k6-like checks.
-async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant) {
+/// How long a user waits after a request that got no answer.
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(100);
+
+/// Hold → order → wait for the final state, with k6-like checks. False when a request
+/// got no answer (the server unreachable).
+async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant) -> bool {
     let reservations = pick(&s.targets.reservation, user);
     let orders = pick(&s.targets.order, user);
     let hold = json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 });
@@ -184,7 +193,7 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
     s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
     s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
     if code != 201 {
-        return;
+        return code != 0;
     }
     let due = Instant::now();
     let order = json!({ "eventId": s.event_id, "seatIds": [seat] });
@@ -203,7 +212,7 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
         Ok(r) if code == 201 => r.json::<Value>().await.ok().and_then(|o| o["orderId"].as_str().map(str::to_owned)),
         _ => None,
     }) else {
-        return;
+        return code != 0;
     };
     let accepted = Instant::now();
     let mut pause = Duration::from_millis(10);
@@ -226,12 +235,14 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
                 if state.as_deref() == Some("CONFIRMED") {
                     stats.purchase(accepted - s.start);
                 }
-                return;
+                return true;
             }
             _ if accepted.elapsed() > s.final_timeout => {
                 s.check("order reached a final state", false);
-                return;
+                return code != 0;
             }
+            // The server is away (killed, restarting): keep asking, a little less often.
+            _ if code == 0 => pause = pause.max(UNREACHABLE_PAUSE),
             _ => {}
         }
     }
@@ -319,6 +330,19 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         stats: Mutex::new(Stats::default()),
     });
+    // Ctrl-C (SIGINT) ends the stages early — the run still drains, audits and reports,
+    // as k6 does; a second one ends the process.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_interrupt = interrupted.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.store(true, Ordering::Relaxed);
+            eprintln!("\ninterrupted: ending the stages; draining and auditing (Ctrl-C again to quit)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
     let mut users: Vec<Option<JoinHandle<()>>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
@@ -358,6 +382,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         }
         if args.scenario == Scenario::Throughput && shared.next_seat.load(Ordering::Relaxed) > seats {
             break; // sold out
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break;
         }
     }
     shared.desired.store(0, Ordering::Relaxed);
@@ -400,6 +427,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         seats_sold = snap.reserved.iter().filter(|x| x.event_id == event_id && x.status == "SOLD").count();
     }
 
+    interrupt.abort();
     let outbox_lag_p99_ms = scraped_p99(&http, &targets, runtime::metrics::OUTBOX_LAG).await;
     let stats = shared.stats.lock().expect("stats");
     let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();

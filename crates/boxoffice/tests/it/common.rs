@@ -58,11 +58,15 @@ impl Store {
     /// A connection pool to one module's database, to look at it or tamper with it.
     pub async fn connect(&self, module: &str) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
-        let url = match &self.postgres {
+        sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&self.url(module)).await.unwrap()
+    }
+
+    /// The URL of one module's database.
+    pub fn url(&self, module: &str) -> String {
+        match &self.postgres {
             Some((server, prefix)) => format!("{}/{prefix}_{module}", server.trim_end_matches('/')),
             None => format!("sqlite://{}", self.data.join(format!("{module}.db")).display()),
-        };
-        sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap()
+        }
     }
 }
 
@@ -328,13 +332,26 @@ pub fn free_port() -> u16 {
 /// Starts the real binary as `boxoffice serve --addr 127.0.0.1:PORT ARGS…` and returns
 /// it with its base URL once `/actuator/health` answers 200.
 pub async fn start_binary(args: &[String]) -> (tokio::process::Child, String) {
-    let port = free_port();
+    start_binary_on(free_port(), args, None).await
+}
+
+/// [`start_binary`] on a given port (a process restarted where its clients expect it),
+/// its output appended to `log` if given.
+pub async fn start_binary_on(
+    port: u16,
+    args: &[String],
+    log: Option<&std::path::Path>,
+) -> (tokio::process::Child, String) {
+    let output = || match log {
+        Some(path) => std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().into(),
+        None => std::process::Stdio::null(),
+    };
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
         .args(["--open-bearer", "--rate-limit-buyer", "0"])
         .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
         .kill_on_drop(true)
         .spawn()
         .unwrap();

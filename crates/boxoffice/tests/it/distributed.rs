@@ -14,12 +14,12 @@ use tokio::process::Child;
 
 use crate::common::{ADMIN, get_json, start_binary};
 
-struct Services {
-    postgres: String,
-    kafka: String,
+pub struct Services {
+    pub postgres: String,
+    pub kafka: String,
 }
 
-fn services() -> Option<Services> {
+pub fn services() -> Option<Services> {
     let get = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
     match (get("BOXOFFICE_TEST_POSTGRES"), get("BOXOFFICE_TEST_KAFKA")) {
         (Some(postgres), Some(kafka)) => Some(Services { postgres, kafka }),
@@ -39,6 +39,12 @@ async fn replica(
     module: &str,
     extra: &[String],
 ) -> (Child, String) {
+    start_binary(&replica_args(s, prefix, data, module, extra)).await
+}
+
+/// The `serve` arguments of one module replica: its module on the services under
+/// `prefix`, a data directory of its own under `data`.
+pub fn replica_args(s: &Services, prefix: &str, data: &std::path::Path, module: &str, extra: &[String]) -> Vec<String> {
     let dir = data.join(format!("{module}-{}", uuid::Uuid::new_v4().simple()));
     let mut args: Vec<String> = vec!["--module".into(), module.into(), "--data-dir".into(), dir.display().to_string()];
     for (flag, value) in [
@@ -54,7 +60,7 @@ async fn replica(
         args.extend([flag.to_owned(), value.to_owned()]);
     }
     args.extend_from_slice(extra);
-    start_binary(&args).await
+    args
 }
 
 /// Sends to the first replica that answers.

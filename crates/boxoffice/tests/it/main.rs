@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod crash;
 mod distributed;
+mod faults;
 mod load;
 mod migrate;
 mod observability;
