@@ -126,13 +126,23 @@ impl Consumer {
         result
     }
 
+    /// Applies one event, retrying; sets it aside only after it failed `ATTEMPTS` times
+    /// while the database answered. An outage is waited out, however long: it is no
+    /// fault of the event's, and setting the event aside would lose it.
     async fn apply_alone(&self, event: &Envelope) {
-        for attempt in 0..ATTEMPTS {
+        let (mut attempt, mut outage) = (0, 0);
+        while attempt < ATTEMPTS {
             match self.apply(std::slice::from_ref(event)).await {
                 Ok(()) => return,
+                Err(error) if !self.db.ping().await => {
+                    tracing::warn!(topic = self.topic, event_id = %event.id, error = format!("{error:#}"), "database unreachable; waiting");
+                    crate::backoff_sleep(outage).await;
+                    outage += 1;
+                }
                 Err(error) => {
                     tracing::warn!(topic = self.topic, event_id = %event.id, attempt, error = format!("{error:#}"), "event failed");
                     crate::backoff_sleep(attempt).await;
+                    attempt += 1;
                 }
             }
         }
