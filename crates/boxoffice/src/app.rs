@@ -238,6 +238,44 @@ fn durability(args: &ServeArgs) -> Durability {
     }
 }
 
+/// The bus between the modules: Kafka with `--kafka`, else the log in DATA_DIR/bus.db.
+async fn open_bus(args: &ServeArgs) -> anyhow::Result<Arc<dyn Bus>> {
+    Ok(match &args.kafka {
+        Some(brokers) => {
+            let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
+            Arc::new(KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?)
+        }
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+            Arc::new(EmbeddedBus::open(&args.data_dir.join("bus.db"), durability(args)).await?)
+        }
+    })
+}
+
+/// Which topics each module's consumer group reads.
+pub const SUBSCRIPTIONS: [(Module, &str, &[&str]); 4] = [
+    (Module::Catalog, "catalog", &[RESERVATION_TOPIC]),
+    (Module::Reservation, "reservation", &[CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC]),
+    (Module::Order, "order", &[PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC]),
+    (Module::Payment, "payment", &[ORDER_TOPIC]),
+];
+
+/// `boxoffice replay`: rewinds the chosen modules' consumer groups; returns each group,
+/// topic and how many messages it will read again.
+pub async fn replay(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, &'static str, i64)>> {
+    let bus = open_bus(args).await?;
+    let mut done = Vec::new();
+    for (module, group, topics) in SUBSCRIPTIONS {
+        if args.module.is_none_or(|only| only == module) {
+            for topic in topics {
+                done.push((group, *topic, bus.rewind(topic, group).await?));
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// `boxoffice migrate`: brings the databases of the chosen modules (all without
 /// `--module`) up to date and returns their names.
 pub async fn migrate(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
@@ -266,7 +304,6 @@ impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
         let dir = &args.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        let durability = durability(&args);
         let admin_token = match &args.admin_token {
             Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
             _ => {
@@ -289,13 +326,7 @@ impl Application {
             tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
         }
 
-        let bus: Arc<dyn Bus> = match &args.kafka {
-            Some(brokers) => {
-                let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
-                Arc::new(KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?)
-            }
-            None => Arc::new(EmbeddedBus::open(&dir.join("bus.db"), durability).await?),
-        };
+        let bus = open_bus(&args).await?;
         let open = |name: &'static str, migrations| open_database(&args, name, migrations);
         let policy = HoldPolicy {
             min_secs: args.hold_seconds.0 as i64,

@@ -25,6 +25,11 @@ pub enum Command {
     /// Create and migrate the databases (the same storage options as `serve`; `serve`
     /// migrates at start-up too), then exit.
     Migrate(ServeArgs),
+    /// Replay: rewind the consumer groups of the chosen module (all without --module) to
+    /// the oldest event the bus keeps, so each consumer reads every event again and its
+    /// inbox applies none twice. The same bus options as `serve`; run it while those
+    /// modules are stopped.
+    Replay(ServeArgs),
     /// Run the original's load test (or another scenario) against a running boxoffice,
     /// measuring API latency and time to final state; exits non-zero when a threshold
     /// or the audit fails.
@@ -243,6 +248,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate(args) => crate::app::migrate(&args).await.map(|done| {
             for database in done {
                 println!("migrated {database}");
+            }
+        }),
+        Command::Replay(args) => crate::app::replay(&args).await.map(|done| {
+            for (group, topic, messages) in done {
+                println!("{group} <- {topic}: rewound, {messages} messages to read again");
             }
         }),
         Command::Audit(args) => return crate::audit::run(args).await,

@@ -70,3 +70,38 @@ async fn keyed_messages_keep_their_order_and_uncommitted_ones_come_back() {
     }
     assert!(late.is_empty(), "committed messages are not delivered again: {late:?}");
 }
+
+/// `boxoffice replay` on Kafka: a group that read and committed everything, once its
+/// consumers have left, is rewound to the start and reads every message again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewound_group_reads_every_message_again() {
+    let Some(brokers) = brokers() else { return };
+    let namespace = format!("rt_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let bus = KafkaBus::connect(&brokers, &namespace, &["t.events"], 3).await.unwrap();
+    let messages: Vec<Outgoing> = (0..20)
+        .map(|i| Outgoing { topic: "t.events".into(), key: format!("k{}", i % 4), body: i.to_string() })
+        .collect();
+    bus.publish(&messages).await.unwrap();
+    let (mut sub, got) = poll_all(&bus, "g", 20).await;
+    assert_eq!(got.len(), 20);
+    sub.commit(&got).await.unwrap();
+    drop(sub); // the consumer leaves the group
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut rewound = None;
+    for _ in 0..20 {
+        // The group may still be settling its last member's departure.
+        match bus.rewind("t.events", "g").await {
+            Ok(n) => {
+                rewound = Some(n);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    assert!(rewound.expect("the broker took the rewind") > 0, "there is something to read again");
+    let (_sub, again) = poll_all(&bus, "g", 20).await;
+    let mut bodies: Vec<i32> = again.iter().map(|d| d.body.parse().unwrap()).collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, (0..20).collect::<Vec<_>>(), "every message read again");
+}

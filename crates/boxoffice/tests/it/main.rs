@@ -15,5 +15,6 @@ mod observability;
 mod outage;
 mod payments;
 mod purchase;
+mod replay;
 mod stream;
 mod telemetry;

@@ -85,6 +85,19 @@ impl Bus for EmbeddedBus {
         Ok(())
     }
 
+    async fn rewind(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (topic, grp, committed) VALUES ($1, $2, 0) \
+             ON CONFLICT (topic, grp) DO UPDATE SET committed = 0",
+        )
+        .bind(topic)
+        .bind(group)
+        .execute(self.db.writer())
+        .await
+        .context("failed to rewind the group")?;
+        self.lag(topic, group).await
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
         let committed: Option<i64> =
             sqlx::query_scalar("SELECT committed FROM consumer_offsets WHERE topic = $1 AND grp = $2")

@@ -162,6 +162,23 @@ impl Bus for KafkaBus {
     async fn prune(&self, _before: i64) -> anyhow::Result<u64> {
         Ok(0) // the broker's retention does this
     }
+
+    async fn rewind(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
+        let observer = self.observer(group)?;
+        let full = self.topic(topic);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let metadata = observer.fetch_metadata(Some(&full), TIMEOUT)?;
+            let mut start = TopicPartitionList::new();
+            for p in metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())) {
+                let (low, _) = observer.fetch_watermarks(&full, p, TIMEOUT)?;
+                start.add_partition_offset(&full, p, Offset::Offset(low))?;
+            }
+            // An empty group takes offsets from a client outside it.
+            observer.commit(&start, CommitMode::Sync).context("the broker refused the group's new offsets")
+        })
+        .await??;
+        self.lag(topic, group).await
+    }
 }
 
 struct KafkaSubscription {

@@ -46,6 +46,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Forgets messages every group has committed that are older than `before` (ms);
     /// returns how many. A broker with its own retention does nothing here.
     async fn prune(&self, before: i64) -> anyhow::Result<u64>;
+
+    /// Moves `group`'s committed offsets on `topic` back to the oldest message kept, so
+    /// its consumers read every event again (their inboxes apply none twice). Run it
+    /// while the group's consumers are stopped; returns the messages to be re-read.
+    async fn rewind(&self, topic: &str, group: &str) -> anyhow::Result<i64>;
 }
 
 #[async_trait]

@@ -1,0 +1,97 @@
+//! `boxoffice replay`: every consumer group rewound to the start of its topics, on the
+//! embedded bus or on Kafka (with `BOXOFFICE_TEST_BUS=kafka`). Every consumer reads
+//! every event again, and nothing changes: no state, no inbox record, no seat map.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, Store, get_json, start_binary};
+use crate::faults::fingerprint;
+
+async fn backlog(url: &str) -> i64 {
+    let http = reqwest::Client::new();
+    get_json(&http, &format!("{url}/actuator/backlog"), ADMIN).await["total"].as_i64().unwrap_or(-1)
+}
+
+async fn drained(url: &str) {
+    let started = Instant::now();
+    while backlog(url).await != 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "never drained: {}", backlog(url).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM, so that Kafka consumers leave their groups before the rewind.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("stops on SIGTERM").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_every_topic_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
+    let mut args = store.serve_args();
+    args.extend(
+        ["--payment-latency-ms", "0..0", "--payment-success-rate", "0.7", "--durability", "normal"].map(String::from),
+    );
+    let (child, url) = start_binary(&args).await;
+    let http = reqwest::Client::new();
+    let api = format!("{url}/ticketing/api");
+    let mut orders = Vec::new();
+    for seat in 61..69 {
+        let buyer = format!("replayer-{seat}");
+        let hold = json!({ "eventId": 1, "seatId": seat });
+        // The seats reach the reservation module through the bus: retry until they have.
+        for _ in 0..200 {
+            let r = http.post(format!("{api}/reservations")).bearer_auth(&buyer).json(&hold).send().await.unwrap();
+            if r.status() == 201 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = http
+            .post(format!("{api}/orders"))
+            .bearer_auth(&buyer)
+            .header("Idempotency-Key", "k")
+            .json(&json!({ "eventId": 1, "seatIds": [seat] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        orders.push((buyer, r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()));
+    }
+    for (buyer, id) in &orders {
+        for _ in 0..300 {
+            if get_json(&http, &format!("{api}/orders/{id}"), buyer).await["status"] != "CREATED" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drained(&url).await;
+    let before = fingerprint(&url, &store).await;
+    stop(child).await;
+
+    let replay = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .arg("replay")
+        .args(store.serve_args())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&replay.stdout).to_string();
+    assert!(replay.status.success(), "{said}{}", String::from_utf8_lossy(&replay.stderr));
+    for group in ["catalog <- reservation.events", "order <- payment.events", "payment <- order.events"] {
+        assert!(said.contains(group), "{group} rewound: {said}");
+    }
+    let again: i64 = said.lines().filter_map(|l| l.split(", ").nth(1)?.split(' ').next()?.parse::<i64>().ok()).sum();
+    assert!(again > 0, "messages to read again: {said}");
+
+    let (_child, url) = start_binary(&args).await;
+    drained(&url).await;
+    assert_eq!(fingerprint(&url, &store).await, before, "the replay changed nothing");
+    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(15)).await.unwrap();
+    assert!(report.violations.is_empty(), "audit failed: {:#?}", report.violations);
+}
