@@ -555,6 +555,22 @@ async fn faults_embedded_topic_replay_changes_nothing() {
     figures.finish();
 }
 
+/// How long until `url`'s health check answered 503, within `within`; each check must
+/// itself answer within 3 s.
+async fn said_down(url: &str, within: Duration) -> Option<Duration> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
+            && r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
 /// Each module its own process, two replicas each, on PostgreSQL and Kafka, under load:
 /// one replica of each module killed and restarted, the broker stopped for a while, the
 /// PostgreSQL server restarted.
@@ -616,6 +632,7 @@ async fn faults_distributed_replicas_broker_and_database() {
     let load = start_load(&audit_urls.catalog, &modules, "3s:16,300s:16", out.path());
     wait_buying(&store).await;
     let mut faults = Vec::new();
+    let mut reported_down = None;
     let plan = ["reservation-2", "postgres", "order-2", "kafka", "payment-2", "catalog-2"];
     for step in plan {
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(2_000..4_000))).await;
@@ -625,7 +642,9 @@ async fn faults_distributed_replicas_broker_and_database() {
         let kind = match step {
             "kafka" => {
                 sh(&format!("kill -STOP {kafka_pid}")).await;
-                tokio::time::sleep(Duration::from_secs(8)).await;
+                // Meanwhile the modules say so: health DOWN (503), promptly, not a hang.
+                reported_down = said_down(&all[0], Duration::from_secs(7)).await;
+                tokio::time::sleep(Duration::from_secs(8).saturating_sub(struck.elapsed())).await;
                 sh(&format!("kill -CONT {kafka_pid}")).await;
                 "Kafka broker stopped 8 s".to_owned()
             }
@@ -655,6 +674,10 @@ async fn faults_distributed_replicas_broker_and_database() {
         &report,
     );
     figures.faults = faults;
+    match reported_down {
+        Some(after) => println!("health DOWN {:.1} s into the broker's outage", after.as_secs_f64()),
+        None => figures.violations.push("health never said DOWN while the broker was frozen".to_owned()),
+    }
     judge(&mut figures, &audit_urls, &store).await;
     for p in &mut procs {
         p.kill().await;
