@@ -338,10 +338,11 @@ impl Application {
             pin_lease: Duration::from_secs(args.pin_lease_seconds),
             sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         };
-        let gateway = Arc::new(
+        let simulator =
             SimulatedGateway::new(args.payment_success_rate, args.payment_latency_ms.0..args.payment_latency_ms.1)
-                .with_faults(args.payment_error_rate, args.payment_hang_rate),
-        );
+                .with_faults(args.payment_error_rate, args.payment_hang_rate);
+        // With --module, payment may run in replicas, each simulating a gateway of its own.
+        let gateway = Arc::new(if args.module.is_some() { simulator.one_of_many() } else { simulator });
         let gateway_policy = GatewayPolicy {
             call_timeout: Duration::from_millis(args.payment_timeout_ms.max(1)),
             deadline: Duration::from_millis(args.payment_deadline_ms),

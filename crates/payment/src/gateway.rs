@@ -40,6 +40,9 @@ pub struct SimulatedGateway {
     pub latency_ms: Range<u64>,
     pub error_rate: f64,
     pub hang_rate: f64,
+    /// Whether its books are the whole truth: not when replicas each run a simulator of
+    /// their own, since one replica may void what another one charged.
+    pub books_complete: bool,
     books: Mutex<HashMap<String, Entry>>,
 }
 
@@ -57,7 +60,13 @@ enum Fault {
 
 impl SimulatedGateway {
     pub fn new(success_rate: f64, latency_ms: Range<u64>) -> Self {
-        SimulatedGateway { success_rate, latency_ms, ..Default::default() }
+        SimulatedGateway { success_rate, latency_ms, books_complete: true, ..Default::default() }
+    }
+
+    /// For a replica among others: its books are not reported to the audit.
+    pub fn one_of_many(mut self) -> Self {
+        self.books_complete = false;
+        self
     }
 
     /// With faults: `error_rate` of calls fail, `hang_rate` never answer.
@@ -155,8 +164,11 @@ impl Gateway for SimulatedGateway {
     }
 
     /// Unknown for a payment id it never answered (or voided): a simulator that was
-    /// restarted has forgotten its books.
+    /// restarted has forgotten its books; and unknown for every id in a replica of many.
     fn kept(&self, payment_id: &str) -> Option<i64> {
+        if !self.books_complete {
+            return None;
+        }
         self.books().get(payment_id).map(|e| if e.refunded { 0 } else { e.amount })
     }
 }
@@ -200,6 +212,10 @@ mod tests {
         assert!(!never.authorize("c", 7).await.unwrap());
         assert_eq!(never.kept("c"), Some(0));
         assert_eq!(gw.kept("never-seen"), None);
+        // A replica among others does not claim to know what the gateway keeps.
+        let replica = SimulatedGateway::new(1.0, 0..0).one_of_many();
+        assert!(replica.authorize("d", 7).await.unwrap());
+        assert_eq!(replica.kept("d"), None);
     }
 
     #[tokio::test]
