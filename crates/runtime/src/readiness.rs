@@ -19,6 +19,9 @@ use crate::http::ApiError;
 /// How often the dependencies are probed, and how long a probe may take.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed probes in a row that make the process not ready: one slow answer under a
+/// rush must not turn every buyer away.
+pub const FAILURES_TO_GO_DOWN: u32 = 3;
 
 #[derive(Debug)]
 pub struct Readiness {
@@ -35,8 +38,9 @@ impl Readiness {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Probes the dependencies every second (a probe that takes too long failed) and
-    /// records the answer; logs each change.
+    /// Probes the dependencies every second (a probe that takes too long failed): not
+    /// ready after `FAILURES_TO_GO_DOWN` failures in a row, ready again at the first
+    /// success; logs each change.
     pub async fn run<F, Fut>(self: Arc<Self>, probe: F)
     where
         F: Fn() -> Fut + Send,
@@ -44,9 +48,12 @@ impl Readiness {
     {
         let mut tick = tokio::time::interval(PROBE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = 0;
         loop {
             tick.tick().await;
-            let up = tokio::time::timeout(PROBE_TIMEOUT, probe()).await.unwrap_or(false);
+            let answered = tokio::time::timeout(PROBE_TIMEOUT, probe()).await.unwrap_or(false);
+            failures = if answered { 0 } else { failures + 1 };
+            let up = failures < FAILURES_TO_GO_DOWN;
             let was = self.ready.swap(up, Ordering::Relaxed);
             if was != up {
                 if up {

@@ -34,6 +34,8 @@ pub struct KafkaBus {
     brokers: String,
     namespace: String,
     producer: FutureProducer,
+    /// A topic of ours, whose metadata a ping asks for (not the whole cluster's).
+    probe_topic: String,
     /// One idle member per group, to read its committed offsets for `lag`.
     observers: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
 }
@@ -53,12 +55,15 @@ impl KafkaBus {
                 .create()
                 .context("failed to create the Kafka producer")?,
             observers: Arc::default(),
+            probe_topic: String::new(),
         };
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .create()
             .context("failed to create the Kafka admin client")?;
         let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
+        let mut bus = bus;
+        bus.probe_topic = names.first().cloned().unwrap_or_default();
         let wanted: Vec<NewTopic> =
             names.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
         let results = admin.create_topics(&wanted, &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await?;
@@ -123,14 +128,18 @@ impl Bus for KafkaBus {
         let consumer: StreamConsumer =
             self.consumer_config(group).create().context("failed to create a Kafka consumer")?;
         consumer.subscribe(&[&self.topic(topic)]).context("failed to subscribe")?;
-        Ok(Box::new(KafkaSubscription { consumer: Arc::new(consumer), topic: self.topic(topic) }))
+        Ok(Box::new(KafkaSubscription { consumer: Some(Arc::new(consumer)), topic: self.topic(topic) }))
     }
 
     async fn ping(&self) -> bool {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, Duration::from_secs(2)).is_ok())
-            .await
-            .unwrap_or(false)
+        let topic = self.probe_topic.clone();
+        let topic = (!topic.is_empty()).then_some(topic);
+        tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(topic.as_deref(), Duration::from_secs(2)).is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     async fn lag(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
@@ -182,8 +191,29 @@ impl Bus for KafkaBus {
 }
 
 struct KafkaSubscription {
-    consumer: Arc<StreamConsumer>,
+    /// Taken only by `drop`.
+    consumer: Option<Arc<StreamConsumer>>,
     topic: String,
+}
+
+impl KafkaSubscription {
+    fn consumer(&self) -> &Arc<StreamConsumer> {
+        self.consumer.as_ref().expect("a subscription's consumer lives until it is dropped")
+    }
+}
+
+/// Closing a consumer leaves its group, and librdkafka's close can block for good (seen
+/// here: its rebalance callback waiting on the group thread, at a test runtime's
+/// shutdown). Whoever drops the subscription — a task being aborted on a tokio worker —
+/// must not wait for that: the consumer is closed on a thread of its own.
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else { return };
+        let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumer));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "could not close a Kafka consumer on a thread of its own");
+        }
+    }
 }
 
 #[async_trait]
@@ -192,7 +222,7 @@ impl Subscription for KafkaSubscription {
         let mut batch = Vec::new();
         let mut wait = wait;
         while batch.len() < max {
-            let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            let message = match tokio::time::timeout(wait, self.consumer().recv()).await {
                 Err(_) => break,
                 Ok(Err(KafkaError::PartitionEOF(_))) => continue,
                 Ok(Err(error)) => return Err(error).context("failed to receive"),
@@ -220,7 +250,7 @@ impl Subscription for KafkaSubscription {
         for (partition, offset) in next {
             tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
         }
-        let consumer = self.consumer.clone();
+        let consumer = self.consumer().clone();
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await?
             .context("failed to commit offsets")?;
