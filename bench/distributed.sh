@@ -18,7 +18,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 start() { # start MODULE PORT [extra args]
     local module=$1 port=$2; shift 2
-    "$bin" serve --module "$module" --addr "127.0.0.1:$port" --data-dir "$out/$module-$port" --admin-token bench --open-bearer --rate-limit-buyer 0 \
+    "$bin" serve --module "$module" --addr "127.0.0.1:$port" --data-dir "$out/$module-$port" --admin-token bench --open-bearer --rate-limit-buyer 0 --rate-limit-address 0 \
         --postgres "$pg" --database-prefix "$prefix" --kafka "$kafka" --kafka-namespace "$prefix" \
         --payment-latency-ms 0..0 --payment-success-rate 1 --durability normal "$@" >"$out/$module-$port.log" 2>&1 &
     pids+=($!)

@@ -14,7 +14,7 @@ bin=target/release/boxoffice
 serve() { # serve PORT [extra args]: a fresh server on PORT
     local port=$1; shift
     rm -rf "$out/data-$port"
-    "$bin" serve --addr "127.0.0.1:$port" --data-dir "$out/data-$port" --admin-token bench --open-bearer --rate-limit-buyer 0 \
+    "$bin" serve --addr "127.0.0.1:$port" --data-dir "$out/data-$port" --admin-token bench --open-bearer --rate-limit-buyer 0 --rate-limit-address 0 \
         --durability "$durability" "$@" >"$out/server-$port.log" 2>&1 &
     echo $! >"$out/server-$port.pid"
     for _ in $(seq 100); do curl -sf "127.0.0.1:$port/actuator/health" >/dev/null && return; sleep 0.1; done

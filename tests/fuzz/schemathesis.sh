@@ -29,7 +29,7 @@ export BOXOFFICE_FUZZ_BUYER
 # The rate limits stay off here: the fuzzer's own pace would turn most answers into 429
 # (the limits have their tests in tests/it/abuse.rs).
 "$bin" serve --addr "127.0.0.1:$port" --data-dir "$work/data" --admin-token "$BOXOFFICE_FUZZ_ADMIN" \
-    --auth-secret "$secret" --rate-limit-buyer 0 \
+    --auth-secret "$secret" --rate-limit-buyer 0 --rate-limit-address 0 \
     --payment-latency-ms 0..0 --durability normal >"$work/boxoffice.log" 2>&1 &
 server=$!
 cleanup() {

@@ -112,8 +112,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BOXOFFICE_RATE_LIMIT_BUYER", default_value_t = 20)]
     pub rate_limit_buyer: u32,
     /// Requests per second one client address may make to the API, bursts of twice as
-    /// many (0: no limit, the default: behind a proxy every buyer has its address).
-    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_ADDRESS", default_value_t = 0)]
+    /// many (0: no limit). High by default, as buyers behind one NAT share an address; it
+    /// holds back a single host that floods the API without cookies or tokens.
+    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_ADDRESS", default_value_t = 200)]
     pub rate_limit_address: u32,
     /// Share of payments the simulated gateway approves (the original: 0.8).
     #[arg(long, default_value_t = 0.8, value_parser = parse_rate)]

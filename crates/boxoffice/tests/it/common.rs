@@ -88,6 +88,7 @@ pub fn args() -> ServeArgs {
         admin_token: Some(ADMIN.into()),
         open_bearer: true,
         rate_limit_buyer: 0,
+        rate_limit_address: 0,
         payment_success_rate: 1.0,
         payment_latency_ms: (0, 0),
         sweep_interval_ms: 100,
@@ -348,7 +349,7 @@ pub async fn start_binary_on(
     };
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN])
-        .args(["--open-bearer", "--rate-limit-buyer", "0"])
+        .args(["--open-bearer", "--rate-limit-buyer", "0", "--rate-limit-address", "0"])
         .args(args)
         .stdout(output())
         .stderr(output())

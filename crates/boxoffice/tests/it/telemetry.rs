@@ -74,7 +74,7 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
     let log = std::fs::File::create(data.path().join("boxoffice.log")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--admin-token", ADMIN, "--payment-latency-ms", "0..0"])
-        .args(["--open-bearer", "--rate-limit-buyer", "0"])
+        .args(["--open-bearer", "--rate-limit-buyer", "0", "--rate-limit-address", "0"])
         .args(["--payment-success-rate", "1"])
         .args(crate::common::Store::new(data.path()).serve_args())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
