@@ -186,8 +186,7 @@ fn auth_secret(configured: Option<&str>, dir: &Path) -> anyhow::Result<String> {
 /// `boxoffice token`: a signed bearer token, as `serve` with the same key accepts it.
 pub fn token(args: &cli::TokenArgs) -> anyhow::Result<String> {
     let key = auth_secret(args.auth_secret.as_deref(), &args.data_dir)?;
-    let auth = Auth { admin_token: None, cookie_key: Vec::new(), token_key: key.into_bytes(), open_bearer: false };
-    Ok(auth.issue(&args.sub, args.admin, Duration::from_secs(args.ttl_secs)))
+    Ok(Auth::token_signer(key.as_bytes()).issue(&args.sub, args.admin, Duration::from_secs(args.ttl_secs)))
 }
 
 /// CORS for the configured origins only; without any, browsers keep the same-origin rule.
@@ -223,12 +222,14 @@ async fn open_database(args: &ServeArgs, name: &str, migrations: &runtime::db::M
         Some(server) => {
             Db::open_postgres(server, &format!("{}_{name}", args.database_prefix), args.postgres_pool, migrations).await
         }
-        None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
-            Db::open_sqlite(&args.data_dir.join(format!("{name}.db")), durability(args), migrations).await
-        }
+        None => Db::open_sqlite(&data_dir(args)?.join(format!("{name}.db")), durability(args), migrations).await,
     }
+}
+
+/// DATA_DIR, created if missing.
+fn data_dir(args: &ServeArgs) -> anyhow::Result<&Path> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+    Ok(&args.data_dir)
 }
 
 fn durability(args: &ServeArgs) -> Durability {
@@ -245,20 +246,16 @@ async fn open_bus(args: &ServeArgs) -> anyhow::Result<Arc<dyn Bus>> {
             let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
             Arc::new(KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?)
         }
-        None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
-            Arc::new(EmbeddedBus::open(&args.data_dir.join("bus.db"), durability(args)).await?)
-        }
+        None => Arc::new(EmbeddedBus::open(&data_dir(args)?.join("bus.db"), durability(args)).await?),
     })
 }
 
-/// Which topics each module's consumer group reads.
-pub const SUBSCRIPTIONS: [(Module, &str, &[&str]); 4] = [
-    (Module::Catalog, "catalog", &[RESERVATION_TOPIC]),
-    (Module::Reservation, "reservation", &[CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC]),
-    (Module::Order, "order", &[PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC]),
-    (Module::Payment, "payment", &[ORDER_TOPIC]),
+/// Each module's consumer group and the topics it reads.
+const SUBSCRIPTIONS: [(Module, &str, &[&str]); 4] = [
+    (Module::Catalog, catalog::GROUP, &catalog::CONSUMES),
+    (Module::Reservation, reservation::GROUP, &reservation::CONSUMES),
+    (Module::Order, order::GROUP, &order::CONSUMES),
+    (Module::Payment, payment::GROUP, &payment::CONSUMES),
 ];
 
 /// `boxoffice replay`: rewinds the chosen modules' consumer groups; returns each group,

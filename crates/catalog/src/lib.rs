@@ -23,6 +23,11 @@ use runtime::{Db, bus::Bus};
 pub use http::router;
 pub use store::MIGRATIONS;
 
+/// The consumer group of this module, and the topics it reads (also what `boxoffice
+/// replay` rewinds).
+pub const GROUP: &str = "catalog";
+pub const CONSUMES: [&str; 1] = [RESERVATION_TOPIC];
+
 /// The catalog module: its database, its relay, and the live seat-map streams.
 #[derive(Clone)]
 pub struct Catalog {
@@ -58,11 +63,12 @@ impl Catalog {
 
     /// The consumers this module runs: the seat map follows the reservation module.
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let [topic] = CONSUMES;
         vec![Consumer {
             db: self.db.clone(),
             bus,
-            topic: RESERVATION_TOPIC,
-            group: "catalog",
+            topic,
+            group: GROUP,
             handler: Arc::new(consume::SeatProjection { catalog: self.clone(), pending: Default::default() }),
         }]
     }

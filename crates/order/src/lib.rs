@@ -27,6 +27,11 @@ use sha2::Digest;
 pub use http::router;
 pub use store::MIGRATIONS;
 
+/// The consumer group of this module, and the topics it reads (also what `boxoffice
+/// replay` rewinds).
+pub const GROUP: &str = "order";
+pub const CONSUMES: [&str; 3] = [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC];
+
 #[derive(Clone)]
 pub struct Orders {
     db: Db,
@@ -68,13 +73,13 @@ impl Orders {
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
         let handler = Arc::new(consume::Saga { orders: self.clone() });
-        [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC]
+        CONSUMES
             .into_iter()
             .map(|topic| Consumer {
                 db: self.db.clone(),
                 bus: bus.clone(),
                 topic,
-                group: "order",
+                group: GROUP,
                 handler: handler.clone(),
             })
             .collect()
@@ -171,20 +176,19 @@ impl Orders {
     /// the same key), else the generation a new order of this key takes.
     async fn replay(&self, buyer: &str, key: &str, hash: &str) -> anyhow::Result<Replay> {
         // Readers see every committed order: enough to find the first answer.
-        let Some((order, stored_hash, generation)) = store::by_key(self.db.reader(), buyer, key).await? else {
+        let Some(used) = store::by_key(self.db.reader(), buyer, key).await? else {
             return Ok(Replay::Fresh { generation: 0 });
         };
-        let created_at = chrono::DateTime::parse_from_rfc3339(&order.created_at).map(|t| t.timestamp_millis())?;
-        if created_at < contract::now_millis() - self.key_ttl.as_millis() as i64 {
-            return Ok(Replay::Fresh { generation: generation + 1 });
+        if used.created_at < contract::now_millis() - self.key_ttl.as_millis() as i64 {
+            return Ok(Replay::Fresh { generation: used.generation + 1 });
         }
-        if stored_hash != hash {
+        if used.request_hash != hash {
             return Ok(Replay::Answer(Err(PinRefused {
                 code: ErrorCode::IdempotencyKeyReused,
                 message: "this Idempotency-Key was used with a different request".into(),
             })));
         }
-        Ok(Replay::Answer(Ok(Created::Replayed(first_answer(order)))))
+        Ok(Replay::Answer(Ok(Created::Replayed(first_answer(used.order)))))
     }
 
     /// The order, if `buyer` owns it: `Ok(None)` when there is none, `Err(())` when it is

@@ -68,9 +68,16 @@ pub async fn get(db: &AnyPool, order_id: &str) -> anyhow::Result<Option<(Order, 
     row.map(|r| Ok((order_from(&r)?, r.get("buyer"), r.get("request_hash")))).transpose()
 }
 
-/// The latest order a buyer's idempotency key made: the order, its request hash, and
-/// the key's generation.
-pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Option<(Order, String, i64)>> {
+/// The latest order a buyer's idempotency key made.
+pub struct KeyUse {
+    pub order: Order,
+    pub request_hash: String,
+    pub generation: i64,
+    /// When the key was used (ms).
+    pub created_at: i64,
+}
+
+pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Option<KeyUse>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS}, key_generation FROM orders WHERE buyer = $1 AND idempotency_key = $2 \
          ORDER BY key_generation DESC LIMIT 1"
@@ -80,7 +87,15 @@ pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Opti
     .fetch_optional(db)
     .await
     .context("failed to read order by key")?;
-    row.map(|r| Ok((order_from(&r)?, r.get("request_hash"), r.get("key_generation")))).transpose()
+    row.map(|r| {
+        Ok(KeyUse {
+            order: order_from(&r)?,
+            request_hash: r.get("request_hash"),
+            generation: r.get("key_generation"),
+            created_at: r.get("created_at"),
+        })
+    })
+    .transpose()
 }
 
 pub async fn of_buyer(db: &AnyPool, buyer: &str) -> anyhow::Result<Vec<Order>> {

@@ -37,6 +37,11 @@ pub use gateway::{Gateway, SimulatedGateway};
 
 pub use http::router;
 
+/// The consumer group of this module, and the topics it reads (also what `boxoffice
+/// replay` rewinds).
+pub const GROUP: &str = "payment";
+pub const CONSUMES: [&str; 1] = [ORDER_TOPIC];
+
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
@@ -118,11 +123,12 @@ impl Payments {
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let [topic] = CONSUMES;
         vec![Consumer {
             db: self.db.clone(),
             bus,
-            topic: ORDER_TOPIC,
-            group: "payment",
+            topic,
+            group: GROUP,
             handler: Arc::new(consume::Saga { payments: self.clone() }),
         }]
     }

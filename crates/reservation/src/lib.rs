@@ -24,6 +24,11 @@ use runtime::{Db, bus::Bus};
 
 pub use http::router;
 
+/// The consumer group of this module, and the topics it reads (also what `boxoffice
+/// replay` rewinds).
+pub const GROUP: &str = "reservation";
+pub const CONSUMES: [&str; 3] = [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
+
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
@@ -94,13 +99,13 @@ impl Reservation {
     /// cancelled, payments succeeded.
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
         let handler = Arc::new(consume::Saga { reservation: self.clone() });
-        [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC]
+        CONSUMES
             .into_iter()
             .map(|topic| Consumer {
                 db: self.db.clone(),
                 bus: bus.clone(),
                 topic,
-                group: "reservation",
+                group: GROUP,
                 handler: handler.clone(),
             })
             .collect()

@@ -149,6 +149,11 @@ enum Caller {
 }
 
 impl Auth {
+    /// Only the bearer-token key: for issuing tokens (`boxoffice token`, the load tool).
+    pub fn token_signer(token_key: &[u8]) -> Auth {
+        Auth { admin_token: None, cookie_key: Vec::new(), token_key: token_key.to_vec(), open_bearer: false }
+    }
+
     /// A signed bearer token for `sub`, valid for `ttl`.
     pub fn issue(&self, sub: &str, admin: bool, ttl: std::time::Duration) -> String {
         let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + ttl;
@@ -225,7 +230,7 @@ fn known_buyer(headers: &HeaderMap, auth: &Auth) -> Result<Option<String>, ApiEr
     if let Some(token) = bearer(headers) {
         return match auth.caller(token)? {
             Caller::User { id, .. } => Ok(Some(id)),
-            // The operator's own token names no buyer (the original's k6 used it as one).
+            // The operator's token used as a buyer's (the load tool's probe does so).
             Caller::Operator => Ok(Some("user:operator".to_owned())),
         };
     }

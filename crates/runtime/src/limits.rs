@@ -45,13 +45,16 @@ impl RateLimits {
         })
     }
 
-    /// `Err(wait)` when either the buyer or the address has used up its allowance.
-    pub fn check(&self, buyer: Option<&str>, address: IpAddr) -> Result<(), Duration> {
+    /// `Err(wait)` when either the buyer or the address has used up its allowance. The
+    /// buyer is only looked up when a per-buyer limit is configured.
+    pub fn check(&self, buyer: impl FnOnce() -> Option<String>, address: IpAddr) -> Result<(), Duration> {
         if let Some(limiter) = &self.per_address {
             limiter.check_key(&address).map_err(|no| no.wait_time_from(self.clock.now()))?;
         }
-        if let (Some(limiter), Some(buyer)) = (&self.per_buyer, buyer) {
-            limiter.check_key(&buyer.to_owned()).map_err(|no| no.wait_time_from(self.clock.now()))?;
+        if let Some(limiter) = &self.per_buyer
+            && let Some(buyer) = buyer()
+        {
+            limiter.check_key(&buyer).map_err(|no| no.wait_time_from(self.clock.now()))?;
         }
         Ok(())
     }
@@ -87,8 +90,8 @@ pub async fn rate_limit(State(limits): State<Arc<RateLimits>>, req: Request, nex
     }
     let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let buyer = req.extensions().get::<Arc<Auth>>().and_then(|auth| crate::http::buyer_of(req.headers(), auth));
-    match limits.check(buyer.as_deref(), address) {
+    let buyer = || req.extensions().get::<Arc<Auth>>().and_then(|auth| crate::http::buyer_of(req.headers(), auth));
+    match limits.check(buyer, address) {
         Ok(()) => next.run(req).await,
         Err(wait) => {
             metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
@@ -110,22 +113,22 @@ mod tests {
         let limits = RateLimits::new(RateLimitConfig { per_buyer: 5, per_address: 0 });
         let here = IpAddr::from([127, 0, 0, 1]);
         for _ in 0..10 {
-            assert!(limits.check(Some("user:bot"), here).is_ok());
+            assert!(limits.check(|| Some("user:bot".into()), here).is_ok());
         }
-        let wait = limits.check(Some("user:bot"), here).unwrap_err();
+        let wait = limits.check(|| Some("user:bot".into()), here).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
-        assert!(limits.check(Some("user:fan"), here).is_ok());
-        assert!(limits.check(None, here).is_ok(), "no per-address limit configured");
+        assert!(limits.check(|| Some("user:fan".into()), here).is_ok());
+        assert!(limits.check(|| None, here).is_ok(), "no per-address limit configured");
     }
 
     #[test]
     fn an_address_is_limited_whoever_it_claims_to_be() {
         let limits = RateLimits::new(RateLimitConfig { per_buyer: 0, per_address: 1 });
         let bot = IpAddr::from([10, 0, 0, 9]);
-        assert!(limits.check(Some("a"), bot).is_ok());
-        assert!(limits.check(Some("b"), bot).is_ok());
-        assert!(limits.check(Some("c"), bot).is_err());
-        assert!(limits.check(Some("c"), IpAddr::from([10, 0, 0, 8])).is_ok());
+        assert!(limits.check(|| Some("a".into()), bot).is_ok());
+        assert!(limits.check(|| Some("b".into()), bot).is_ok());
+        assert!(limits.check(|| Some("c".into()), bot).is_err());
+        assert!(limits.check(|| Some("c".into()), IpAddr::from([10, 0, 0, 8])).is_ok());
     }
 
     #[test]

@@ -313,12 +313,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         event_id,
         seats,
         next_seat: AtomicI64::new(1),
-        auth: args.auth_secret.as_ref().map(|key| runtime::http::Auth {
-            admin_token: None,
-            cookie_key: Vec::new(),
-            token_key: key.trim().as_bytes().to_vec(),
-            open_bearer: false,
-        }),
+        auth: args.auth_secret.as_ref().map(|key| runtime::http::Auth::token_signer(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
         think: Duration::from_millis(args.think_ms.unwrap_or(if args.scenario == Scenario::Original {

@@ -202,16 +202,28 @@ impl KafkaSubscription {
     }
 }
 
-/// Closing a consumer leaves its group, and librdkafka's close can block for good (seen
-/// here: its rebalance callback waiting on the group thread, at a test runtime's
-/// shutdown). Whoever drops the subscription — a task being aborted on a tokio worker —
-/// must not wait for that: the consumer is closed on a thread of its own.
+/// Closing a consumer leaves its group, so that its partitions go to the others at once
+/// rather than after the session times out. But librdkafka's close can also block for
+/// good (seen here: its rebalance callback waiting on the group thread, at a test
+/// runtime's shutdown), and whoever drops the subscription — a task being aborted on a
+/// tokio worker — must not hang with it: the close runs on a thread of its own, and is
+/// waited for only so long.
 impl Drop for KafkaSubscription {
     fn drop(&mut self) {
+        const CLOSE_WAIT: Duration = Duration::from_secs(2);
         let Some(consumer) = self.consumer.take() else { return };
-        let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumer));
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "could not close a Kafka consumer on a thread of its own");
+        let (closed, wait) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+        match spawned {
+            Ok(_) => {
+                if wait.recv_timeout(CLOSE_WAIT).is_err() {
+                    tracing::warn!("a Kafka consumer did not close in time; left closing in the background");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not close a Kafka consumer on a thread of its own"),
         }
     }
 }
