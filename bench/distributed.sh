@@ -12,7 +12,7 @@ prefix="bench_$(date +%s)_$replicas"
 out="${OUT:-target/bench}/distributed-$replicas"
 mkdir -p "$out"
 cargo build --release -q
-bin=target/release/boxoffice
+bin="${CARGO_TARGET_DIR:-target}/release/boxoffice"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
@@ -42,3 +42,6 @@ echo "== throughput: 400 users, $replicas replica(s) of each module"
     --stages 5s:400,15s:400 --rows 200 --cols 200 \
     --reservation-url "$(urls 18120)" --order-url "$(urls 18130)" --payment-url "$(urls 18110)" \
     --json "$out/throughput.json" || true
+
+echo "== per hop (p50/p99 bucket bounds, seconds)"
+python3 bench/hops.py http://127.0.0.1:18100 $(urls 18120 | tr , ' ') $(urls 18110 | tr , ' ') $(urls 18130 | tr , ' ') | tee "$out/hops.txt" || true

@@ -9,7 +9,7 @@ durability="${1:-full}"
 out="${OUT:-target/bench}"
 mkdir -p "$out"
 cargo build --release -q
-bin=target/release/boxoffice
+bin="${CARGO_TARGET_DIR:-target}/release/boxoffice"
 
 serve() { # serve PORT [extra args]: a fresh server on PORT
     local port=$1; shift

@@ -7,6 +7,8 @@
 //!   CANCELLED (and Payment refunds what it took).
 //! - `EventReset`: every order of the show made before the reset is CANCELLED.
 
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use contract::events::{
     DomainEvent, Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
@@ -17,8 +19,11 @@ use runtime::{Tx, outbox};
 
 use crate::{Orders, store};
 
+/// One per consumer: `settled` belongs to that consumer's open transaction.
 pub struct Saga {
     pub orders: Orders,
+    /// Orders made final in the open transaction; their waiters are woken once it commits.
+    pub settled: Mutex<Vec<String>>,
 }
 
 /// Seconds since an order was accepted, into the final-state SLA histogram.
@@ -27,15 +32,18 @@ fn settled(status: &'static str, created_at: i64) {
     metrics::histogram!(crate::metrics::FINAL_STATE, "status" => status).record(seconds);
 }
 
-async fn cancel(tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
-    if let Some((event_id, created_at)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
-        tracing::info!(order_id, reason, "order cancelled");
-        metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
-        settled("CANCELLED", created_at);
-        outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
-            .await?;
+impl Saga {
+    async fn cancel(&self, tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
+        if let Some((event_id, created_at)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
+            tracing::info!(order_id, reason, "order cancelled");
+            metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
+            settled("CANCELLED", created_at);
+            self.settled.lock().expect("settled lock").push(order_id.to_owned());
+            outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
+                .await?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait]
@@ -44,29 +52,30 @@ impl Handler for Saga {
         if let Some(e) = event.decode::<PaymentSucceeded>() {
             store::mark_paid(tx, &e?.order_id).await
         } else if let Some(e) = event.decode::<PaymentFailed>() {
-            cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
+            self.cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
         } else if let Some(e) = event.decode::<SeatsSold>() {
             let e = e?;
             if let Some((event_id, created_at)) = store::confirm(tx, &e.order_id).await? {
                 tracing::info!(order_id = %e.order_id, "order confirmed");
                 metrics::counter!(crate::metrics::CONFIRMED).increment(1);
                 settled("CONFIRMED", created_at);
+                self.settled.lock().expect("settled lock").push(e.order_id.clone());
                 outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
             }
             Ok(())
         } else if let Some(e) = event.decode::<SeatsSaleFailed>() {
-            cancel(tx, &e?.order_id, "SEATS_LOST", false).await
+            self.cancel(tx, &e?.order_id, "SEATS_LOST", false).await
         } else if let Some(e) = event.decode::<SeatsReleased>() {
             match e? {
                 SeatsReleased { reason, order_id: Some(order_id), .. } if reason == "PIN_LAPSED" => {
-                    cancel(tx, &order_id, "HOLDS_LAPSED", false).await
+                    self.cancel(tx, &order_id, "HOLDS_LAPSED", false).await
                 }
                 _ => Ok(()),
             }
         } else if let Some(e) = event.decode::<EventReset>() {
             let e = e?;
             for order_id in store::live_orders_of_event(tx, e.event_id, e.reset_at).await? {
-                cancel(tx, &order_id, "EVENT_RESET", true).await?;
+                self.cancel(tx, &order_id, "EVENT_RESET", true).await?;
             }
             Ok(())
         } else {
@@ -88,5 +97,11 @@ impl Handler for Saga {
 
     fn committed(&self) {
         self.orders.relay.wake();
+        let settled = std::mem::take(&mut *self.settled.lock().expect("settled lock"));
+        self.orders.waiters.settled(settled);
+    }
+
+    fn aborted(&self) {
+        self.settled.lock().expect("settled lock").clear();
     }
 }

@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::ErrorCode;
 use contract::api::{CreateOrder, IDEMPOTENCY_KEY, Order};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, KnownBuyer};
+use std::time::Duration;
+
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, KnownBuyer};
 use serde_json::json;
 
 use crate::{Created, Orders, store};
@@ -66,12 +68,32 @@ async fn create_order(o: &Orders, buyer: &str, headers: &HeaderMap, req: CreateO
     }
 }
 
+/// The longest a `GET /orders/{id}` may wait for the order to settle.
+const MAX_WAIT_SECONDS: u64 = 30;
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetOrderQuery {
+    /// Extension: wait up to this long for the order to be CONFIRMED or CANCELLED.
+    wait_seconds: Option<u64>,
+}
+
 async fn get_order(
     State(o): State<Orders>,
     KnownBuyer(buyer): KnownBuyer,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<GetOrderQuery>,
 ) -> ApiResult<Json<Order>> {
-    match o.get(&buyer, &id).await? {
+    let wait = query.wait_seconds.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::validation(format!("waitSeconds must be 0 to {MAX_WAIT_SECONDS}")));
+    }
+    let found = if wait == 0 {
+        o.get(&buyer, &id).await?
+    } else {
+        o.wait_final(&buyer, &id, Duration::from_secs(wait)).await?
+    };
+    match found {
         Ok(Some(order)) => Ok(Json(order)),
         Ok(None) => Err(ApiError::not_found(format!("order {id} not found"))),
         Err(()) => Err(ApiError::new(ErrorCode::Forbidden, "this order belongs to another buyer")),

@@ -10,6 +10,7 @@ mod consume;
 mod http;
 pub mod metrics;
 mod store;
+mod waiters;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub struct Orders {
     max_seats: usize,
     /// How long an idempotency key is remembered.
     key_ttl: Duration,
+    waiters: Arc<waiters::Waiters>,
 }
 
 /// What a key's earlier use says about a request: answer as before, or make a new order.
@@ -59,7 +61,15 @@ pub enum Created {
 impl Orders {
     pub fn new(db: Db, bus: Arc<dyn Bus>, holds: Arc<dyn Holds>, max_seats: usize, key_ttl: Duration) -> Self {
         let relay = Relay::new("order", db.clone(), bus);
-        Orders { db, relay, holds, stuck_after: Duration::from_secs(60), max_seats, key_ttl }
+        Orders {
+            db,
+            relay,
+            holds,
+            stuck_after: Duration::from_secs(60),
+            max_seats,
+            key_ttl,
+            waiters: Default::default(),
+        }
     }
 
     pub fn relay(&self) -> &Relay {
@@ -72,7 +82,6 @@ impl Orders {
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        let handler = Arc::new(consume::Saga { orders: self.clone() });
         CONSUMES
             .into_iter()
             .map(|topic| Consumer {
@@ -80,7 +89,7 @@ impl Orders {
                 bus: bus.clone(),
                 topic,
                 group: GROUP,
-                handler: handler.clone(),
+                handler: Arc::new(consume::Saga { orders: self.clone(), settled: Default::default() }),
             })
             .collect()
     }
@@ -198,6 +207,28 @@ impl Orders {
             None => Ok(Ok(None)),
             Some((order, owner, _)) if owner == buyer => Ok(Ok(Some(order))),
             Some(_) => Ok(Err(())),
+        }
+    }
+
+    /// Like `get`, but an order not final yet is read again when it settles, until it is
+    /// final or `wait` has passed.
+    pub async fn wait_final(
+        &self,
+        buyer: &str,
+        order_id: &str,
+        wait: Duration,
+    ) -> anyhow::Result<Result<Option<Order>, ()>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let watch = self.waiters.watch(order_id);
+        loop {
+            let notified = watch.notified();
+            let found = self.get(buyer, order_id).await?;
+            let pending = matches!(&found, Ok(Some(o)) if o.status == contract::api::OrderStatus::Created);
+            if !pending || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
+            let recheck = deadline.min(tokio::time::Instant::now() + waiters::RECHECK);
+            let _ = tokio::time::timeout_at(recheck, notified).await;
         }
     }
 

@@ -178,6 +178,9 @@ async fn user(id: usize, s: Arc<Shared>) {
     }
 }
 
+/// How long one `GET /orders/{id}` may wait on the server for the order to settle.
+const ORDER_WAIT_SECONDS: u64 = 10;
+
 /// How long a user waits after a request that got no answer.
 const UNREACHABLE_PAUSE: Duration = Duration::from_millis(100);
 
@@ -215,14 +218,25 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
         return code != 0;
     };
     let accepted = Instant::now();
-    let mut pause = Duration::from_millis(10);
+    // The server holds each request until the order settles (`waitSeconds`); a server
+    // that answers at once (an older one, or one restarting) is polled with back-off.
+    let mut pause = Duration::ZERO;
     loop {
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
         let due = Instant::now();
-        let r = s.http.get(format!("{orders}/ticketing/api/orders/{order_id}")).bearer_auth(buyer).send().await;
+        let r = s
+            .http
+            .get(format!("{orders}/ticketing/api/orders/{order_id}?waitSeconds={ORDER_WAIT_SECONDS}"))
+            .bearer_auth(buyer)
+            .send()
+            .await;
+        pause = if due.elapsed() < Duration::from_millis(50) {
+            (pause * 2).clamp(Duration::from_millis(10), Duration::from_millis(100))
+        } else {
+            Duration::ZERO
+        };
         let code = status(&r);
-        s.record("order status", code, due);
+        s.record("order status (waits to settle)", code, due);
         let state = match r {
             Ok(r) if code == 200 => r.json::<Value>().await.ok().and_then(|o| o["status"].as_str().map(str::to_owned)),
             _ => None,

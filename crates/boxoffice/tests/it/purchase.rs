@@ -304,3 +304,48 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
     let payments = common::get_json(&app.http, &app.api("/admin/audit/payment"), common::ADMIN).await;
     assert_eq!(payments["payments"][0]["status"], "REFUNDED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_may_wait_for_the_order_to_settle_in_one_request() {
+    let mut args = common::args();
+    args.payment_latency_ms = (1500, 1500);
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("patient");
+    let order_id = buyer.buy(1, &[88]).await;
+    let path = format!("/orders/{order_id}");
+
+    // Without waitSeconds (or with 0) the answer is at once: still at the gateway.
+    assert_eq!(buyer.get(&path).await.json::<Value>().await.unwrap()["status"], "CREATED");
+    assert_eq!(buyer.get(&format!("{path}?waitSeconds=0")).await.json::<Value>().await.unwrap()["status"], "CREATED");
+    // A wait that ends first answers with the order as it is then.
+    let started = std::time::Instant::now();
+    let r = buyer.get(&format!("{path}?waitSeconds=1")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "CREATED");
+    assert!(started.elapsed() >= Duration::from_millis(990), "the request waited its second");
+    // One request, answered when the saga confirms the order: no polling.
+    let done: Value = buyer.get(&format!("{path}?waitSeconds=10")).await.json().await.unwrap();
+    assert_eq!(done["status"], "CONFIRMED");
+    assert!(started.elapsed() < Duration::from_secs(10), "woken by the settlement, not by the end of the wait");
+    // A final order is answered at once; so are refusals, which never wait.
+    assert_eq!(
+        buyer.get(&format!("{path}?waitSeconds=30")).await.json::<Value>().await.unwrap()["status"],
+        "CONFIRMED"
+    );
+    assert_error(app.buyer("nosy").get(&format!("{path}?waitSeconds=30")).await, 403, "FORBIDDEN").await;
+    assert_error(buyer.get("/orders/no-such-order?waitSeconds=30").await, 404, "NOT_FOUND").await;
+    for bad in ["31", "-1", "soon", "1.5"] {
+        assert_error(buyer.get(&format!("{path}?waitSeconds={bad}")).await, 422, "VALIDATION_FAILED").await;
+    }
+
+    // A declined payment cancels the order, and that wakes a waiting request too.
+    let mut args = common::args();
+    args.payment_latency_ms = (400, 400);
+    args.payment_success_rate = 0.0;
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("declined");
+    let order_id = buyer.buy(1, &[89]).await;
+    let done: Value = buyer.get(&format!("/orders/{order_id}?waitSeconds=5")).await.json().await.unwrap();
+    assert_eq!(done["status"], "CANCELLED");
+    assert_eq!(done["cancelReason"], "PAYMENT_FAILED");
+}

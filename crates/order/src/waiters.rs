@@ -1,0 +1,108 @@
+//! Buyers waiting for their order to settle (`GET /orders/{id}?waitSeconds=N`).
+//!
+//! Polling an order every few milliseconds costs a request each time and still answers
+//! late; a waiting request is woken the moment this process's saga commits the order's
+//! final state. An order settled by another replica (distributed mode) is seen by a
+//! re-read every `RECHECK`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+/// How often a waiting request reads its order again without being woken.
+pub const RECHECK: Duration = Duration::from_millis(200);
+
+/// Order id → the requests waiting for it.
+#[derive(Default)]
+pub struct Waiters {
+    waiting: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Waiters {
+    /// The wake-up of `order_id`'s waiters, shared by all of them while any waits.
+    pub fn watch(self: &Arc<Self>, order_id: &str) -> Watch {
+        let notify = self.waiting.lock().expect("waiters lock").entry(order_id.to_owned()).or_default().clone();
+        Watch { waiters: self.clone(), order_id: order_id.to_owned(), notify }
+    }
+
+    /// Wakes whoever waits for these orders.
+    pub fn settled(&self, order_ids: impl IntoIterator<Item = String>) {
+        let waiting = self.waiting.lock().expect("waiters lock");
+        for id in order_ids {
+            if let Some(notify) = waiting.get(&id) {
+                notify.notify_waiters();
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.waiting.lock().expect("waiters lock").len()
+    }
+}
+
+/// One request's registration; dropping it forgets the order once nobody waits for it.
+pub struct Watch {
+    waiters: Arc<Waiters>,
+    order_id: String,
+    notify: Arc<Notify>,
+}
+
+impl Watch {
+    /// The next wake-up. Create it before reading the order, so that a settlement
+    /// committed between the read and the wait is not missed.
+    pub fn notified(&self) -> Pin<Box<Notified<'_>>> {
+        let mut notified = Box::pin(self.notify.notified());
+        notified.as_mut().enable();
+        notified
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut waiting = self.waiters.waiting.lock().expect("waiters lock");
+        // Ours and the map's are the last two references: nobody else waits.
+        if Arc::strong_count(&self.notify) == 2 {
+            waiting.remove(&self.order_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_settlement_wakes_a_waiter_registered_before_it() {
+        let waiters = Arc::new(Waiters::default());
+        let watch = waiters.watch("o1");
+        let notified = watch.notified();
+        waiters.settled(["o2".to_owned()]);
+        waiters.settled(["o1".to_owned()]);
+        tokio::time::timeout(Duration::from_secs(1), notified).await.expect("woken by the settlement");
+    }
+
+    #[tokio::test]
+    async fn another_order_does_not_wake_a_waiter() {
+        let waiters = Arc::new(Waiters::default());
+        let watch = waiters.watch("o1");
+        let notified = watch.notified();
+        waiters.settled(["o2".to_owned()]);
+        assert!(tokio::time::timeout(Duration::from_millis(50), notified).await.is_err());
+    }
+
+    #[test]
+    fn the_last_watch_dropped_forgets_the_order() {
+        let waiters = Arc::new(Waiters::default());
+        let a = waiters.watch("o1");
+        let b = waiters.watch("o1");
+        drop(a);
+        assert_eq!(waiters.len(), 1);
+        drop(b);
+        assert_eq!(waiters.len(), 0);
+    }
+}
