@@ -2,7 +2,9 @@
 # The distributed mode's benchmark of docs/BENCHMARKS.md: each module its own process,
 # REPLICAS replicas of each, on PostgreSQL and Kafka, everything on this machine; then
 # the load tool's 400-user throughput run against them.
-# Usage: bash bench/distributed.sh [REPLICAS]   (PG and KAFKA name the services)
+# Usage: bash bench/distributed.sh [REPLICAS]   (PG and KAFKA name the services;
+# STAGES replaces the 400-user stages; LOAD_ARGS adds arguments to the load run, e.g.
+# LOAD_ARGS="--think-ms 2000")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 replicas="${1:-1}"
@@ -39,9 +41,9 @@ done
 
 echo "== throughput: 400 users, $replicas replica(s) of each module"
 "$bin" load --quiet --url http://127.0.0.1:18100 --admin-token bench --scenario throughput \
-    --stages 5s:400,15s:400 --rows 200 --cols 200 \
+    --stages "${STAGES:-5s:400,15s:400}" --rows 200 --cols 200 \
     --reservation-url "$(urls 18120)" --order-url "$(urls 18130)" --payment-url "$(urls 18110)" \
-    --json "$out/throughput.json" || true
+    --json "$out/throughput.json" ${LOAD_ARGS:-} || true
 
 echo "== per hop (p50/p99 bucket bounds, seconds)"
 python3 bench/hops.py http://127.0.0.1:18100 $(urls 18120 | tr , ' ') $(urls 18110 | tr , ' ') $(urls 18130 | tr , ' ') | tee "$out/hops.txt" || true

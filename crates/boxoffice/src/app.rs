@@ -244,7 +244,8 @@ async fn open_bus(args: &ServeArgs) -> anyhow::Result<Arc<dyn Bus>> {
     Ok(match &args.kafka {
         Some(brokers) => {
             let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
-            Arc::new(KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?)
+            let bus = KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?;
+            Arc::new(bus.with_fetch_wait(Duration::from_millis(args.kafka_fetch_wait_ms.max(1))))
         }
         None => Arc::new(EmbeddedBus::open(&data_dir(args)?.join("bus.db"), durability(args)).await?),
     })

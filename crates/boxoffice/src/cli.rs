@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Prefix of topic and consumer-group names (`NS.order.events`), to share a broker.
     #[arg(long, default_value = "")]
     pub kafka_namespace: String,
+    /// How long a Kafka consumer's fetch may wait for new messages, in ms: with a broker
+    /// that holds a fetch for the whole wait, the floor on each step of the saga.
+    #[arg(long, default_value_t = runtime::bus::kafka::FETCH_WAIT.as_millis() as u64)]
+    pub kafka_fetch_wait_ms: u64,
     /// Bearer token of the operator. Without it one is generated and written to
     /// DATA_DIR/admin-token.
     #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]

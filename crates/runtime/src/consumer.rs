@@ -50,6 +50,11 @@ const ATTEMPTS: u32 = 5;
 
 impl Consumer {
     pub async fn run(self) {
+        let this = Consumer { db: self.db.background(), ..self };
+        this.consume().await
+    }
+
+    async fn consume(self) {
         let mut failures = 0;
         let mut subscription = loop {
             match self.bus.subscribe(self.topic, self.group).await {

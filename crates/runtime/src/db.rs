@@ -73,8 +73,13 @@ pub enum Backend {
 pub struct Db {
     write: AnyPool,
     read: AnyPool,
+    /// PostgreSQL: connections of the saga's background work, apart from the requests'.
+    background: Option<AnyPool>,
     backend: Backend,
 }
+
+/// PostgreSQL connections kept for a process's consumers and relay (see `Db::background`).
+const BACKGROUND_POOL: u32 = 6;
 
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and applies the runtime's
@@ -103,7 +108,7 @@ impl Db {
         };
         let write = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
         let read = connect(4).connect(&url).await.context("failed to open readers")?;
-        let db = Db { write, read, backend: Backend::Sqlite };
+        let db = Db { write, read, background: None, backend: Backend::Sqlite };
         db.migrate(&migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
         Ok(db)
     }
@@ -115,14 +120,18 @@ impl Db {
         install_default_drivers();
         let server = server.trim_end_matches('/');
         create_database(server, name).await?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(pool.max(2))
-            .idle_timeout(Duration::from_secs(30))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&format!("{server}/{name}"))
-            .await
-            .with_context(|| format!("failed to connect to database {name}"))?;
-        let db = Db { write: pool.clone(), read: pool, backend: Backend::Postgres };
+        let url = format!("{server}/{name}");
+        let connect = |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .idle_timeout(Duration::from_secs(30))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&url)
+        };
+        let pool = connect(pool.max(2)).await.with_context(|| format!("failed to connect to database {name}"))?;
+        let background =
+            connect(BACKGROUND_POOL).await.with_context(|| format!("failed to connect to database {name}"))?;
+        let db = Db { write: pool.clone(), read: pool, background: Some(background), backend: Backend::Postgres };
         db.migrate(&migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
         Ok(db)
     }
@@ -139,6 +148,17 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The same database, through the connections kept for the saga's background work
+    /// (consumers, relays): on PostgreSQL a pool of its own, so that an event never
+    /// queues for a connection behind a rush of buyers' requests. On SQLite, the same
+    /// single writer.
+    pub fn background(&self) -> Db {
+        match &self.background {
+            Some(pool) => Db { write: pool.clone(), read: pool.clone(), background: None, backend: self.backend },
+            None => self.clone(),
+        }
     }
 
     /// Begins a write transaction.

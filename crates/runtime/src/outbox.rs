@@ -19,15 +19,16 @@ use crate::db::{Backend, Db, Tx};
 use crate::trace;
 
 /// Appends `event` to the outbox inside `tx`, carrying the current trace.
+///
+/// Call it after the statements that change the event's aggregate (the seats, the
+/// order, the payment): their row locks make two transactions about the same aggregate
+/// take turns, so its rows get `seq` numbers in commit order, and the relay, which
+/// publishes unpublished rows by `seq`, publishes them in that order. Transactions about
+/// different aggregates do not wait for each other here. (On SQLite there is one writer
+/// anyway.)
 pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
     let now = contract::now_millis();
     let envelope = Envelope::wrap(event, now, trace::current_traceparent());
-    if tx.backend_name() == "PostgreSQL" {
-        // Outbox writers take turns from here to their commit, so rows commit in `seq`
-        // order and the relay never passes over a row that commits late. (SQLite has one
-        // writer anyway.)
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut **tx).await?;
-    }
     sqlx::query("INSERT INTO outbox (id, topic, msg_key, envelope, created_at, slot) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(envelope.id.to_string())
         .bind(E::TOPIC)
@@ -43,9 +44,8 @@ pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()
 
 /// Slots the relay's work is split into; each key always falls in the same one.
 const SLOTS: i64 = 16;
-/// Advisory lock keys (per database): the append lock, and one per relay slot after it.
-const APPEND_LOCK: i64 = 0x626f_786f_0000;
-const SLOT_LOCKS: i64 = APPEND_LOCK + 1;
+/// Advisory lock keys (per database), one per relay slot.
+const SLOT_LOCKS: i64 = 0x626f_786f_0001;
 
 fn slot(key: &str) -> i64 {
     let hash = key.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
@@ -65,7 +65,7 @@ const BATCH: i64 = 512;
 
 impl Relay {
     pub fn new(module: &'static str, db: Db, bus: Arc<dyn Bus>) -> Self {
-        Relay { module, db, bus, wake: Arc::new(Notify::new()) }
+        Relay { module, db: db.background(), bus, wake: Arc::new(Notify::new()) }
     }
 
     /// The module whose outbox this is.
