@@ -4,7 +4,7 @@
 # the load tool's 400-user throughput run against them.
 # Usage: bash bench/distributed.sh [REPLICAS]   (PG and KAFKA name the services;
 # STAGES replaces the 400-user stages; LOAD_ARGS adds arguments to the load run, e.g.
-# LOAD_ARGS="--think-ms 2000")
+# LOAD_ARGS="--think-ms 2000"; SERVE_ARGS to every module process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 replicas="${1:-1}"
@@ -15,14 +15,17 @@ out="${OUT:-target/bench}/distributed-$replicas"
 mkdir -p "$out"
 cargo build --release -q
 bin="${CARGO_TARGET_DIR:-target}/release/boxoffice"
+# PostgreSQL here takes 100 connections: each process keeps up to `--postgres-pool` for
+# requests and 4 for its consumers and relay.
+pool=$(( replicas > 1 ? 8 : 16 ))
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 start() { # start MODULE PORT [extra args]
     local module=$1 port=$2; shift 2
     "$bin" serve --module "$module" --addr "127.0.0.1:$port" --data-dir "$out/$module-$port" --admin-token bench --open-bearer --rate-limit-buyer 0 --rate-limit-address 0 \
-        --postgres "$pg" --database-prefix "$prefix" --kafka "$kafka" --kafka-namespace "$prefix" \
-        --payment-latency-ms 0..0 --payment-success-rate 1 --durability normal "$@" >"$out/$module-$port.log" 2>&1 &
+        --postgres "$pg" --postgres-pool "$pool" --database-prefix "$prefix" --kafka "$kafka" --kafka-namespace "$prefix" \
+        --payment-latency-ms 0..0 --payment-success-rate 1 --durability normal ${SERVE_ARGS:-} "$@" >"$out/$module-$port.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 200); do curl -sf "127.0.0.1:$port/actuator/health" >/dev/null && return; sleep 0.1; done
     echo "$module on $port did not start" >&2; exit 1
