@@ -220,6 +220,7 @@ impl Orders {
     ) -> anyhow::Result<Result<Option<Order>, ()>> {
         let deadline = tokio::time::Instant::now() + wait;
         let watch = self.waiters.watch(order_id);
+        let mut recheck = waiters::RECHECK;
         loop {
             let notified = watch.notified();
             let found = self.get(buyer, order_id).await?;
@@ -227,8 +228,9 @@ impl Orders {
             if !pending || tokio::time::Instant::now() >= deadline {
                 return Ok(found);
             }
-            let recheck = deadline.min(tokio::time::Instant::now() + waiters::RECHECK);
-            let _ = tokio::time::timeout_at(recheck, notified).await;
+            let until = deadline.min(tokio::time::Instant::now() + recheck);
+            recheck = (recheck * 2).min(waiters::RECHECK_MAX);
+            let _ = tokio::time::timeout_at(until, notified).await;
         }
     }
 

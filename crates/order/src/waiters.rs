@@ -3,7 +3,8 @@
 //! Polling an order every few milliseconds costs a request each time and still answers
 //! late; a waiting request is woken the moment this process's saga commits the order's
 //! final state. An order settled by another replica (distributed mode) is seen by a
-//! re-read every `RECHECK`.
+//! re-read, `RECHECK` after the first read and then at doubling intervals up to
+//! `RECHECK_MAX` (a process that settles its own orders rarely needs one).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,8 +14,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
-/// How often a waiting request reads its order again without being woken.
-pub const RECHECK: Duration = Duration::from_millis(200);
+/// When a waiting request first reads its order again without being woken.
+pub const RECHECK: Duration = Duration::from_millis(250);
+/// The longest it then goes without reading it again.
+pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 
 /// Order id → the requests waiting for it.
 #[derive(Default)]

@@ -126,10 +126,15 @@ async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
 }
 
 async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
-    let Some(pin) = sqlx::query("SELECT event_id, seat_ids, state FROM pins WHERE order_id = $1")
-        .bind(&e.order_id)
-        .fetch_optional(&mut **tx)
-        .await?
+    // The pin and how many of its seats are still held for it, in one round trip.
+    let Some(pin) = sqlx::query(
+        "SELECT event_id, seat_ids, state, \
+         (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') AS still_pinned \
+         FROM pins WHERE order_id = $1",
+    )
+    .bind(&e.order_id)
+    .fetch_optional(&mut **tx)
+    .await?
     else {
         tracing::error!(order_id = %e.order_id, "payment for an order that pinned nothing here");
         return outbox::append(tx, &SeatsSaleFailed { event_id: 0, order_id: e.order_id, reason: "NO_PIN".into() })
@@ -141,10 +146,7 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
         return Ok(());
     }
     let wanted: Vec<i64> = serde_json::from_str(&pin.get::<String, _>("seat_ids"))?;
-    let still_pinned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE order_id = $1 AND status = 'HELD'")
-        .bind(&e.order_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let still_pinned: i64 = pin.get("still_pinned");
     let holdable = matches!(state.as_str(), "LEASED" | "CONFIRMED");
     if !holdable || still_pinned != wanted.len() as i64 {
         sqlx::query("UPDATE pins SET state = 'FAILED' WHERE order_id = $1")
