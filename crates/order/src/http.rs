@@ -1,5 +1,7 @@
 //! Order routes.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,8 +9,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::ErrorCode;
 use contract::api::{CreateOrder, IDEMPOTENCY_KEY, Order};
-use std::time::Duration;
-
 use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, KnownBuyer};
 use serde_json::json;
 

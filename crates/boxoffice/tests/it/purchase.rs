@@ -326,7 +326,7 @@ async fn a_buyer_may_wait_for_the_order_to_settle_in_one_request() {
     // One request, answered when the saga confirms the order: no polling.
     let done: Value = buyer.get(&format!("{path}?waitSeconds=10")).await.json().await.unwrap();
     assert_eq!(done["status"], "CONFIRMED");
-    assert!(started.elapsed() < Duration::from_secs(10), "woken by the settlement, not by the end of the wait");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered when the order settled, before the wait was over");
     // A final order is answered at once; so are refusals, which never wait.
     assert_eq!(
         buyer.get(&format!("{path}?waitSeconds=30")).await.json::<Value>().await.unwrap()["status"],
