@@ -134,6 +134,24 @@ impl Orders {
             Err(refused) => return Ok(Err(refused)),
         };
         let amount: i64 = pinned.seats.iter().map(|s| s.price).sum();
+        let (this, buyer, key, req) = (self.clone(), buyer.to_owned(), key.to_owned(), req.clone());
+        self.db
+            .on_writer(async move { this.record(&buyer, &key, &req, order_id, generation, hash, amount).await })
+            .await
+    }
+
+    /// Records the pinned order and its `OrderCreated` event.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        buyer: &str,
+        key: &str,
+        req: &CreateOrder,
+        order_id: String,
+        generation: i64,
+        hash: String,
+        amount: i64,
+    ) -> anyhow::Result<Result<Created, PinRefused>> {
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
         let now = contract::now_millis();

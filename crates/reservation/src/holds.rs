@@ -95,6 +95,17 @@ impl Reservation {
         seat_ids: &[i64],
         hold_secs: i64,
     ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
+        let (this, buyer, seat_ids) = (self.clone(), buyer.to_owned(), seat_ids.to_vec());
+        self.db.on_writer(async move { this.hold_here(&buyer, event_id, &seat_ids, hold_secs).await }).await
+    }
+
+    async fn hold_here(
+        &self,
+        buyer: &str,
+        event_id: i64,
+        seat_ids: &[i64],
+        hold_secs: i64,
+    ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
         let now = contract::now_millis();
         let hold_secs = self.policy.clamp(hold_secs);
         let expires_at = now + hold_secs * 1000;
@@ -312,6 +323,13 @@ impl Holds for Reservation {
     /// Pins the buyer's live holds on `seat_ids` to the order, for a lease; idempotent on
     /// the order id.
     async fn pin(&self, req: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
+        let this = self.clone();
+        self.db.on_writer(async move { this.pin_here(req).await }).await
+    }
+}
+
+impl Reservation {
+    async fn pin_here(&self, req: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
         let now = contract::now_millis();
         let lease_until = now + self.policy.pin_lease.as_millis() as i64;
         let mut seat_ids = req.seat_ids.clone();

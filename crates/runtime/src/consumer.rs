@@ -50,8 +50,9 @@ const ATTEMPTS: u32 = 5;
 
 impl Consumer {
     pub async fn run(self) {
-        let this = Consumer { db: self.db.background(), ..self };
-        this.consume().await
+        let db = self.db.background();
+        let this = Consumer { db: db.clone(), ..self };
+        db.on_writer(this.consume()).await
     }
 
     async fn consume(self) {

@@ -80,6 +80,10 @@ impl Relay {
 
     /// Publishes until the task is dropped; polls every `idle` when not woken.
     pub async fn run(self, idle: Duration) {
+        self.db.clone().on_writer(self.publish_until_dropped(idle)).await
+    }
+
+    async fn publish_until_dropped(self, idle: Duration) {
         let mut failures = 0;
         loop {
             match self.publish_batch().await {

@@ -92,23 +92,27 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
     let (mut ord2_child, ord2) = replica(&s, &prefix, data.path(), "order", &pin_via(&res1)).await;
     let http = reqwest::Client::new();
 
-    // The demo shows reach the reservation replicas through Kafka.
-    let mut ready = false;
-    for _ in 0..400 {
-        let r = http
-            .post(format!("{res1}/ticketing/api/reservations"))
-            .bearer_auth("probe")
-            .json(&json!({ "eventId": 3, "seatId": 100, "holdSeconds": 5 }))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == StatusCode::CREATED {
-            ready = true;
-            break;
+    // The demo shows reach the reservation replicas through Kafka, each show's seats on
+    // its own partition: wait for both shows the test buys from (seat 100 of each is
+    // not bought below).
+    for event in [1, 3] {
+        let mut ready = false;
+        for _ in 0..400 {
+            let r = http
+                .post(format!("{res1}/ticketing/api/reservations"))
+                .bearer_auth("probe")
+                .json(&json!({ "eventId": event, "seatId": 100, "holdSeconds": 5 }))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::CREATED {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(ready, "the seats of event {event} reached the reservation module");
     }
-    assert!(ready, "seats reached the reservation module");
 
     // Two replicas never hold one seat twice: 120 buyers race for 6 seats through both.
     let races = (0..120).map(|i| {

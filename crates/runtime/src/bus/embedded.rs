@@ -41,23 +41,8 @@ impl EmbeddedBus {
         heads.entry(topic.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
-    fn advance(&self, topic: &str, offset: i64) {
-        let mut heads = self.heads.lock().expect("heads lock");
-        let head = heads.entry(topic.to_owned()).or_insert_with(|| watch::channel(0).0);
-        head.send_if_modified(|h| {
-            let grew = offset > *h;
-            *h = (*h).max(offset);
-            grew
-        });
-    }
-}
-
-#[async_trait]
-impl Bus for EmbeddedBus {
-    async fn publish(&self, messages: &[Outgoing]) -> anyhow::Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
+    /// Appends `messages` to the log in one transaction and wakes their topics' consumers.
+    async fn append(&self, messages: &[Outgoing]) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
         let mut last: HashMap<String, i64> = HashMap::new();
         let now = contract::now_millis();
@@ -83,6 +68,27 @@ impl Bus for EmbeddedBus {
             self.advance(&topic, offset);
         }
         Ok(())
+    }
+
+    fn advance(&self, topic: &str, offset: i64) {
+        let mut heads = self.heads.lock().expect("heads lock");
+        let head = heads.entry(topic.to_owned()).or_insert_with(|| watch::channel(0).0);
+        head.send_if_modified(|h| {
+            let grew = offset > *h;
+            *h = (*h).max(offset);
+            grew
+        });
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(&self, messages: &[Outgoing]) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let (bus, messages) = (self.clone(), messages.to_vec());
+        self.db.on_writer(async move { bus.append(&messages).await }).await
     }
 
     async fn rewind(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
