@@ -9,7 +9,9 @@
 # It starts services of its own, so that restarting them disturbs nothing else: a
 # PostgreSQL cluster in a temporary directory (port FAULTS_PG_PORT, default 15433) and a
 # tansu broker (port FAULTS_KAFKA_PORT, default 19192; TANSU names its binary).
-# Usage: bash bench/faults.sh            (REPORT=FILE also writes the figures there)
+# Usage: bash bench/faults.sh [FILTER]   (FILTER picks scenarios by test name, e.g.
+# "distributed"; REPORT=FILE also writes the figures there; KEEP_LOGS=DIR keeps the
+# processes' logs there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -58,12 +60,13 @@ export BOXOFFICE_TEST_KAFKA="127.0.0.1:$kafka_port"
 export BOXOFFICE_FAULTS_PG_CTL="$pg_ctl"
 export BOXOFFICE_FAULTS_KAFKA_PID="$tansu_pid"
 export BOXOFFICE_FAULTS_REPORT="$work/figures.txt"
+if [ -n "${KEEP_LOGS:-}" ]; then export BOXOFFICE_FAULTS_KEEP_LOGS="$(realpath -m "$KEEP_LOGS")"; fi
 # The rest of the integration suite's switches would change what these tests run on.
 unset BOXOFFICE_TEST_DB BOXOFFICE_TEST_BUS
 
 echo "== fault injection"
 status=0
-cargo test -p boxoffice --locked --test it faults -- --ignored --test-threads=1 --nocapture || status=$?
+cargo test -p boxoffice --locked --test it "faults::faults_${1:-}" -- --ignored --test-threads=1 --nocapture || status=$?
 echo
 echo "== figures ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores)"
 cat "$work/figures.txt" 2>/dev/null || echo "(none: the suite did not get that far)"

@@ -78,6 +78,11 @@ impl Payments {
     /// Runs the workers until dropped; picks up after a crash whatever was claimed and
     /// never finished, once its lease runs out.
     pub async fn run_workers(self) {
+        // Each step is a short write transaction: on SQLite, beside the writer.
+        self.db.clone().on_writer(self.work_until_dropped()).await
+    }
+
+    async fn work_until_dropped(self) {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let mut failures = 0;
         loop {

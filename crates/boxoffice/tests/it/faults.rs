@@ -169,6 +169,17 @@ impl Proc {
     }
 }
 
+/// Where a scenario's processes write their logs: removed afterwards, unless
+/// BOXOFFICE_FAULTS_KEEP_LOGS names a directory to keep them in (`KEEP_LOGS` of
+/// bench/faults.sh), to read after a failure.
+fn logs_dir() -> tempfile::TempDir {
+    let Some(base) = std::env::var_os("BOXOFFICE_FAULTS_KEEP_LOGS") else { return tempfile::tempdir().unwrap() };
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::Builder::new().prefix("faults-").disable_cleanup(true).tempdir_in(base).unwrap();
+    println!("logs in {}", dir.path().display());
+    dir
+}
+
 /// `boxoffice load` as a child process: the throughput scenario (no two buyers want one
 /// seat), thresholds off except the audit — the test judges.
 fn start_load(catalog: &str, modules: &[(&str, Vec<String>)], stages: &str, out: &Path) -> Child {
@@ -440,7 +451,7 @@ async fn wait_rewound_groups_caught_up(data: &Path, heads: &[(String, String, i6
 async fn faults_embedded_sigkill_under_load() {
     let data = tempfile::tempdir().unwrap();
     let store = Store::new(data.path());
-    let out = tempfile::tempdir().unwrap();
+    let out = logs_dir();
     let mut server = Proc::start("embedded", embedded_args(&store), out.path()).await;
     let url = server.url();
     let started = Instant::now();
@@ -523,7 +534,7 @@ pub async fn fingerprint(url: &str, store: &Store) -> String {
 async fn faults_embedded_topic_replay_changes_nothing() {
     let data = tempfile::tempdir().unwrap();
     let store = Store::new(data.path());
-    let out = tempfile::tempdir().unwrap();
+    let out = logs_dir();
     let mut server = Proc::start("embedded", embedded_args(&store), out.path()).await;
     let url = server.url();
     let load = start_load(&url, &[], "1s:20,6s:20", out.path());
@@ -596,7 +607,7 @@ async fn faults_distributed_replicas_broker_and_database() {
     };
     let prefix = format!("bf_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let data = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = logs_dir();
     let store = Store {
         data: data.path().to_path_buf(),
         postgres: Some((s.postgres.clone(), prefix.clone())),

@@ -36,7 +36,8 @@ pub struct KafkaBus {
     producer: FutureProducer,
     /// A topic of ours, whose metadata a ping asks for (not the whole cluster's).
     probe_topic: String,
-    /// One idle member per group, to read its committed offsets for `lag`.
+    /// One idle member per group (by Kafka group id), to read and set its committed
+    /// offsets for `lag` and `rewind`.
     observers: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
     /// How long a consumer's fetch may wait for messages (`fetch.wait.max.ms`).
     fetch_wait: Duration,
@@ -97,15 +98,20 @@ impl KafkaBus {
         if self.namespace.is_empty() { topic.to_owned() } else { format!("{}.{topic}", self.namespace) }
     }
 
-    fn group(&self, group: &str) -> String {
-        self.topic(group)
+    /// The Kafka group of a module's consumers of one topic: a group per topic, so that
+    /// each group's members all subscribe to the same topic. (One group for a module's
+    /// several topics is allowed by Kafka, but every member's join then rebalances the
+    /// consumers of every topic, and tansu at times left such a group behind after its
+    /// offsets were rewound.)
+    fn group(&self, group: &str, topic: &str) -> String {
+        self.topic(&format!("{group}.{topic}"))
     }
 
-    fn consumer_config(&self, group: &str) -> ClientConfig {
+    fn consumer_config(&self, group: &str, topic: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", self.group(group))
+            .set("group.id", self.group(group, topic))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -116,15 +122,16 @@ impl KafkaBus {
         config
     }
 
-    fn observer(&self, group: &str) -> anyhow::Result<Arc<BaseConsumer>> {
+    fn observer(&self, group: &str, topic: &str) -> anyhow::Result<Arc<BaseConsumer>> {
         let mut observers = self.observers.lock().expect("observers lock");
-        if let Some(c) = observers.get(group) {
+        let id = self.group(group, topic);
+        if let Some(c) = observers.get(&id) {
             return Ok(c.clone());
         }
         let consumer: BaseConsumer =
-            self.consumer_config(group).create().context("failed to create a Kafka observer")?;
+            self.consumer_config(group, topic).create().context("failed to create a Kafka observer")?;
         let consumer = Arc::new(consumer);
-        observers.insert(group.to_owned(), consumer.clone());
+        observers.insert(id, consumer.clone());
         Ok(consumer)
     }
 }
@@ -144,7 +151,7 @@ impl Bus for KafkaBus {
 
     async fn subscribe(&self, topic: &str, group: &str) -> anyhow::Result<Box<dyn Subscription>> {
         let consumer: StreamConsumer =
-            self.consumer_config(group).create().context("failed to create a Kafka consumer")?;
+            self.consumer_config(group, topic).create().context("failed to create a Kafka consumer")?;
         consumer.subscribe(&[&self.topic(topic)]).context("failed to subscribe")?;
         Ok(Box::new(KafkaSubscription { consumer: Some(Arc::new(consumer)), topic: self.topic(topic) }))
     }
@@ -161,7 +168,7 @@ impl Bus for KafkaBus {
     }
 
     async fn lag(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
-        let observer = self.observer(group)?;
+        let observer = self.observer(group, topic)?;
         let topic = self.topic(topic);
         tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
             let metadata = observer.fetch_metadata(Some(&topic), TIMEOUT)?;
@@ -191,7 +198,7 @@ impl Bus for KafkaBus {
     }
 
     async fn rewind(&self, topic: &str, group: &str) -> anyhow::Result<i64> {
-        let observer = self.observer(group)?;
+        let observer = self.observer(group, topic)?;
         let full = self.topic(topic);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let metadata = observer.fetch_metadata(Some(&full), TIMEOUT)?;
