@@ -1,7 +1,8 @@
 //! What every module stands on.
 //!
-//! - `db`: a module's own database (SQLite file in embedded mode), its migrations, and
-//!   the split between the single writer and the readers that SQLite wants.
+//! - `db`: a module's own database (SQLite file in embedded mode), its migrations, the
+//!   split between the single writer and the readers that SQLite wants, and the thread
+//!   each SQLite database's write transactions run on.
 //! - `outbox`: appending events in the state change's transaction, and the relay that
 //!   publishes them to the bus and marks them published only once the bus has them.
 //! - `bus`: the topic log between modules; `bus::embedded` is a durable log in SQLite
