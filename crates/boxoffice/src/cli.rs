@@ -50,7 +50,8 @@ pub enum Module {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Durability {
-    /// fsync every commit: nothing answered is lost on a power cut.
+    /// Every answer waits for an fsync of its commit (commits finishing together share
+    /// one): nothing answered is lost on a power cut.
     Full,
     /// fsync at checkpoints: survives a crash of the process, not of the machine.
     Normal,

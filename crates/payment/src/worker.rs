@@ -333,6 +333,8 @@ impl Payments {
         if moved == 0 {
             return Ok(Then::Nothing);
         }
+        // On disk before the void is asked for: a power cut must not forget the charge.
+        self.db.durable().await?;
         tracing::warn!(order_id = %p.order_id, "the gateway approved a payment that had already failed; voiding it");
         metrics::counter!(crate::metrics::LATE).increment(1);
         Ok(Then::Void)

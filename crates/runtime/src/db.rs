@@ -5,12 +5,13 @@
 //! a pool of several (WAL lets them run beside the writer).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tracing::Instrument;
 
 /// Creates the database unless it exists (several replicas may race to do it).
@@ -42,15 +43,54 @@ async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub type Tx = sqlx::Transaction<'static, Any>;
+mod wal_sync;
+
+use wal_sync::WalSync;
+
+/// A write transaction: sqlx's, and, on SQLite with full durability, the wait after its
+/// commit for the write-ahead log's fsync (see `wal_sync`). Statements take `&mut *tx`.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+    wal: Option<Arc<WalSync>>,
+}
+
+impl Tx {
+    /// Commits; returns once the commit is as durable as the database was opened for.
+    pub async fn commit(self) -> anyhow::Result<()> {
+        self.inner.commit().await.context("failed to commit")?;
+        if let Some(wal) = self.wal {
+            wal.durable().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> anyhow::Result<()> {
+        self.inner.rollback().await.context("failed to roll back")
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// fsync on every commit: an answered request survives a power cut.
+    /// On disk before the answer: an answered request survives a power cut. Commits
+    /// that finish together share one fsync (group commit, see `wal_sync`).
     Full,
     /// fsync at checkpoints: survives a process crash, may lose the last commits on a
-    /// power cut; several times faster.
+    /// power cut.
     Normal,
 }
 
@@ -78,6 +118,8 @@ pub struct Db {
     background: Option<AnyPool>,
     /// SQLite: the thread its write transactions run on (see `Db::on_writer`).
     writer_thread: Option<WriterThread>,
+    /// SQLite with full durability: the log's shared fsync.
+    wal: Option<Arc<WalSync>>,
     backend: Backend,
 }
 
@@ -92,7 +134,7 @@ pub struct Db {
 #[derive(Clone)]
 struct WriterThread {
     handle: tokio::runtime::Handle,
-    _stop: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
+    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl WriterThread {
@@ -103,7 +145,7 @@ impl WriterThread {
         std::thread::Builder::new().name(format!("db-{name}")).spawn(move || {
             let _ = runtime.block_on(stopped);
         })?;
-        Ok(WriterThread { handle, _stop: std::sync::Arc::new(stop) })
+        Ok(WriterThread { handle, _stop: Arc::new(stop) })
     }
 }
 
@@ -127,10 +169,6 @@ impl Db {
     pub async fn open_sqlite(path: &Path, durability: Durability, migrations: &Migrations) -> anyhow::Result<Db> {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let sync = match durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        };
         let connect = move |readers: u32| {
             AnyPoolOptions::new()
                 .max_connections(readers)
@@ -139,7 +177,8 @@ impl Db {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(format!("PRAGMA synchronous = {sync}").as_str()).await?;
+                        // Full durability is the group commit's fsync after the commit.
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         Ok(())
@@ -150,7 +189,8 @@ impl Db {
         let read = connect(4).connect(&url).await.context("failed to open readers")?;
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
-        let db = Db { write, read, background: None, writer_thread, backend: Backend::Sqlite };
+        let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
+        let db = Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite };
         db.migrate(&migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
         Ok(db)
     }
@@ -180,6 +220,7 @@ impl Db {
             read: pool,
             background: Some(background),
             writer_thread: None,
+            wal: None,
             backend: Backend::Postgres,
         };
         db.migrate(&migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
@@ -213,6 +254,7 @@ impl Db {
                 read: pool.clone(),
                 background: None,
                 writer_thread: None,
+                wal: None,
                 backend: self.backend,
             },
             None => self.clone(),
@@ -246,7 +288,18 @@ impl Db {
 
     /// Begins a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        self.write.begin().await.context("failed to begin a transaction")
+        let inner = self.write.begin().await.context("failed to begin a transaction")?;
+        Ok(Tx { inner, wal: self.wal.clone() })
+    }
+
+    /// Returns once what this database committed before the call would survive a power
+    /// cut, for a write made through `writer()` rather than a `Tx` (at once where commits
+    /// are durable by themselves, or need not be).
+    pub async fn durable(&self) -> anyhow::Result<()> {
+        match &self.wal {
+            Some(wal) => wal.durable().await,
+            None => Ok(()),
+        }
     }
 
     /// The pool for reads, which never wait for the writer.
