@@ -312,9 +312,13 @@ impl Db {
         &self.write
     }
 
-    /// Whether the database answers within the readiness probe's time (a pool waiting
-    /// for a dead server would otherwise take its whole acquire timeout).
+    /// Whether the database can still make commits durable and answers within the
+    /// readiness probe's time (a pool waiting for a dead server would otherwise take its
+    /// whole acquire timeout).
     pub async fn ping(&self) -> bool {
+        if self.wal.as_ref().is_some_and(|wal| wal.failed()) {
+            return false;
+        }
         let query = sqlx::query("SELECT 1").execute(&self.read);
         matches!(tokio::time::timeout(crate::readiness::PROBE_TIMEOUT, query).await, Ok(Ok(_)))
     }

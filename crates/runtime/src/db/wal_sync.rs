@@ -12,7 +12,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
 
@@ -27,6 +27,10 @@ pub(super) struct WalSync {
     synced: tokio::sync::Mutex<(u64, Option<u64>)>,
     /// fsyncs of the log so far.
     fsyncs: AtomicU64,
+    /// An fsync failed. After that the kernel may have dropped the pages it could not
+    /// write and a later fsync may succeed without them, so no commit is called durable
+    /// any more (as PostgreSQL stops on a failed fsync): restart after checking the disk.
+    failed: AtomicBool,
 }
 
 impl WalSync {
@@ -40,13 +44,24 @@ impl WalSync {
             asked: AtomicU64::new(0),
             synced: tokio::sync::Mutex::new((0, None)),
             fsyncs: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether an fsync failed, so that no commit can be made durable any more.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// Returns once everything committed before the call is on disk.
     pub(super) async fn durable(&self) -> anyhow::Result<()> {
         let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
         let mut synced = self.synced.lock().await;
+        anyhow::ensure!(
+            !self.failed.load(Ordering::SeqCst),
+            "an fsync of {} failed earlier: commits can no longer be made durable; restart after checking the disk",
+            self.wal.display()
+        );
         if synced.0 >= ticket {
             // An fsync that began after this commit has finished meanwhile.
             return Ok(());
@@ -54,10 +69,16 @@ impl WalSync {
         // This fsync covers every commit numbered so far.
         let upto = self.asked.load(Ordering::SeqCst);
         let (wal, dir, seen) = (self.wal.clone(), self.dir.clone(), synced.1);
-        let inode = tokio::task::spawn_blocking(move || sync(&wal, &dir, seen))
-            .await
-            .context("the fsync's thread failed")?
-            .context("failed to sync the write-ahead log")?;
+        let synced_now = tokio::task::spawn_blocking(move || sync(&wal, &dir, seen)).await;
+        let inode = match synced_now {
+            Ok(Ok(inode)) => inode,
+            Ok(Err(error)) => {
+                self.failed.store(true, Ordering::SeqCst);
+                tracing::error!(%error, wal = %self.wal.display(), "fsync of the write-ahead log failed; no commit is durable from now on");
+                return Err(error).context("failed to sync the write-ahead log");
+            }
+            Err(error) => return Err(error).context("the fsync's thread failed"),
+        };
         *synced = (upto, inode.or(seen));
         self.fsyncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -110,6 +131,20 @@ mod tests {
         }
         let shared = wal.fsyncs.load(Ordering::SeqCst) - 2;
         assert!((1..64).contains(&shared), "{shared} fsyncs for 64 commits");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fsync_no_commit_is_called_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("m.db-wal");
+        // A log that cannot be opened (a symbolic link to itself) makes the fsync fail.
+        std::os::unix::fs::symlink(&log, &log).unwrap();
+        let wal = WalSync::new(&dir.path().join("m.db"));
+        assert!(wal.durable().await.is_err());
+        std::fs::remove_file(&log).unwrap();
+        std::fs::write(&log, b"frames").unwrap();
+        let error = wal.durable().await.unwrap_err();
+        assert!(error.to_string().contains("failed earlier"), "{error}");
     }
 
     #[tokio::test]
