@@ -33,6 +33,16 @@ pub use store::MIGRATIONS;
 pub const GROUP: &str = "order";
 pub const CONSUMES: [&str; 3] = [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC];
 
+/// An order whose seats are pinned, yet to be recorded under its key.
+struct Accepted {
+    order_id: String,
+    /// Which use of the key this is (a key may make a new order once it expired).
+    generation: i64,
+    /// The request's hash, to tell a repeat of the key from another body under it.
+    hash: String,
+    amount: i64,
+}
+
 #[derive(Clone)]
 pub struct Orders {
     db: Db,
@@ -134,24 +144,20 @@ impl Orders {
             Err(refused) => return Ok(Err(refused)),
         };
         let amount: i64 = pinned.seats.iter().map(|s| s.price).sum();
+        let accepted = Accepted { order_id, generation, hash, amount };
         let (this, buyer, key, req) = (self.clone(), buyer.to_owned(), key.to_owned(), req.clone());
-        self.db
-            .on_writer(async move { this.record(&buyer, &key, &req, order_id, generation, hash, amount).await })
-            .await
+        self.db.on_writer(async move { this.record(&buyer, &key, &req, accepted).await }).await
     }
 
     /// Records the pinned order and its `OrderCreated` event.
-    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         buyer: &str,
         key: &str,
         req: &CreateOrder,
-        order_id: String,
-        generation: i64,
-        hash: String,
-        amount: i64,
+        accepted: Accepted,
     ) -> anyhow::Result<Result<Created, PinRefused>> {
+        let Accepted { order_id, generation, hash, amount } = accepted;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
         let now = contract::now_millis();
