@@ -95,18 +95,27 @@ impl Reservation {
         seat_ids: &[i64],
         hold_secs: i64,
     ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
+        // Most refusals in a rush are plain to see: answer them from a reader, here,
+        // without going to the writer. A seat freed a moment ago may still be refused —
+        // as if the buyer had come a moment earlier; every grant is decided by the write.
+        let now = contract::now_millis();
+        let seen = self.explain(buyer, event_id, seat_ids, now).await?;
+        if matches!(seen.code, ErrorCode::NotFound | ErrorCode::SeatSold | ErrorCode::ReservationConflict) {
+            return Ok(Err(seen));
+        }
         let (this, buyer, seat_ids) = (self.clone(), buyer.to_owned(), seat_ids.to_vec());
-        self.db.on_writer(async move { this.hold_here(&buyer, event_id, &seat_ids, hold_secs).await }).await
+        self.db.on_writer(async move { this.take_seats(&buyer, event_id, &seat_ids, hold_secs, now).await }).await
     }
 
-    async fn hold_here(
+    /// The hold's write: takes exactly the seats the buyer may take, or none.
+    async fn take_seats(
         &self,
         buyer: &str,
         event_id: i64,
         seat_ids: &[i64],
         hold_secs: i64,
+        now: i64,
     ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
-        let now = contract::now_millis();
         let hold_secs = self.policy.clamp(hold_secs);
         let expires_at = now + hold_secs * 1000;
         let sql = format!(
@@ -115,13 +124,6 @@ impl Reservation {
              AND (holder = $1 OR expires_at < $4))) RETURNING event_id, seat_id, version",
             placeholders(5, seat_ids.len())
         );
-        // Most refusals in a rush are plain to see: answer them from a reader, without
-        // queueing for the writer. A seat freed a moment ago may still be refused — as if
-        // the buyer had come a moment earlier; every grant is decided by the write below.
-        let seen = self.explain(buyer, event_id, seat_ids, now).await?;
-        if matches!(seen.code, ErrorCode::NotFound | ErrorCode::SeatSold | ErrorCode::ReservationConflict) {
-            return Ok(Err(seen));
-        }
         let mut query = sqlx::query(&sql).bind(buyer).bind(expires_at).bind(event_id).bind(now);
         for id in seat_ids {
             query = query.bind(*id);
