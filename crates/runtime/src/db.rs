@@ -1,8 +1,8 @@
 //! A module's database: its own file (or, distributed, its own PostgreSQL database).
 //!
 //! SQLite allows one writer at a time; a pool of writers only trades the wait for
-//! `SQLITE_BUSY` errors. So writes go through a pool of one connection and reads through
-//! a pool of several (WAL lets them run beside the writer).
+//! `SQLITE_BUSY` errors. So writes go through one connection, called in place (see
+//! `sqlite`), and reads through a pool of several (WAL lets them run beside the writer).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor};
 use tracing::Instrument;
 
 /// Creates the database unless it exists (several replicas may race to do it).
@@ -43,45 +43,137 @@ async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn migrate(pool: &AnyPool, module: &Migrator, runtime: &Migrator) -> anyhow::Result<()> {
+    // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
+    // versions (the runtime's are 1–99, a module's 100 and up).
+    for (set, what) in [(runtime, "runtime"), (module, "module")] {
+        let migrator = Migrator { migrations: set.migrations.clone(), ignore_missing: true, ..Migrator::DEFAULT };
+        migrator.run(pool).await.with_context(|| format!("failed to apply {what} migrations"))?;
+    }
+    Ok(())
+}
+
+mod sqlite;
 mod wal_sync;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::any::{AnyQueryResult, AnyRow, AnyTypeInfo};
+use sqlx::{Either, Execute};
 use wal_sync::WalSync;
 
-/// A write transaction: sqlx's, and, on SQLite with full durability, the wait after its
-/// commit for the write-ahead log's fsync (see `wal_sync`). Statements take `&mut *tx`.
+/// A write transaction, and on SQLite with full durability the wait after its commit
+/// for the write-ahead log's fsync (see `wal_sync`). Statements take `&mut *tx`.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Any>,
+    conn: Conn,
     wal: Option<Arc<WalSync>>,
+}
+
+/// A write transaction's connection: sqlx's on PostgreSQL, the embedded writer on SQLite
+/// (see `sqlite`). Queries run on either through sqlx's `Executor`.
+#[derive(Debug)]
+pub enum Conn {
+    Sqlx(sqlx::Transaction<'static, Any>),
+    Sqlite(sqlite::Transaction),
 }
 
 impl Tx {
     /// Commits; returns once the commit is as durable as the database was opened for.
     pub async fn commit(self) -> anyhow::Result<()> {
-        self.inner.commit().await.context("failed to commit")?;
-        if let Some(wal) = self.wal {
+        let Tx { conn, wal } = self;
+        match conn {
+            Conn::Sqlx(tx) => tx.commit().await,
+            Conn::Sqlite(tx) => tx.commit(),
+        }
+        .context("failed to commit")?;
+        if let Some(wal) = wal {
             wal.durable().await?;
         }
         Ok(())
     }
 
     pub async fn rollback(self) -> anyhow::Result<()> {
-        self.inner.rollback().await.context("failed to roll back")
+        match self.conn {
+            Conn::Sqlx(tx) => tx.rollback().await,
+            Conn::Sqlite(tx) => tx.rollback(),
+        }
+        .context("failed to roll back")
     }
 }
 
 impl std::ops::Deref for Tx {
-    type Target = AnyConnection;
+    type Target = Conn;
 
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
+    fn deref(&self) -> &Conn {
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 }
+
+/// Implements sqlx's `Executor` for an enum of connections by handing each call to the
+/// variant's own executor.
+macro_rules! dispatch_executor {
+    ($lt:lifetime, $target:ty, $($variant:pat => $executor:expr),+ $(,)?) => {
+        impl<$lt> sqlx::Executor<$lt> for $target {
+            type Database = Any;
+
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+            where
+                $lt: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                match self { $($variant => $executor.fetch_many(query)),+ }
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+            where
+                $lt: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                match self { $($variant => $executor.fetch_optional(query)),+ }
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+                parameters: &'e [AnyTypeInfo],
+            ) -> BoxFuture<'e, Result<sqlx::any::AnyStatement<'q>, sqlx::Error>>
+            where
+                $lt: 'e,
+            {
+                match self { $($variant => $executor.prepare_with(sql, parameters)),+ }
+            }
+
+            fn describe<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+            ) -> BoxFuture<'e, Result<sqlx_core::describe::Describe<Any>, sqlx::Error>>
+            where
+                $lt: 'e,
+            {
+                match self { $($variant => $executor.describe(sql)),+ }
+            }
+        }
+    };
+}
+
+dispatch_executor!('c, &'c mut Conn, Conn::Sqlx(tx) => &mut **tx, Conn::Sqlite(tx) => tx);
+/// Where one-statement writes go: the pool on PostgreSQL, the embedded writer on SQLite.
+#[derive(Debug, Clone)]
+pub enum Writer {
+    Pool(AnyPool),
+    Sqlite(sqlite::Writer),
+}
+
+dispatch_executor!('c, &'c Writer, Writer::Pool(pool) => pool, Writer::Sqlite(writer) => writer);
 
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +204,7 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Db {
-    write: AnyPool,
+    write: Writer,
     read: AnyPool,
     /// PostgreSQL: connections of the saga's background work, apart from the requests'.
     background: Option<AnyPool>,
@@ -185,14 +277,18 @@ impl Db {
                     })
                 })
         };
-        let write = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
+        // Migrations through sqlx, which keeps its own table of them; then the one writer.
+        let migrator = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
+        migrate(&migrator, &migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
+        migrator.close().await;
+        let write = Writer::Sqlite(
+            sqlite::Writer::open(path).with_context(|| format!("failed to open {} for writing", path.display()))?,
+        );
         let read = connect(4).connect(&url).await.context("failed to open readers")?;
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
         let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
-        let db = Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite };
-        db.migrate(&migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
-        Ok(db)
+        Ok(Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite })
     }
 
     /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
@@ -215,26 +311,15 @@ impl Db {
         let background = connect(BACKGROUND_POOL.min(size.div_ceil(2)))
             .await
             .with_context(|| format!("failed to connect to database {name}"))?;
-        let db = Db {
-            write: pool.clone(),
+        migrate(&pool, &migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
+        Ok(Db {
+            write: Writer::Pool(pool.clone()),
             read: pool,
             background: Some(background),
             writer_thread: None,
             wal: None,
             backend: Backend::Postgres,
-        };
-        db.migrate(&migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self, module: &Migrator, runtime: &Migrator) -> anyhow::Result<()> {
-        // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
-        // versions (the runtime's are 1–99, a module's 100 and up).
-        for (set, what) in [(runtime, "runtime"), (module, "module")] {
-            let migrator = Migrator { migrations: set.migrations.clone(), ignore_missing: true, ..Migrator::DEFAULT };
-            migrator.run(&self.write).await.with_context(|| format!("failed to apply {what} migrations"))?;
-        }
-        Ok(())
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -250,7 +335,7 @@ impl Db {
     pub fn background(&self) -> Db {
         match &self.background {
             Some(pool) => Db {
-                write: pool.clone(),
+                write: Writer::Pool(pool.clone()),
                 read: pool.clone(),
                 background: None,
                 writer_thread: None,
@@ -288,8 +373,11 @@ impl Db {
 
     /// Begins a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        let inner = self.write.begin().await.context("failed to begin a transaction")?;
-        Ok(Tx { inner, wal: self.wal.clone() })
+        let conn = match &self.write {
+            Writer::Pool(pool) => Conn::Sqlx(pool.begin().await.context("failed to begin a transaction")?),
+            Writer::Sqlite(writer) => Conn::Sqlite(writer.begin().await.context("failed to begin a transaction")?),
+        };
+        Ok(Tx { conn, wal: self.wal.clone() })
     }
 
     /// Returns once what this database committed before the call would survive a power
@@ -307,8 +395,8 @@ impl Db {
         &self.read
     }
 
-    /// The pool of the single writer, for one-statement writes outside a transaction.
-    pub fn writer(&self) -> &AnyPool {
+    /// The writer, for one-statement writes outside a transaction.
+    pub fn writer(&self) -> &Writer {
         &self.write
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use contract::events::{DomainEvent, Envelope};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, Executor, Row};
 use tokio::sync::Notify;
 
 use crate::bus::{Bus, Outgoing};
@@ -112,9 +112,9 @@ impl Relay {
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
         match self.db.backend() {
             Backend::Sqlite => {
-                let rows = self.unpublished(&mut *self.db.reader().acquire().await?, None).await?;
+                let rows = self.unpublished(self.db.reader(), None).await?;
                 self.send(&rows).await?;
-                self.mark(&rows, &mut *self.db.writer().acquire().await?).await
+                self.mark(&rows, self.db.writer()).await
             }
             Backend::Postgres => {
                 let mut tx = self.db.begin().await?;
@@ -129,9 +129,9 @@ impl Relay {
                 if slots.is_empty() {
                     return Ok(0);
                 }
-                let rows = self.unpublished(&mut tx, Some(&slots)).await?;
+                let rows = self.unpublished(&mut *tx, Some(&slots)).await?;
                 self.send(&rows).await?;
-                let published = self.mark(&rows, &mut tx).await?;
+                let published = self.mark(&rows, &mut *tx).await?;
                 tx.commit().await?;
                 Ok(published)
             }
@@ -139,7 +139,11 @@ impl Relay {
     }
 
     /// Unpublished rows in commit order, of the given slots only (all without).
-    async fn unpublished(&self, conn: &mut AnyConnection, slots: Option<&[i64]>) -> anyhow::Result<Vec<AnyRow>> {
+    async fn unpublished<'c>(
+        &self,
+        conn: impl Executor<'c, Database = Any>,
+        slots: Option<&[i64]>,
+    ) -> anyhow::Result<Vec<AnyRow>> {
         // Slot numbers are our own integers, safe to write into the statement.
         let by_slot =
             slots.map(|s| format!("AND slot IN ({})", s.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")));
@@ -160,7 +164,7 @@ impl Relay {
     }
 
     /// Marks exactly the published `rows` as published.
-    async fn mark(&self, rows: &[AnyRow], conn: &mut AnyConnection) -> anyhow::Result<usize> {
+    async fn mark<'c>(&self, rows: &[AnyRow], conn: impl Executor<'c, Database = Any>) -> anyhow::Result<usize> {
         if rows.is_empty() {
             return Ok(0);
         }

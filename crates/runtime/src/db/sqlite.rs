@@ -1,0 +1,378 @@
+//! The embedded mode's writing connection: SQLite called in place, behind sqlx's API.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands it every statement
+//! over a channel; the answer wakes the waiting task. A purchase is some forty write
+//! statements, so under load the server spent more of its CPU switching and waking
+//! threads than in SQLite (docs/BENCHMARKS.md, "where the time goes"). Here the single
+//! writer is a `rusqlite` connection that runs a statement on the thread that asks —
+//! the database's writer thread, for the saga's writes — and hands back sqlx's own
+//! `Any` rows and results, so the modules' queries are the same on SQLite and
+//! PostgreSQL. Reads still go through sqlx's pool of readers.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::{Any, Either, Error, Execute};
+use sqlx_core::any::{AnyColumn, AnyValueKind};
+use sqlx_core::ext::ustr::UStr;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long a write waits for the connection before giving up, as sqlx's pool would.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The one connection that writes to a SQLite database, shared by whoever writes.
+#[derive(Clone)]
+pub struct Writer(Arc<Mutex<Connection>>);
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sqlite::Writer")
+    }
+}
+
+impl Writer {
+    pub fn open(path: &Path) -> anyhow::Result<Writer> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        // Full durability is the group commit's fsync after the commit (see `wal_sync`).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+             PRAGMA foreign_keys = ON;",
+        )?;
+        // The modules' statements, and the batch statements' few shapes (by batch size).
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(Writer(Arc::new(Mutex::new(conn))))
+    }
+
+    async fn lock(&self) -> Result<OwnedMutexGuard<Connection>, Error> {
+        tokio::time::timeout(ACQUIRE_TIMEOUT, self.0.clone().lock_owned()).await.map_err(|_| Error::PoolTimedOut)
+    }
+
+    /// Begins a transaction, which holds the connection until it ends.
+    pub async fn begin(&self) -> Result<Transaction, Error> {
+        let conn = self.lock().await?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(error)?;
+        Ok(Transaction(conn))
+    }
+}
+
+/// A write transaction on the connection; dropped without a commit, it rolls back.
+pub struct Transaction(OwnedMutexGuard<Connection>);
+
+impl Transaction {
+    pub fn commit(self) -> Result<(), Error> {
+        self.0.execute_batch("COMMIT").map_err(error)
+    }
+
+    pub fn rollback(self) -> Result<(), Error> {
+        self.0.execute_batch("ROLLBACK").map_err(error)
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sqlite::Transaction")
+    }
+}
+
+/// Implements sqlx's `Executor` for `$target` from how it gets a statement's results
+/// (`$this` the executor, `$query` the query).
+macro_rules! executor {
+    ($lt:lifetime, $target:ty, |$this:ident, $query:ident| $results:expr) => {
+        impl<$lt> sqlx::Executor<$lt> for $target {
+            type Database = Any;
+
+            fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, Error>>
+            where
+                $lt: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                let ($this, $query) = (self, query);
+                stream::once($results)
+                    .flat_map(|results| match results {
+                        Ok(results) => stream::iter(results.into_iter().map(Ok).collect::<Vec<_>>()),
+                        Err(error) => stream::iter(vec![Err(error)]),
+                    })
+                    .boxed()
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, Error>>
+            where
+                $lt: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                let ($this, $query) = (self, query);
+                $results.map(|results| results.map(first_row)).boxed()
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+                _parameters: &'e [AnyTypeInfo],
+            ) -> BoxFuture<'e, Result<sqlx::any::AnyStatement<'q>, Error>>
+            where
+                $lt: 'e,
+            {
+                Box::pin(async { Err(unsupported()) })
+            }
+
+            fn describe<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+            ) -> BoxFuture<'e, Result<sqlx_core::describe::Describe<Any>, Error>>
+            where
+                $lt: 'e,
+            {
+                Box::pin(async { Err(unsupported()) })
+            }
+        }
+    };
+}
+
+// One statement outside a transaction, once the writer is free.
+executor!('c, &'c Writer, |writer, query| async move { run(&*writer.lock().await?, query) });
+// A statement in the transaction, in place.
+executor!('c, &'c mut Transaction, |tx, query| std::future::ready(run(&tx.0, query)));
+
+fn unsupported() -> Error {
+    Error::Protocol("prepared statements are not kept on the embedded writer; run the query instead".into())
+}
+
+fn first_row(results: Vec<Either<AnyQueryResult, AnyRow>>) -> Option<AnyRow> {
+    results.into_iter().find_map(|r| r.right())
+}
+
+/// Runs one statement: binds sqlx's arguments (`$N` by number, `?` in order), steps it
+/// to the end, and returns its rows and then its result, as sqlx's SQLite driver does.
+fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, Error> {
+    let sql = query.sql();
+    let arguments = query.take_arguments().map_err(Error::Encode)?;
+    let values = arguments.map(|a: AnyArguments<'q>| a.values.0).unwrap_or_default();
+    let mut statement = conn.prepare_cached(sql).map_err(error)?;
+    for index in 1..=statement.parameter_count() {
+        let position = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix(['$', '?']))
+            .and_then(|number| number.parse::<usize>().ok())
+            .unwrap_or(index);
+        let value = values.get(position - 1).ok_or_else(|| {
+            Error::Protocol(format!("statement wants argument {position}, {} were bound: {sql}", values.len()))
+        })?;
+        statement.raw_bind_parameter(index, ToSqlOutput::Borrowed(bind(value)?)).map_err(error)?;
+    }
+    let columns: Vec<UStr> = statement.column_names().into_iter().map(UStr::new).collect();
+    let names: Arc<sqlx_core::HashMap<UStr, usize>> =
+        Arc::new(columns.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect());
+    let read_only = statement.readonly();
+    let mut results = Vec::new();
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next().map_err(error)? {
+        let mut out = AnyRow { column_names: names.clone(), columns: Vec::new(), values: Vec::new() };
+        for (ordinal, name) in columns.iter().enumerate() {
+            let kind = value(row.get_ref(ordinal).map_err(error)?)?;
+            let type_info = AnyTypeInfo { kind: kind_of(&kind) };
+            out.columns.push(AnyColumn { ordinal, name: name.clone(), type_info });
+            out.values.push(AnyValue { kind });
+        }
+        results.push(Either::Right(out));
+    }
+    drop(rows);
+    let rows_affected = if read_only { 0 } else { conn.changes() };
+    results.push(Either::Left(AnyQueryResult { rows_affected, last_insert_id: None }));
+    Ok(results)
+}
+
+fn bind<'a>(value: &'a AnyValueKind<'_>) -> Result<ValueRef<'a>, Error> {
+    Ok(match value {
+        AnyValueKind::Null(_) => ValueRef::Null,
+        AnyValueKind::Bool(b) => ValueRef::Integer(i64::from(*b)),
+        AnyValueKind::SmallInt(i) => ValueRef::Integer(i64::from(*i)),
+        AnyValueKind::Integer(i) => ValueRef::Integer(i64::from(*i)),
+        AnyValueKind::BigInt(i) => ValueRef::Integer(*i),
+        AnyValueKind::Real(r) => ValueRef::Real(f64::from(*r)),
+        AnyValueKind::Double(d) => ValueRef::Real(*d),
+        AnyValueKind::Text(t) => ValueRef::Text(t.as_bytes()),
+        AnyValueKind::Blob(b) => ValueRef::Blob(b),
+        other => return Err(Error::Protocol(format!("no SQLite value for argument {other:?}"))),
+    })
+}
+
+/// A column's value by its storage class, as sqlx's SQLite driver maps it for `Any`.
+fn value(value: ValueRef<'_>) -> Result<AnyValueKind<'static>, Error> {
+    Ok(match value {
+        ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
+        ValueRef::Integer(i) => AnyValueKind::BigInt(i),
+        ValueRef::Real(r) => AnyValueKind::Double(r),
+        ValueRef::Text(t) => {
+            AnyValueKind::Text(Cow::Owned(String::from_utf8(t.to_vec()).map_err(|e| Error::Decode(Box::new(e)))?))
+        }
+        ValueRef::Blob(b) => AnyValueKind::Blob(Cow::Owned(b.to_vec())),
+    })
+}
+
+fn kind_of(value: &AnyValueKind<'_>) -> AnyTypeInfoKind {
+    match value {
+        AnyValueKind::BigInt(_) => AnyTypeInfoKind::BigInt,
+        AnyValueKind::Double(_) => AnyTypeInfoKind::Double,
+        AnyValueKind::Text(_) => AnyTypeInfoKind::Text,
+        AnyValueKind::Blob(_) => AnyTypeInfoKind::Blob,
+        _ => AnyTypeInfoKind::Null,
+    }
+}
+
+/// A SQLite error as sqlx reports database errors, with its constraint kind.
+#[derive(Debug, thiserror::Error)]
+#[error("(code: {code}) {message}")]
+pub struct SqliteError {
+    code: i32,
+    message: String,
+}
+
+fn error(error: rusqlite::Error) -> Error {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, message) => Error::Database(Box::new(SqliteError {
+            code: failure.extended_code,
+            message: message.unwrap_or_else(|| failure.to_string()),
+        })),
+        other => Error::Protocol(other.to_string()),
+    }
+}
+
+impl DatabaseError for SqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => ErrorKind::UniqueViolation,
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    async fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::open(&dir.path().join("w.db")).unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, data BLOB)")
+            .execute(&writer)
+            .await
+            .unwrap();
+        (dir, writer)
+    }
+
+    #[tokio::test]
+    async fn arguments_bind_by_number_and_values_read_back_as_sqlx_reads_them() {
+        let (_dir, writer) = writer().await;
+        // `$2` before `$1`, and `$1` twice: numbers, not positions, pick the argument.
+        let inserted =
+            sqlx::query("INSERT INTO t (id, name, score, data) VALUES ($2, $1, $3, $4), ($2 + 1, $1, NULL, NULL)")
+                .bind("ann")
+                .bind(7_i64)
+                .bind(1.5_f64)
+                .bind(vec![1_u8, 2])
+                .execute(&writer)
+                .await
+                .unwrap();
+        assert_eq!(inserted.rows_affected(), 2);
+        let rows = sqlx::query("SELECT id, name, score, data, COUNT(*) OVER () AS n FROM t ORDER BY id")
+            .fetch_all(&writer)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].get::<i64, _>("id"), 7);
+        assert_eq!(rows[0].get::<String, _>("name"), "ann");
+        assert_eq!(rows[0].get::<f64, _>("score"), 1.5);
+        assert_eq!(rows[0].get::<Vec<u8>, _>("data"), vec![1, 2]);
+        assert_eq!(rows[1].get::<i64, _>(0), 8);
+        assert_eq!(rows[1].get::<Option<f64>, _>("score"), None);
+        assert_eq!(rows[1].get::<i64, _>("n"), 2);
+        let missing = sqlx::query("SELECT $2").bind(1_i64).execute(&writer).await.unwrap_err();
+        assert!(missing.to_string().contains("argument 2"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_without_commit_rolls_back_and_frees_the_writer() {
+        let (_dir, writer) = writer().await;
+        let mut tx = writer.begin().await.unwrap();
+        let returned = sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a') RETURNING id").fetch_one(&mut tx).await;
+        assert_eq!(returned.unwrap().get::<i64, _>("id"), 1);
+        drop(tx);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&writer).await.unwrap();
+        assert_eq!(n, 0);
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&mut tx).await.unwrap();
+        tx.commit().unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&writer).await.unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn constraint_failures_are_database_errors_of_their_kind() {
+        let (_dir, writer) = writer().await;
+        sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&writer).await.unwrap();
+        let duplicate = sqlx::query("INSERT INTO t (id, name) VALUES (1, 'b')").execute(&writer).await.unwrap_err();
+        assert!(duplicate.as_database_error().is_some_and(|e| e.is_unique_violation()), "{duplicate}");
+        let null = sqlx::query("INSERT INTO t (id, name) VALUES (2, NULL)").execute(&writer).await.unwrap_err();
+        assert_eq!(null.as_database_error().map(|e| e.kind()), Some(ErrorKind::NotNullViolation), "{null}");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&writer).await.unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_the_transaction_that_holds_the_writer() {
+        let (_dir, writer) = writer().await;
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&mut tx).await.unwrap();
+        let waiting = tokio::spawn({
+            let writer = writer.clone();
+            async move { sqlx::query("UPDATE t SET name = 'b' WHERE id = 1").execute(&writer).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a write ran inside another's transaction");
+        tx.commit().unwrap();
+        assert_eq!(waiting.await.unwrap().rows_affected(), 1);
+    }
+}
