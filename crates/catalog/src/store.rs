@@ -5,7 +5,8 @@ use contract::api::{CreateEvent, Event, Seat, SeatMap, SeatStatus, SeatUpdate};
 use contract::events::SeatSpec;
 use runtime::Tx;
 use runtime::db::Migrations;
-use sqlx::{AnyPool, Row};
+use runtime::db::Reader;
+use sqlx::Row;
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -59,7 +60,7 @@ fn event_from(row: &sqlx::any::AnyRow) -> Event {
 
 const EVENT_COLUMNS: &str = "id, title, date_time, description, rows_count, cols_count";
 
-pub async fn events(db: &AnyPool) -> anyhow::Result<Vec<Event>> {
+pub async fn events(db: &Reader) -> anyhow::Result<Vec<Event>> {
     let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id"))
         .fetch_all(db)
         .await
@@ -67,7 +68,7 @@ pub async fn events(db: &AnyPool) -> anyhow::Result<Vec<Event>> {
     Ok(rows.iter().map(event_from).collect())
 }
 
-pub async fn event(db: &AnyPool, id: i64) -> anyhow::Result<Option<Event>> {
+pub async fn event(db: &Reader, id: i64) -> anyhow::Result<Option<Event>> {
     let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
         .bind(id)
         .fetch_optional(db)
@@ -76,12 +77,12 @@ pub async fn event(db: &AnyPool, id: i64) -> anyhow::Result<Option<Event>> {
     Ok(row.as_ref().map(event_from))
 }
 
-pub async fn count_events(db: &AnyPool) -> anyhow::Result<i64> {
+pub async fn count_events(db: &Reader) -> anyhow::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(db).await.context("failed to count events")
 }
 
 /// The whole map at one version, read in one transaction so the two agree.
-pub async fn seat_map(db: &AnyPool, event_id: i64) -> anyhow::Result<Option<SeatMap>> {
+pub async fn seat_map(db: &Reader, event_id: i64) -> anyhow::Result<Option<SeatMap>> {
     let mut tx = db.begin().await?;
     let Some(head) = sqlx::query("SELECT rows_count, cols_count, version FROM events WHERE id = $1")
         .bind(event_id)
@@ -115,7 +116,7 @@ pub async fn seat_map(db: &AnyPool, event_id: i64) -> anyhow::Result<Option<Seat
 }
 
 /// The changes of a map after `version`, or `None` when they are no longer all kept.
-pub async fn changes_since(db: &AnyPool, event_id: i64, version: i64) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
+pub async fn changes_since(db: &Reader, event_id: i64, version: i64) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
     let rows = sqlx::query(
         "SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 ORDER BY version",
     )
@@ -176,7 +177,7 @@ pub async fn apply_seat_change(
     Ok(Some(version))
 }
 
-pub async fn events_with_wrong_seat_count(db: &AnyPool) -> anyhow::Result<i64> {
+pub async fn events_with_wrong_seat_count(db: &Reader) -> anyhow::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM events e WHERE rows_count * cols_count <> (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id)",
     )
@@ -185,7 +186,7 @@ pub async fn events_with_wrong_seat_count(db: &AnyPool) -> anyhow::Result<i64> {
     .context("failed to check seat counts")
 }
 
-pub async fn events_with_version_drift(db: &AnyPool) -> anyhow::Result<i64> {
+pub async fn events_with_version_drift(db: &Reader) -> anyhow::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM events e WHERE version <> COALESCE((SELECT MAX(version) FROM seat_changes c WHERE c.event_id = e.id), 0)",
     )
@@ -195,7 +196,7 @@ pub async fn events_with_version_drift(db: &AnyPool) -> anyhow::Result<i64> {
 }
 
 /// Seats that are not AVAILABLE, for the cross-module audit.
-pub async fn taken_seats(db: &AnyPool) -> anyhow::Result<Vec<(i64, i64, String)>> {
+pub async fn taken_seats(db: &Reader) -> anyhow::Result<Vec<(i64, i64, String)>> {
     let rows = sqlx::query(
         "SELECT event_id, seat_id, status FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id",
     )

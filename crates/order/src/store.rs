@@ -4,7 +4,8 @@ use anyhow::Context;
 use contract::api::{Order, OrderStatus};
 use runtime::Tx;
 use runtime::db::Migrations;
-use sqlx::{AnyPool, Row};
+use runtime::db::Reader;
+use sqlx::Row;
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -59,7 +60,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
 }
 
 /// The order with its owner and request hash.
-pub async fn get(db: &AnyPool, order_id: &str) -> anyhow::Result<Option<(Order, String, String)>> {
+pub async fn get(db: &Reader, order_id: &str) -> anyhow::Result<Option<(Order, String, String)>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
         .bind(order_id)
         .fetch_optional(db)
@@ -77,7 +78,7 @@ pub struct KeyUse {
     pub created_at: i64,
 }
 
-pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Option<KeyUse>> {
+pub async fn by_key(db: &Reader, buyer: &str, key: &str) -> anyhow::Result<Option<KeyUse>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS}, key_generation FROM orders WHERE buyer = $1 AND idempotency_key = $2 \
          ORDER BY key_generation DESC LIMIT 1"
@@ -98,7 +99,7 @@ pub async fn by_key(db: &AnyPool, buyer: &str, key: &str) -> anyhow::Result<Opti
     .transpose()
 }
 
-pub async fn of_buyer(db: &AnyPool, buyer: &str) -> anyhow::Result<Vec<Order>> {
+pub async fn of_buyer(db: &Reader, buyer: &str) -> anyhow::Result<Vec<Order>> {
     let rows =
         sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE buyer = $1 ORDER BY created_at DESC LIMIT 200"))
             .bind(buyer)
@@ -158,19 +159,19 @@ pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> an
     .await?)
 }
 
-pub async fn stuck(db: &AnyPool, before: i64) -> anyhow::Result<i64> {
+pub async fn stuck(db: &Reader, before: i64) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED' AND created_at < $1")
         .bind(before)
         .fetch_one(db)
         .await?)
 }
 
-pub async fn confirmed_unpaid(db: &AnyPool) -> anyhow::Result<i64> {
+pub async fn confirmed_unpaid(db: &Reader) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0").fetch_one(db).await?)
 }
 
 /// Orders per show and state: `[{ eventId, created, confirmed, cancelled }]`.
-pub async fn summary(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
+pub async fn summary(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
     let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT event_id, CAST(SUM(CASE WHEN status = 'CREATED' THEN 1 ELSE 0 END) AS BIGINT), \
          CAST(SUM(CASE WHEN status = 'CONFIRMED' THEN 1 ELSE 0 END) AS BIGINT), \
@@ -189,7 +190,7 @@ pub async fn summary(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
 }
 
 /// Every order, for the cross-module audit.
-pub async fn all(db: &AnyPool) -> anyhow::Result<Vec<serde_json::Value>> {
+pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
     let rows = sqlx::query(
         "SELECT order_id, event_id, seat_ids, amount, status, created_at, updated_at FROM orders ORDER BY created_at",
     )

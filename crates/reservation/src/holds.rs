@@ -28,7 +28,7 @@ pub fn refused(code: ErrorCode, message: impl Into<String>) -> PinRefused {
 
 /// Why the seats could not be taken by `buyer`: unknown, sold, someone else's, or gone.
 async fn why_not(
-    conn: &mut sqlx::AnyConnection,
+    db: &runtime::db::Reader,
     buyer: &str,
     event_id: i64,
     seat_ids: &[i64],
@@ -42,7 +42,7 @@ async fn why_not(
     for id in seat_ids {
         query = query.bind(*id);
     }
-    let rows = query.fetch_all(&mut *conn).await.context("failed to read seats")?;
+    let rows = query.fetch_all(db).await.context("failed to read seats")?;
     if rows.len() < seat_ids.len() {
         let found: Vec<i64> = rows.iter().map(|r| r.get("seat_id")).collect();
         let missing = seat_ids.iter().find(|id| !found.contains(id)).copied().unwrap_or_default();
@@ -382,13 +382,13 @@ impl Reservation {
         seat_ids: &[i64],
         now: i64,
     ) -> anyhow::Result<Result<Pinned, PinRefused>> {
-        let mut reader = self.db.reader().acquire().await?;
+        let reader = self.db.reader();
         let existing = sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
             .bind(&req.order_id)
-            .fetch_optional(&mut *reader)
+            .fetch_optional(reader)
             .await?;
         let Some(pin) = existing else {
-            return Ok(Err(why_not(&mut reader, &req.buyer, req.event_id, seat_ids, now).await?));
+            return Ok(Err(why_not(reader, &req.buyer, req.event_id, seat_ids, now).await?));
         };
         let same = pin.get::<i64, _>("event_id") == req.event_id
             && pin.get::<String, _>("buyer") == req.buyer
@@ -402,7 +402,7 @@ impl Reservation {
         let rows =
             sqlx::query_as::<_, (i64, i64)>("SELECT seat_id, price FROM seats WHERE order_id = $1 ORDER BY seat_id")
                 .bind(&req.order_id)
-                .fetch_all(&mut *reader)
+                .fetch_all(reader)
                 .await
                 .context("failed to read prices")?;
         Ok(Ok(Pinned { seats: rows.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))
@@ -410,7 +410,6 @@ impl Reservation {
 
     /// Why `buyer` could not take the seats, read after the failed write rolled back.
     async fn explain(&self, buyer: &str, event_id: i64, seat_ids: &[i64], now: i64) -> anyhow::Result<PinRefused> {
-        let mut reader = self.db.reader().acquire().await?;
-        why_not(&mut reader, buyer, event_id, seat_ids, now).await
+        why_not(self.db.reader(), buyer, event_id, seat_ids, now).await
     }
 }

@@ -175,6 +175,26 @@ pub enum Writer {
 
 dispatch_executor!('c, &'c Writer, Writer::Pool(pool) => pool, Writer::Sqlite(writer) => writer);
 
+/// Where reads go: the pool on PostgreSQL, the embedded readers on SQLite.
+#[derive(Debug, Clone)]
+pub enum Reader {
+    Pool(AnyPool),
+    Sqlite(sqlite::Readers),
+}
+
+dispatch_executor!('c, &'c Reader, Reader::Pool(pool) => pool, Reader::Sqlite(readers) => readers);
+
+impl Reader {
+    /// Begins a transaction for reads that must see one state of the database.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        let conn = match self {
+            Reader::Pool(pool) => Conn::Sqlx(pool.begin().await.context("failed to begin a transaction")?),
+            Reader::Sqlite(readers) => Conn::Sqlite(readers.begin().context("failed to begin a transaction")?),
+        };
+        Ok(Tx { conn, wal: None })
+    }
+}
+
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -205,7 +225,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     write: Writer,
-    read: AnyPool,
+    read: Reader,
     /// PostgreSQL: connections of the saga's background work, apart from the requests'.
     background: Option<AnyPool>,
     /// SQLite: the thread its write transactions run on (see `Db::on_writer`).
@@ -261,30 +281,19 @@ impl Db {
     pub async fn open_sqlite(path: &Path, durability: Durability, migrations: &Migrations) -> anyhow::Result<Db> {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let connect = move |readers: u32| {
-            AnyPoolOptions::new()
-                .max_connections(readers)
-                .min_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        // Full durability is the group commit's fsync after the commit.
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        Ok(())
-                    })
-                })
-        };
-        // Migrations through sqlx, which keeps its own table of them; then the one writer.
-        let migrator = connect(1).connect(&url).await.with_context(|| format!("failed to open {}", path.display()))?;
+        // Migrations through sqlx, which keeps its own table of them; then our connections.
+        let migrator = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| Box::pin(async move { conn.execute("PRAGMA journal_mode = WAL").await.map(drop) }))
+            .connect(&url)
+            .await
+            .with_context(|| format!("failed to open {}", path.display()))?;
         migrate(&migrator, &migrations.sqlite, &RUNTIME_MIGRATIONS.sqlite).await?;
         migrator.close().await;
         let write = Writer::Sqlite(
             sqlite::Writer::open(path).with_context(|| format!("failed to open {} for writing", path.display()))?,
         );
-        let read = connect(4).connect(&url).await.context("failed to open readers")?;
+        let read = Reader::Sqlite(sqlite::Readers::open(path).context("failed to open readers")?);
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
         let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
@@ -314,7 +323,7 @@ impl Db {
         migrate(&pool, &migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;
         Ok(Db {
             write: Writer::Pool(pool.clone()),
-            read: pool,
+            read: Reader::Pool(pool),
             background: Some(background),
             writer_thread: None,
             wal: None,
@@ -336,7 +345,7 @@ impl Db {
         match &self.background {
             Some(pool) => Db {
                 write: Writer::Pool(pool.clone()),
-                read: pool.clone(),
+                read: Reader::Pool(pool.clone()),
                 background: None,
                 writer_thread: None,
                 wal: None,
@@ -390,8 +399,8 @@ impl Db {
         }
     }
 
-    /// The pool for reads, which never wait for the writer.
-    pub fn reader(&self) -> &AnyPool {
+    /// Where reads go, which never wait for the writer.
+    pub fn reader(&self) -> &Reader {
         &self.read
     }
 

@@ -1,16 +1,17 @@
-//! The embedded mode's writing connection: SQLite called in place, behind sqlx's API.
+//! The embedded mode's connections: SQLite called in place, behind sqlx's API.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands it every statement
 //! over a channel; the answer wakes the waiting task. A purchase is some forty write
-//! statements, so under load the server spent more of its CPU switching and waking
-//! threads than in SQLite (docs/BENCHMARKS.md, "where the time goes"). Here the single
-//! writer is a `rusqlite` connection that runs a statement on the thread that asks —
-//! the database's writer thread, for the saga's writes — and hands back sqlx's own
-//! `Any` rows and results, so the modules' queries are the same on SQLite and
-//! PostgreSQL. Reads still go through sqlx's pool of readers.
+//! statements and a few reads, so under load the server spent more of its CPU switching
+//! and waking threads than in SQLite (docs/BENCHMARKS.md, "where the time goes"). Here
+//! the single writer and the readers are `rusqlite` connections that run a statement on
+//! the thread that asks — the database's writer thread, for the saga's writes — and hand
+//! back sqlx's own `Any` rows and results, so the modules' queries are the same on
+//! SQLite and PostgreSQL. A statement here takes microseconds (an indexed row or a few;
+//! the page cache is in memory), less than a hand-off to another thread would.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,17 +39,23 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+fn open(path: &Path, pragmas: &str) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch(pragmas)?;
+    // The modules' statements, and the batch statements' few shapes (by batch size).
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
 impl Writer {
     pub fn open(path: &Path) -> anyhow::Result<Writer> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
         // Full durability is the group commit's fsync after the commit (see `wal_sync`).
-        conn.execute_batch(
+        let conn = open(
+            path,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
              PRAGMA foreign_keys = ON;",
         )?;
-        // The modules' statements, and the batch statements' few shapes (by batch size).
-        conn.set_prepared_statement_cache_capacity(256);
         Ok(Writer(Arc::new(Mutex::new(conn))))
     }
 
@@ -60,12 +67,96 @@ impl Writer {
     pub async fn begin(&self) -> Result<Transaction, Error> {
         let conn = self.lock().await?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(error)?;
-        Ok(Transaction(conn))
+        Ok(Transaction(Held::Writer(conn)))
     }
 }
 
-/// A write transaction on the connection; dropped without a commit, it rolls back.
-pub struct Transaction(OwnedMutexGuard<Connection>);
+/// Connections for reads, beside the writer (WAL lets them run while it writes). Each is
+/// taken for one statement or one read transaction and then kept for the next.
+#[derive(Clone)]
+pub struct Readers(Arc<ReadersInner>);
+
+struct ReadersInner {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+/// Idle readers kept: about one per thread that reads at once.
+const IDLE_READERS: usize = 16;
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sqlite::Readers")
+    }
+}
+
+impl Readers {
+    pub fn open(path: &Path) -> anyhow::Result<Readers> {
+        let readers = Readers(Arc::new(ReadersInner { path: path.to_owned(), idle: Default::default() }));
+        let first = readers.take()?;
+        drop(first);
+        Ok(readers)
+    }
+
+    fn take(&self) -> Result<Reader, Error> {
+        let idle = self.0.idle.lock().expect("readers lock").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open(&self.0.path, "PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;").map_err(error)?,
+        };
+        Ok(Reader { conn: Some(conn), readers: self.clone() })
+    }
+
+    /// Begins a read transaction: its statements see one snapshot of the database.
+    pub fn begin(&self) -> Result<Transaction, Error> {
+        let reader = self.take()?;
+        reader.execute_batch("BEGIN").map_err(error)?;
+        Ok(Transaction(Held::Reader(reader)))
+    }
+}
+
+/// A reader taken from `Readers`, given back when dropped.
+struct Reader {
+    conn: Option<Connection>,
+    readers: Readers,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader until dropped")
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let mut idle = self.readers.0.idle.lock().expect("readers lock");
+        if idle.len() < IDLE_READERS {
+            idle.extend(self.conn.take());
+        }
+    }
+}
+
+/// The connection a transaction holds: the writer, or a reader for a read transaction.
+enum Held {
+    Writer(OwnedMutexGuard<Connection>),
+    Reader(Reader),
+}
+
+impl std::ops::Deref for Held {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Held::Writer(conn) => conn,
+            Held::Reader(conn) => conn,
+        }
+    }
+}
+
+/// A transaction on one connection; dropped without a commit, it rolls back.
+pub struct Transaction(Held);
 
 impl Transaction {
     pub fn commit(self) -> Result<(), Error> {
@@ -147,6 +238,8 @@ macro_rules! executor {
 
 // One statement outside a transaction, once the writer is free.
 executor!('c, &'c Writer, |writer, query| async move { run(&*writer.lock().await?, query) });
+// One read, on any idle reader.
+executor!('c, &'c Readers, |readers, query| std::future::ready(readers.take().and_then(|conn| run(&conn, query))));
 // A statement in the transaction, in place.
 executor!('c, &'c mut Transaction, |tx, query| std::future::ready(run(&tx.0, query)));
 
@@ -374,5 +467,23 @@ mod tests {
         assert!(!waiting.is_finished(), "a write ran inside another's transaction");
         tx.commit().unwrap();
         assert_eq!(waiting.await.unwrap().rows_affected(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_transaction_sees_one_snapshot_while_the_writer_commits() {
+        let (dir, writer) = writer().await;
+        let readers = Readers::open(&dir.path().join("w.db")).unwrap();
+        sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&writer).await.unwrap();
+        let count = "SELECT COUNT(*) FROM t";
+        let mut snapshot = readers.begin().unwrap();
+        assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&mut snapshot).await.unwrap(), 1);
+        sqlx::query("INSERT INTO t (id, name) VALUES (2, 'b')").execute(&writer).await.unwrap();
+        // Outside the transaction a reader sees the commit; inside, the snapshot holds.
+        assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&readers).await.unwrap(), 2);
+        assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&mut snapshot).await.unwrap(), 1);
+        snapshot.commit().unwrap();
+        let refused = sqlx::query("DELETE FROM t").execute(&readers).await.unwrap_err();
+        assert!(refused.to_string().contains("readonly"), "{refused}");
+        assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&writer).await.unwrap(), 2);
     }
 }
