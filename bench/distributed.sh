@@ -13,8 +13,9 @@ kafka="${KAFKA:-127.0.0.1:9092}"
 prefix="bench_$(date +%s)_$replicas"
 out="${OUT:-target/bench}/distributed-$replicas"
 mkdir -p "$out"
-cargo build --release -q
-bin="${CARGO_TARGET_DIR:-target}/release/boxoffice"
+# BIN=path benchmarks that binary (another build, to compare) instead of this checkout's.
+[ -n "${BIN:-}" ] || cargo build --release -q
+bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/boxoffice}"
 # PostgreSQL here takes 100 connections: each process keeps up to `--postgres-pool` for
 # requests and 4 for its consumers and relay.
 pool=$(( replicas > 1 ? 8 : 16 ))

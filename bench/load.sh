@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 durability="${1:-full}"
 out="${OUT:-target/bench}"
 mkdir -p "$out"
-cargo build --release -q
-bin="${CARGO_TARGET_DIR:-target}/release/boxoffice"
+# BIN=path benchmarks that binary (another build, to compare) instead of this checkout's.
+[ -n "${BIN:-}" ] || cargo build --release -q
+bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/boxoffice}"
 
 serve() { # serve PORT [extra args]: a fresh server on PORT
     local port=$1; shift

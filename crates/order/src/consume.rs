@@ -46,8 +46,23 @@ impl Saga {
     }
 }
 
+/// The order an event is about, or else its aggregate.
+fn order_of(event: &Envelope) -> String {
+    match event.payload.get("orderId").and_then(|id| id.as_str()) {
+        Some(order_id) => order_id.to_owned(),
+        None => event.aggregate_id.clone(),
+    }
+}
+
 #[async_trait]
 impl Handler for Saga {
+    /// Every event here settles one order: its row is the lock. (The seats' events are
+    /// keyed by show, so the default would order this consumer's locks by show and the
+    /// payments' consumer's by order, and the two could deadlock.)
+    fn lock_key(&self, event: &Envelope) -> String {
+        order_of(event)
+    }
+
     async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         if let Some(e) = event.decode::<PaymentSucceeded>() {
             store::mark_paid(tx, &e?.order_id).await
@@ -103,5 +118,20 @@ impl Handler for Saga {
 
     fn aborted(&self) {
         self.settled.lock().expect("settled lock").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_locks_its_orders_row_whatever_its_aggregate() {
+        let sold = SeatsSold { event_id: 7, order_id: "o-1".into(), seats: vec![] };
+        let envelope = Envelope::wrap(&sold, 0, None);
+        assert_eq!(envelope.aggregate_id, "7");
+        assert_eq!(order_of(&envelope), "o-1");
+        let reset = Envelope::wrap(&EventReset { event_id: 7, reset_at: 0 }, 0, None);
+        assert_eq!(order_of(&reset), "7");
     }
 }

@@ -23,6 +23,17 @@ pub trait Handler: Send + Sync + 'static {
     /// Errors are for infrastructure failures only: the event is retried.
     async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
 
+    /// The rows an event locks, as a key. A batch is applied in the order of its events'
+    /// keys (one key's events in the order they came), so that two transactions of a
+    /// module — two consumers, two replicas — take their row locks in the same order and
+    /// never deadlock: PostgreSQL breaks a deadlock only after `deadlock_timeout` (1 s),
+    /// and then the batch is applied again one event at a time. Events of different
+    /// keys have no order between them anyway: on Kafka they may be in different
+    /// partitions. By default the event's aggregate, which is its message key.
+    fn lock_key(&self, event: &Envelope) -> String {
+        event.aggregate_id.clone()
+    }
+
     /// Whether events of this type have any effect here; others are passed over
     /// without a transaction or an inbox record.
     fn wants(&self, _kind: &str) -> bool {
@@ -118,7 +129,14 @@ impl Consumer {
         let result = async {
             let mut tx = self.db.begin().await?;
             let fresh = self.record_in_inbox(&mut tx, events).await?;
-            for event in events.iter().filter(|e| fresh.contains(&e.id.to_string())) {
+            let mut fresh: Vec<(String, &Envelope)> = events
+                .iter()
+                .filter(|e| fresh.contains(&e.id.to_string()))
+                .map(|e| (self.handler.lock_key(e), e))
+                .collect();
+            // Stable: one key's events stay in their order.
+            fresh.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, event) in fresh {
                 self.apply_event(&mut tx, event).await?;
             }
             tx.commit().await?;

@@ -99,6 +99,23 @@ async fn a_redelivered_event_is_applied_once_and_a_failed_one_is_retried() {
 }
 
 #[tokio::test]
+async fn a_batch_is_applied_in_the_order_of_its_keys_and_one_keys_events_in_theirs() {
+    let (_dir, bus, db) = setup().await;
+    // Shows 2, 1, 2, 1: two consumers taking their locks in arrival order could deadlock.
+    let events: Vec<Envelope> = [(2, 1), (1, 1), (2, 2), (1, 2)]
+        .into_iter()
+        .map(|(event_id, reset_at)| Envelope::wrap(&EventReset { event_id, reset_at }, 0, None))
+        .collect();
+    bus.publish(&events.iter().map(message).collect::<Vec<_>>()).await.unwrap();
+    let task = tokio::spawn(consumer(&db, &bus, 0).run());
+    drain(&bus).await;
+    let ids: Vec<String> = applied(&db).await.into_iter().map(|(id, _)| id).collect();
+    let expected: Vec<String> = [1, 3, 0, 2].iter().map(|&i| events[i].id.to_string()).collect();
+    assert_eq!(ids, expected);
+    task.abort();
+}
+
+#[tokio::test]
 async fn uncommitted_deliveries_come_again_to_the_group() {
     let (_dir, bus, _db) = setup().await;
     let e = Envelope::wrap(&EventReset { event_id: 1, reset_at: 0 }, 0, None);
