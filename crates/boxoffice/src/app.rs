@@ -422,6 +422,9 @@ impl Application {
         if let Some(m) = &modules.orders {
             consumers.extend(m.consumers(bus.clone()));
             router = router.merge(order::router(m.clone()));
+            if let Some(listener) = m.listen_for_settlements() {
+                tasks.spawn(listener);
+            }
         }
         if let Some(m) = &modules.payments {
             consumers.extend(m.consumers(bus.clone()));

@@ -33,12 +33,19 @@ fn settled(status: &'static str, created_at: i64) {
 }
 
 impl Saga {
+    /// Notes that `tx` makes the order final: this process's waiters are woken once it
+    /// commits, and other replicas' by a notification (see `Orders::listen_for_settlements`).
+    async fn settle(&self, tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
+        self.settled.lock().expect("settled lock").push(order_id.to_owned());
+        self.orders.db.notify(tx, crate::SETTLED_CHANNEL, order_id).await
+    }
+
     async fn cancel(&self, tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
         if let Some((event_id, created_at)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
             tracing::info!(order_id, reason, "order cancelled");
             metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
             settled("CANCELLED", created_at);
-            self.settled.lock().expect("settled lock").push(order_id.to_owned());
+            self.settle(tx, order_id).await?;
             outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
                 .await?;
         }
@@ -74,7 +81,7 @@ impl Handler for Saga {
                 tracing::info!(order_id = %e.order_id, "order confirmed");
                 metrics::counter!(crate::metrics::CONFIRMED).increment(1);
                 settled("CONFIRMED", created_at);
-                self.settled.lock().expect("settled lock").push(e.order_id.clone());
+                self.settle(tx, &e.order_id).await?;
                 outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
             }
             Ok(())

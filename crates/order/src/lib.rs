@@ -33,6 +33,9 @@ pub use store::MIGRATIONS;
 pub const GROUP: &str = "order";
 pub const CONSUMES: [&str; 3] = [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC];
 
+/// Where the replicas of this module (on PostgreSQL) hear of each other's settled orders.
+const SETTLED_CHANNEL: &str = "boxoffice_order_settled";
+
 /// An order whose seats are pinned, yet to be recorded under its key.
 struct Accepted {
     order_id: String,
@@ -89,6 +92,14 @@ impl Orders {
     /// True when the module's database answers.
     pub async fn ping(&self) -> bool {
         self.db.ping().await
+    }
+
+    /// With replicas on PostgreSQL, a task that wakes this process's waiting requests
+    /// when another replica settles their order, instead of at their next re-read. None
+    /// on SQLite, where this process settles every order.
+    pub fn listen_for_settlements(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let waiters = self.waiters.clone();
+        self.db.listen(SETTLED_CHANNEL, move |order_id| waiters.settled([order_id.to_owned()]))
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {

@@ -2,9 +2,10 @@
 //!
 //! Polling an order every few milliseconds costs a request each time and still answers
 //! late; a waiting request is woken the moment this process's saga commits the order's
-//! final state. An order settled by another replica (distributed mode) is seen by a
-//! re-read, `RECHECK` after the first read and then at doubling intervals up to
-//! `RECHECK_MAX` (a process that settles its own orders rarely needs one).
+//! final state. An order settled by another replica (distributed mode) wakes it through
+//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`); as a notification may be lost
+//! while a listener reconnects, the order is also re-read, `RECHECK` after the first read
+//! and then at doubling intervals up to `RECHECK_MAX`.
 
 use std::collections::HashMap;
 use std::pin::Pin;

@@ -43,6 +43,22 @@ async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Listens on `channel` until the connection fails.
+async fn listen_once(
+    url: &str,
+    channel: &str,
+    deliver: &impl Fn(&str),
+    failures: &mut u32,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(channel).await?;
+    loop {
+        let notification = listener.recv().await?;
+        *failures = 0;
+        deliver(notification.payload());
+    }
+}
+
 async fn migrate(pool: &AnyPool, module: &Migrator, runtime: &Migrator) -> anyhow::Result<()> {
     // Both sets share one `_sqlx_migrations` table, so each must ignore the other's
     // versions (the runtime's are 1–99, a module's 100 and up).
@@ -233,6 +249,8 @@ pub struct Db {
     /// SQLite with full durability: the log's shared fsync.
     wal: Option<Arc<WalSync>>,
     backend: Backend,
+    /// PostgreSQL: the database's URL, for listening to notifications.
+    url: Option<Arc<str>>,
 }
 
 /// A thread with a runtime of its own for one SQLite database's write transactions.
@@ -297,7 +315,7 @@ impl Db {
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
         let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
-        Ok(Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite })
+        Ok(Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite, url: None })
     }
 
     /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
@@ -328,6 +346,7 @@ impl Db {
             writer_thread: None,
             wal: None,
             backend: Backend::Postgres,
+            url: Some(url.into()),
         })
     }
 
@@ -350,6 +369,7 @@ impl Db {
                 writer_thread: None,
                 wal: None,
                 backend: self.backend,
+                url: self.url.clone(),
             },
             None => self.clone(),
         }
@@ -407,6 +427,41 @@ impl Db {
     /// The writer, for one-statement writes outside a transaction.
     pub fn writer(&self) -> &Writer {
         &self.write
+    }
+
+    /// Tells every process listening on `channel` (see `listen`) `payload`, when `tx`
+    /// commits — PostgreSQL's NOTIFY. Nothing on SQLite, where one process is all.
+    pub async fn notify(&self, tx: &mut Tx, channel: &str, payload: &str) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await
+                .context("failed to notify")?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, a task that hands `deliver` the payload of every notification on
+    /// `channel` (see `notify`) until it is dropped, reconnecting when the connection
+    /// drops. Notifications sent while it is away are lost: listeners must not depend
+    /// on them, only be quicker with them.
+    pub fn listen(
+        &self,
+        channel: &'static str,
+        deliver: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let url = self.url.clone()?;
+        Some(async move {
+            let mut failures = 0;
+            loop {
+                let Err(error) = listen_once(&url, channel, &deliver, &mut failures).await;
+                tracing::warn!(channel, %error, "listening for notifications failed; reconnecting");
+                crate::backoff_sleep(failures).await;
+                failures += 1;
+            }
+        })
     }
 
     /// Whether the database can still make commits durable and answers within the

@@ -79,3 +79,44 @@ async fn replicas_publish_each_event_once_and_each_key_in_order() {
         assert_eq!(order, (0..60).collect::<Vec<_>>(), "key {key} out of order");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_reaches_every_listener_when_its_transaction_commits() {
+    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
+        eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
+        return;
+    };
+    let name = format!("bt_notify_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let db = Db::open_postgres(&server, &name, 4, &MIGRATIONS).await.unwrap();
+    // Two replicas listening.
+    let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    let listeners: Vec<_> = (0..2)
+        .map(|replica| {
+            let heard = heard.clone();
+            tokio::spawn(db.listen("bt_channel", move |p| drop(heard.send((replica, p.to_owned())))).unwrap())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tx = db.begin().await.unwrap();
+    db.notify(&mut tx, "bt_channel", "rolled back").await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    db.notify(&mut tx, "bt_channel", "o-1").await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(200), hearing.recv()).await;
+    assert!(early.is_err(), "heard before the commit: {early:?}");
+    tx.commit().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(tokio::time::timeout(Duration::from_secs(5), hearing.recv()).await.unwrap().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, [(0, "o-1".to_owned()), (1, "o-1".to_owned())]);
+    assert!(tokio::time::timeout(Duration::from_millis(200), hearing.recv()).await.is_err());
+    listeners.iter().for_each(|l| l.abort());
+
+    // SQLite has one process: nothing to listen to, nothing sent.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Db::open_sqlite(&dir.path().join("m.db"), Durability::Normal, &MIGRATIONS).await.unwrap();
+    assert!(sqlite.listen("bt_channel", |_| ()).is_none());
+}
