@@ -248,7 +248,6 @@ pub struct Db {
     writer_thread: Option<WriterThread>,
     /// SQLite with full durability: the log's shared fsync.
     wal: Option<Arc<WalSync>>,
-    backend: Backend,
     /// PostgreSQL: the database's URL, for listening to notifications.
     url: Option<Arc<str>>,
 }
@@ -315,7 +314,7 @@ impl Db {
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
         let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
-        Ok(Db { write, read, background: None, writer_thread, wal, backend: Backend::Sqlite, url: None })
+        Ok(Db { write, read, background: None, writer_thread, wal, url: None })
     }
 
     /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
@@ -345,13 +344,15 @@ impl Db {
             background: Some(background),
             writer_thread: None,
             wal: None,
-            backend: Backend::Postgres,
             url: Some(url.into()),
         })
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.write {
+            Writer::Pool(_) => Backend::Postgres,
+            Writer::Sqlite(_) => Backend::Sqlite,
+        }
     }
 
     /// The same database, through the connections kept for the saga's background work
@@ -368,7 +369,6 @@ impl Db {
                 background: None,
                 writer_thread: None,
                 wal: None,
-                backend: self.backend,
                 url: self.url.clone(),
             },
             None => self.clone(),
@@ -432,7 +432,7 @@ impl Db {
     /// Tells every process listening on `channel` (see `listen`) `payload`, when `tx`
     /// commits — PostgreSQL's NOTIFY. Nothing on SQLite, where one process is all.
     pub async fn notify(&self, tx: &mut Tx, channel: &str, payload: &str) -> anyhow::Result<()> {
-        if self.backend == Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(channel)
                 .bind(payload)

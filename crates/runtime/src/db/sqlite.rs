@@ -7,8 +7,9 @@
 //! the single writer and the readers are `rusqlite` connections that run a statement on
 //! the thread that asks — the database's writer thread, for the saga's writes — and hand
 //! back sqlx's own `Any` rows and results, so the modules' queries are the same on
-//! SQLite and PostgreSQL. A statement here takes microseconds (an indexed row or a few;
-//! the page cache is in memory), less than a hand-off to another thread would.
+//! SQLite and PostgreSQL. The modules' statements touch an indexed row or a few, so
+//! running them where they are asked for costs less than a hand-off to another thread
+//! (docs/BENCHMARKS.md, session 5: twice the purchases per second).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -93,8 +94,7 @@ impl std::fmt::Debug for Readers {
 impl Readers {
     pub fn open(path: &Path) -> anyhow::Result<Readers> {
         let readers = Readers(Arc::new(ReadersInner { path: path.to_owned(), idle: Default::default() }));
-        let first = readers.take()?;
-        drop(first);
+        drop(readers.take()?); // fail here, not at the first read, if it cannot be opened
         Ok(readers)
     }
 
