@@ -266,56 +266,64 @@ impl Reservation {
         Ok(rows.iter().map(|r| (r.get("event_id"), r.get("seat_id"), r.get("expires_at"), r.get("order_id"))).collect())
     }
 
-    /// Frees holds past their expiry and pins whose lease lapsed; one batch.
+    /// Frees pins whose lease lapsed and holds past their expiry; one batch.
     pub async fn sweep(&self) -> anyhow::Result<usize> {
         let now = contract::now_millis();
         let mut tx = self.db.begin().await?;
+        // Pins before seats, the order every other step locks them in (PostgreSQL would
+        // otherwise deadlock this sweep with a pin or a payment of the same order).
+        let lapsed_orders: Vec<String> = sqlx::query_scalar(
+            "UPDATE pins SET state = 'LAPSED' WHERE state = 'LEASED' AND order_id IN \
+             (SELECT order_id FROM seats WHERE status = 'HELD' AND expires_at < $1 AND order_id IS NOT NULL LIMIT 2000) \
+             RETURNING order_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to lapse pins")?;
+        let mut lapsed = 0;
+        for order_id in &lapsed_orders {
+            let rows = sqlx::query(
+                "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, \
+                 version = version + 1 WHERE order_id = $1 AND status = 'HELD' RETURNING event_id, seat_id, version",
+            )
+            .bind(order_id)
+            .fetch_all(&mut *tx)
+            .await
+            .context("failed to free a lapsed pin's seats")?;
+            lapsed += rows.len();
+            for (event_id, seats) in by_event(&rows) {
+                let reason = "PIN_LAPSED".into();
+                outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason, order_id: Some(order_id.clone()) })
+                    .await?;
+            }
+        }
         // The outer condition repeats the inner one because PostgreSQL re-checks only the
         // outer one under the row lock: a seat another replica swept, and a buyer held
         // again, in the meantime must not be freed.
-        let rows = sqlx::query(
+        let expired = sqlx::query(
             "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
              WHERE status = 'HELD' AND expires_at < $1 \
              AND (event_id, seat_id) IN (SELECT event_id, seat_id FROM seats WHERE status = 'HELD' AND expires_at < $1 LIMIT 2000) \
-             RETURNING event_id, seat_id, version, order_id",
+             RETURNING event_id, seat_id, version",
         )
         .bind(now)
         .fetch_all(&mut *tx)
         .await
         .context("failed to sweep holds")?;
-        if rows.is_empty() {
+        if lapsed_orders.is_empty() && expired.is_empty() {
             return Ok(0);
         }
-        let (lapsed, expired): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|r| r.get::<Option<String>, _>("order_id").is_some());
         for (event_id, seats) in by_event(&expired) {
             outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "EXPIRED".into(), order_id: None })
                 .await?;
         }
-        let mut orders: BTreeMap<String, Vec<&sqlx::any::AnyRow>> = BTreeMap::new();
-        for r in &lapsed {
-            orders.entry(r.get("order_id")).or_default().push(r);
-        }
-        for (order_id, rows) in orders {
-            sqlx::query("UPDATE pins SET state = 'LAPSED' WHERE order_id = $1 AND state = 'LEASED'")
-                .bind(&order_id)
-                .execute(&mut *tx)
-                .await?;
-            let owned: Vec<sqlx::any::AnyRow> = rows.into_iter().cloned().collect();
-            for (event_id, seats) in by_event(&owned) {
-                outbox::append(
-                    &mut tx,
-                    &SeatsReleased { event_id, seats, reason: "PIN_LAPSED".into(), order_id: Some(order_id.clone()) },
-                )
-                .await?;
-            }
-        }
         tx.commit().await?;
         self.relay.wake();
         metrics::counter!(crate::metrics::HOLD_EXPIRED).increment(expired.len() as u64);
-        metrics::counter!(crate::metrics::PIN_LAPSED).increment(lapsed.len() as u64);
-        let n = expired.len() + lapsed.len();
-        tracing::info!(expired = expired.len(), lapsed = lapsed.len(), "holds swept");
+        metrics::counter!(crate::metrics::PIN_LAPSED).increment(lapsed as u64);
+        let n = expired.len() + lapsed;
+        tracing::info!(expired = expired.len(), lapsed, "holds swept");
         Ok(n)
     }
 }

@@ -99,7 +99,7 @@ impl Tx {
         let Tx { conn, wal } = self;
         match conn {
             Conn::Sqlx(tx) => tx.commit().await,
-            Conn::Sqlite(tx) => tx.commit(),
+            Conn::Sqlite(tx) => tx.commit().await,
         }
         .context("failed to commit")?;
         if let Some(wal) = wal {
@@ -111,7 +111,7 @@ impl Tx {
     pub async fn rollback(self) -> anyhow::Result<()> {
         match self.conn {
             Conn::Sqlx(tx) => tx.rollback().await,
-            Conn::Sqlite(tx) => tx.rollback(),
+            Conn::Sqlite(tx) => tx.rollback().await,
         }
         .context("failed to roll back")
     }

@@ -349,3 +349,54 @@ async fn a_buyer_may_wait_for_the_order_to_settle_in_one_request() {
     assert_eq!(done["status"], "CANCELLED");
     assert_eq!(done["cancelReason"], "PAYMENT_FAILED");
 }
+
+/// A pin whose order is never written lapses: its seats are freed and announced, and the
+/// seat can be held again. On PostgreSQL the sweep takes the pin's row lock before the
+/// seats', like every other step: a transaction that holds the pin and then touches its
+/// seats (as applying `OrderCreated` does) is not made a deadlock victim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
+    use contract::holds::{Holds, PinRequest};
+    let mut args = common::args();
+    args.pin_lease_seconds = 1;
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("lapsing");
+    assert_eq!(buyer.hold(2, &[33]).await.status(), StatusCode::CREATED);
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let reservation = app.modules.reservation.clone().unwrap();
+    let pin = PinRequest { order_id: order_id.clone(), buyer: "user:lapsing".into(), event_id: 2, seat_ids: vec![33] };
+    let pinned = reservation.pin(pin).await.unwrap().expect("the hold is pinned");
+    assert_eq!(pinned.seats.len(), 1);
+
+    if app.store.postgres.is_some() {
+        let db = app.store.connect("reservation").await;
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("SELECT state FROM pins WHERE order_id = $1 FOR UPDATE")
+            .bind(&order_id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        // The lease runs out and the sweeper waits for the pin longer than PostgreSQL's
+        // deadlock_timeout (1 s), so that a cycle would now be broken by aborting us.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        sqlx::query("UPDATE seats SET version = version WHERE order_id = $1")
+            .bind(&order_id)
+            .execute(&mut *tx)
+            .await
+            .expect("the sweep does not hold the seats while it waits for the pin");
+        tx.commit().await.unwrap();
+    }
+
+    app.wait_seat(2, 33, "AVAILABLE").await;
+    let db = app.store.connect("reservation").await;
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1").bind(&order_id).fetch_one(&db).await.unwrap();
+    assert_eq!(state, "LAPSED");
+    let announced: Vec<String> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE envelope LIKE '%PIN_LAPSED%'")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(announced.iter().any(|e| e.contains(&order_id)), "announced as lapsed: {announced:?}");
+    assert_eq!(app.buyer("next").hold(2, &[33]).await.status(), StatusCode::CREATED);
+    app.assert_audit_passes().await;
+}

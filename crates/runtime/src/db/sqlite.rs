@@ -10,6 +10,9 @@
 //! SQLite and PostgreSQL. The modules' statements touch an indexed row or a few, so
 //! running them where they are asked for costs less than a hand-off to another thread
 //! (docs/BENCHMARKS.md, session 5: twice the purchases per second).
+//!
+//! The writer's transactions that are ready at once share one SQLite commit (see
+//! `Transaction::commit`; docs/BENCHMARKS.md, session 6).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -25,14 +28,72 @@ use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::{Any, Either, Error, Execute};
 use sqlx_core::any::{AnyColumn, AnyValueKind};
 use sqlx_core::ext::ustr::UStr;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 /// How long a write waits for the connection before giving up, as sqlx's pool would.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most transactions one SQLite commit carries (see `Transaction::commit`).
+const MAX_GROUP: usize = 128;
 
 /// The one connection that writes to a SQLite database, shared by whoever writes.
 #[derive(Clone)]
-pub struct Writer(Arc<Mutex<Connection>>);
+pub struct Writer(Arc<Mutex<State>>);
+
+/// The writer's connection and the group of transactions it has open.
+struct State {
+    conn: Connection,
+    /// Transactions committed into the open SQLite transaction, waiting for its COMMIT.
+    group: Option<Group>,
+    /// Which group is open, so that a member knows whether its group is still open.
+    groups: u64,
+}
+
+struct Group {
+    id: u64,
+    members: usize,
+    /// The outcome of the group's COMMIT, for every member.
+    done: watch::Sender<Option<Result<(), String>>>,
+}
+
+impl State {
+    /// Commits the open group, if any, and tells its members how that went.
+    fn close_group(&mut self) -> Result<(), Error> {
+        let Some(group) = self.group.take() else { return Ok(()) };
+        let result = if self.conn.is_autocommit() {
+            // An error (a full disk, say) made SQLite roll the whole transaction back.
+            Err("the group's transaction was rolled back by an error before its commit".to_owned())
+        } else {
+            self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        group.done.send_replace(Some(result.clone()));
+        result.map_err(group_failed)
+    }
+
+    /// Undoes the current transaction's part of the group. A group with members waiting
+    /// for its commit is committed now; an empty one is rolled back.
+    fn undo(&mut self) {
+        if self.conn.execute_batch("ROLLBACK TO tx; RELEASE tx").is_err() {
+            let _ = self.close_group();
+            return;
+        }
+        match &self.group {
+            Some(group) if group.members > 0 => {
+                let _ = self.close_group();
+            }
+            _ => {
+                self.group = None;
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+}
+
+fn group_failed(message: String) -> Error {
+    Error::Io(std::io::Error::other(message))
+}
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,18 +118,51 @@ impl Writer {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
              PRAGMA foreign_keys = ON;",
         )?;
-        Ok(Writer(Arc::new(Mutex::new(conn))))
+        Ok(Writer(Arc::new(Mutex::new(State { conn, group: None, groups: 0 }))))
     }
 
-    async fn lock(&self) -> Result<OwnedMutexGuard<Connection>, Error> {
+    async fn lock(&self) -> Result<OwnedMutexGuard<State>, Error> {
         tokio::time::timeout(ACQUIRE_TIMEOUT, self.0.clone().lock_owned()).await.map_err(|_| Error::PoolTimedOut)
     }
 
-    /// Begins a transaction, which holds the connection until it ends.
+    /// Begins a transaction, which holds the connection until it ends: a savepoint in
+    /// the open group's SQLite transaction, or in a new one.
     pub async fn begin(&self) -> Result<Transaction, Error> {
-        let conn = self.lock().await?;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(error)?;
-        Ok(Transaction(Held::Writer(conn)))
+        let mut state = self.lock().await?;
+        if state.group.is_some() && state.conn.is_autocommit() {
+            let _ = state.close_group(); // lost to an error: its members hear so
+        }
+        if state.group.is_none() {
+            state.conn.execute_batch("BEGIN IMMEDIATE").map_err(error)?;
+            state.groups += 1;
+            state.group = Some(Group { id: state.groups, members: 0, done: watch::channel(None).0 });
+        }
+        if let Err(e) = state.conn.execute_batch("SAVEPOINT tx") {
+            state.undo();
+            return Err(error(e));
+        }
+        Ok(Transaction(Some(Held::Writer(state, self.clone()))))
+    }
+}
+
+/// Closes the group of a commit that was dropped while it waited for it, if the writer is
+/// free; otherwise whoever holds the writer closes it or waits to (see `commit`).
+struct CloseIfDropped {
+    writer: Writer,
+    group: u64,
+    armed: bool,
+}
+
+impl Drop for CloseIfDropped {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(mut state) = self.writer.0.try_lock()
+            && state.group.as_ref().is_some_and(|g| g.id == self.group)
+        {
+            let _ = state.close_group();
+        }
     }
 }
 
@@ -111,7 +205,7 @@ impl Readers {
     pub fn begin(&self) -> Result<Transaction, Error> {
         let reader = self.take()?;
         reader.execute_batch("BEGIN").map_err(error)?;
-        Ok(Transaction(Held::Reader(reader)))
+        Ok(Transaction(Some(Held::Reader(reader))))
     }
 }
 
@@ -140,7 +234,7 @@ impl Drop for Reader {
 
 /// The connection a transaction holds: the writer, or a reader for a read transaction.
 enum Held {
-    Writer(OwnedMutexGuard<Connection>),
+    Writer(OwnedMutexGuard<State>, Writer),
     Reader(Reader),
 }
 
@@ -149,29 +243,74 @@ impl std::ops::Deref for Held {
 
     fn deref(&self) -> &Connection {
         match self {
-            Held::Writer(conn) => conn,
+            Held::Writer(state, _) => &state.conn,
             Held::Reader(conn) => conn,
         }
     }
 }
 
 /// A transaction on one connection; dropped without a commit, it rolls back.
-pub struct Transaction(Held);
+pub struct Transaction(Option<Held>);
 
 impl Transaction {
-    pub fn commit(self) -> Result<(), Error> {
-        self.0.execute_batch("COMMIT").map_err(error)
+    fn conn(&self) -> &Connection {
+        self.0.as_ref().expect("a transaction until it ends")
     }
 
-    pub fn rollback(self) -> Result<(), Error> {
-        self.0.execute_batch("ROLLBACK").map_err(error)
+    /// Commits. A write transaction is committed together with the others that are
+    /// ready to run at that moment: its savepoint is released into the group's SQLite
+    /// transaction, the writer is let go for one turn of the scheduler, and then the
+    /// first member back commits the group. A commit is SQLite's costliest step (the
+    /// write-ahead log's frames, its index, the locks); shared, it is paid once.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        match self.0.take().expect("a transaction until it ends") {
+            Held::Reader(reader) => reader.execute_batch("COMMIT").map_err(error),
+            Held::Writer(mut state, writer) => {
+                if let Err(e) = state.conn.execute_batch("RELEASE tx") {
+                    state.undo();
+                    return Err(error(e));
+                }
+                let group = state.group.as_mut().expect("a write transaction is in a group");
+                group.members += 1;
+                if group.members >= MAX_GROUP {
+                    return state.close_group();
+                }
+                let (id, mut done) = (group.id, group.done.subscribe());
+                drop(state);
+                let mut closer = CloseIfDropped { writer: writer.clone(), group: id, armed: true };
+                // Let the transactions ready to run join this one's commit.
+                tokio::task::yield_now().await;
+                let mut state = writer.lock().await?;
+                closer.armed = false;
+                if state.group.as_ref().is_some_and(|g| g.id == id) {
+                    return state.close_group();
+                }
+                drop(state);
+                let outcome = done.wait_for(Option::is_some).await.map_err(|_| group_failed("writer gone".into()))?;
+                outcome.clone().expect("waited for the outcome").map_err(group_failed)
+            }
+        }
+    }
+
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        match self.0.take().expect("a transaction until it ends") {
+            Held::Reader(reader) => reader.execute_batch("ROLLBACK").map_err(error),
+            Held::Writer(mut state, _) => {
+                state.undo();
+                Ok(())
+            }
+        }
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        if !self.0.is_autocommit() {
-            let _ = self.0.execute_batch("ROLLBACK");
+        match self.0.take() {
+            Some(Held::Writer(mut state, _)) => state.undo(),
+            Some(Held::Reader(reader)) if !reader.is_autocommit() => {
+                let _ = reader.execute_batch("ROLLBACK");
+            }
+            _ => {}
         }
     }
 }
@@ -237,11 +376,16 @@ macro_rules! executor {
 }
 
 // One statement outside a transaction, once the writer is free.
-executor!('c, &'c Writer, |writer, query| async move { run(&*writer.lock().await?, query) });
+executor!('c, &'c Writer, |writer, query| async move {
+    let mut state = writer.lock().await?;
+    // Its own commit: the open group's transactions are committed first.
+    let _ = state.close_group();
+    run(&state.conn, query)
+});
 // One read, on any idle reader.
 executor!('c, &'c Readers, |readers, query| std::future::ready(readers.take().and_then(|conn| run(&conn, query))));
 // A statement in the transaction, in place.
-executor!('c, &'c mut Transaction, |tx, query| std::future::ready(run(&tx.0, query)));
+executor!('c, &'c mut Transaction, |tx, query| std::future::ready(run(tx.conn(), query)));
 
 fn unsupported() -> Error {
     Error::Protocol("prepared statements are not kept on the embedded writer; run the query instead".into())
@@ -437,7 +581,7 @@ mod tests {
         assert_eq!(n, 0);
         let mut tx = writer.begin().await.unwrap();
         sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&mut tx).await.unwrap();
-        tx.commit().unwrap();
+        tx.commit().await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&writer).await.unwrap();
         assert_eq!(n, 1);
     }
@@ -465,8 +609,94 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "a write ran inside another's transaction");
-        tx.commit().unwrap();
+        tx.commit().await.unwrap();
         assert_eq!(waiting.await.unwrap().rows_affected(), 1);
+    }
+
+    /// Ten transactions ready at once: one SQLite commit, each sees its row committed
+    /// once its commit returns, and the one that rolls back leaves the others' rows.
+    #[tokio::test]
+    async fn transactions_ready_together_share_one_commit() {
+        let (dir, writer) = writer().await;
+        let readers = Readers::open(&dir.path().join("w.db")).unwrap();
+        let groups_before = writer.0.lock().await.groups;
+        let tasks: Vec<_> = (1..=10_i64)
+            .map(|id| {
+                let (writer, readers) = (writer.clone(), readers.clone());
+                tokio::spawn(async move {
+                    let mut tx = writer.begin().await.unwrap();
+                    sqlx::query("INSERT INTO t (id, name) VALUES ($1, 'x')").bind(id).execute(&mut tx).await.unwrap();
+                    if id == 10 {
+                        return tx.rollback().await.unwrap();
+                    }
+                    tx.commit().await.unwrap();
+                    let seen: Option<i64> = sqlx::query_scalar("SELECT id FROM t WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&readers)
+                        .await
+                        .unwrap();
+                    assert_eq!(seen, Some(id), "committed before its commit returned");
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM t ORDER BY id").fetch_all(&readers).await.unwrap();
+        assert_eq!(ids, (1..=9).collect::<Vec<_>>());
+        let groups = writer.0.lock().await.groups - groups_before;
+        assert!(groups <= 2, "ten transactions ready together took {groups} commits");
+    }
+
+    #[tokio::test]
+    async fn a_commit_dropped_while_it_waits_for_its_group_still_commits() {
+        let (dir, writer) = writer().await;
+        let readers = Readers::open(&dir.path().join("w.db")).unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&mut tx).await.unwrap();
+        let mut commit = Box::pin(tx.commit());
+        // Its first step releases its savepoint into the group and waits a turn.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(commit.as_mut().poll(&mut cx).is_pending());
+        drop(commit);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&readers).await.unwrap();
+        assert_eq!(n, 1, "the group was left open");
+        // The writer is free and begins a group of its own again.
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, name) VALUES (2, 'b')").execute(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&readers).await.unwrap();
+        assert_eq!(n, 2);
+    }
+
+    /// A failed statement undoes only itself; a transaction that rolls back after
+    /// others joined its group leaves theirs.
+    #[tokio::test]
+    async fn a_member_that_fails_leaves_the_group_intact() {
+        let (dir, writer) = writer().await;
+        let readers = Readers::open(&dir.path().join("w.db")).unwrap();
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                let mut tx = writer.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (id, name) VALUES (1, 'a')").execute(&mut tx).await.unwrap();
+                tx.commit().await
+            }
+        });
+        let second = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                let mut tx = writer.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (id, name) VALUES (2, 'b')").execute(&mut tx).await.unwrap();
+                let duplicate = sqlx::query("INSERT INTO t (id, name) VALUES (1, 'c')").execute(&mut tx).await;
+                assert!(duplicate.is_err(), "the first's row is seen in the group");
+                drop(tx);
+            }
+        });
+        second.await.unwrap();
+        first.await.unwrap().unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM t ORDER BY id").fetch_all(&readers).await.unwrap();
+        assert_eq!(ids, vec![1]);
     }
 
     #[tokio::test]
@@ -481,7 +711,7 @@ mod tests {
         // Outside the transaction a reader sees the commit; inside, the snapshot holds.
         assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&readers).await.unwrap(), 2);
         assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&mut snapshot).await.unwrap(), 1);
-        snapshot.commit().unwrap();
+        snapshot.commit().await.unwrap();
         let refused = sqlx::query("DELETE FROM t").execute(&readers).await.unwrap_err();
         assert!(refused.to_string().contains("readonly"), "{refused}");
         assert_eq!(sqlx::query_scalar::<_, i64>(count).fetch_one(&writer).await.unwrap(), 2);
