@@ -44,7 +44,8 @@ struct State {
     conn: Connection,
     /// Transactions committed into the open SQLite transaction, waiting for its COMMIT.
     group: Option<Group>,
-    /// Which group is open, so that a member knows whether its group is still open.
+    /// Groups begun so far: the id of the latest, so that a member can tell whether its
+    /// group is still the open one.
     groups: u64,
 }
 
@@ -76,6 +77,11 @@ impl State {
     /// for its commit is committed now; an empty one is rolled back.
     fn undo(&mut self) {
         if self.conn.execute_batch("ROLLBACK TO tx; RELEASE tx").is_err() {
+            // Its part cannot be undone alone (an error took the whole transaction, or
+            // the savepoint): nothing of the group may commit, and its members hear so.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
             let _ = self.close_group();
             return;
         }
