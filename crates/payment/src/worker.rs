@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use runtime::db::Backend;
 
-use crate::Payments;
+use crate::{PENDING, Payments};
 
 /// Gateway calls in flight at once.
 const CONCURRENCY: usize = 2048;
@@ -61,6 +61,19 @@ enum Then {
     Refund,
     /// The payment had already FAILED: void the charge.
     Void,
+}
+
+/// Leases up to `$3` pending payments, the oldest first, until `$1` (now `$2`).
+pub(crate) fn claim_sql(backend: Backend) -> String {
+    // Several workers (replicas) on PostgreSQL each claim rows no other is claiming.
+    let skip_locked = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    format!(
+        "UPDATE payments SET lease_until = $1, attempts = attempts + 1 \
+         WHERE (lease_until IS NULL OR lease_until < $2) AND payment_id IN \
+         (SELECT payment_id FROM payments WHERE {PENDING} \
+          AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at LIMIT $3{skip_locked}) \
+         RETURNING payment_id, order_id, amount, status, traceparent, created_at, attempts"
+    )
 }
 
 pub(crate) struct Claimed {
@@ -135,22 +148,13 @@ impl Payments {
 
     pub(crate) async fn claim(&self, limit: i64) -> anyhow::Result<Vec<Claimed>> {
         let now = contract::now_millis();
-        // Several workers (replicas) on PostgreSQL each claim rows no other is claiming.
-        let skip_locked = if self.db.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let rows = sqlx::query(&format!(
-            "UPDATE payments SET lease_until = $1, attempts = attempts + 1 \
-             WHERE (lease_until IS NULL OR lease_until < $2) AND payment_id IN \
-             (SELECT payment_id FROM payments WHERE (status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1) \
-              OR (status = 'FAILED' AND void_requested = 1)) \
-              AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at LIMIT $3{skip_locked}) \
-             RETURNING payment_id, order_id, amount, status, traceparent, created_at, attempts",
-        ))
-        .bind(now + self.policy.lease().as_millis() as i64)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(self.db.writer())
-        .await
-        .context("failed to claim payments")?;
+        let rows = sqlx::query(&claim_sql(self.db.backend()))
+            .bind(now + self.policy.lease().as_millis() as i64)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.db.writer())
+            .await
+            .context("failed to claim payments")?;
         Ok(rows
             .iter()
             .map(|r| Claimed {
