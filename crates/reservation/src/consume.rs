@@ -70,22 +70,22 @@ fn versions(rows: &[sqlx::any::AnyRow]) -> Vec<SeatVersion> {
     rows.iter().map(|r| SeatVersion { seat_id: r.get("seat_id"), version: r.get("version") }).collect()
 }
 
-/// Frees the seats matched by `filter` (binding `$1`) and announces it.
-async fn free_seats(
+/// Frees the seats matched by `filter` (binding `$1`) and announces it; returns how many.
+pub(crate) async fn free_seats(
     tx: &mut Tx,
     filter: &str,
     bind: &str,
     event_id: Option<i64>,
     reason: &str,
     order_id: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let sql = format!(
         "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
          WHERE {filter} RETURNING event_id, seat_id, version"
     );
     let rows = sqlx::query(&sql).bind(bind).fetch_all(&mut **tx).await.context("failed to free seats")?;
     let Some(first) = rows.first() else {
-        return Ok(());
+        return Ok(0);
     };
     let event_id = event_id.unwrap_or_else(|| first.get("event_id"));
     for part in versions(&rows).chunks(SEATS_PER_EVENT) {
@@ -97,7 +97,7 @@ async fn free_seats(
         };
         outbox::append(tx, &released).await?;
     }
-    Ok(())
+    Ok(rows.len())
 }
 
 async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
@@ -107,7 +107,8 @@ async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
         .execute(&mut **tx)
         .await?;
     free_seats(tx, "event_id = CAST($1 AS BIGINT) AND status <> 'AVAILABLE'", &id, Some(e.event_id), "RESET", None)
-        .await
+        .await?;
+    Ok(())
 }
 
 async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
@@ -186,5 +187,6 @@ async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {
         "ORDER_CANCELLED",
         Some(&e.order_id),
     )
-    .await
+    .await?;
+    Ok(())
 }

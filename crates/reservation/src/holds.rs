@@ -15,6 +15,7 @@ use runtime::outbox;
 use sqlx::Row;
 
 use crate::Reservation;
+use crate::consume::free_seats;
 
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
@@ -283,20 +284,8 @@ impl Reservation {
         .context("failed to lapse pins")?;
         let mut lapsed = 0;
         for order_id in &lapsed_orders {
-            let rows = sqlx::query(
-                "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, \
-                 version = version + 1 WHERE order_id = $1 AND status = 'HELD' RETURNING event_id, seat_id, version",
-            )
-            .bind(order_id)
-            .fetch_all(&mut *tx)
-            .await
-            .context("failed to free a lapsed pin's seats")?;
-            lapsed += rows.len();
-            for (event_id, seats) in by_event(&rows) {
-                let reason = "PIN_LAPSED".into();
-                outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason, order_id: Some(order_id.clone()) })
-                    .await?;
-            }
+            let filter = "order_id = $1 AND status = 'HELD'";
+            lapsed += free_seats(&mut tx, filter, order_id, None, "PIN_LAPSED", Some(order_id)).await?;
         }
         // The outer condition repeats the inner one because PostgreSQL re-checks only the
         // outer one under the row lock: a seat another replica swept, and a buyer held
