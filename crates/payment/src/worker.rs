@@ -111,16 +111,17 @@ impl Payments {
                     for payment in batch {
                         let permit = slots.clone().acquire_owned().await.expect("semaphore open");
                         let this = self.clone();
-                        let span = tracing::info_span!(
-                            "payment",
-                            otel.name = "payment gateway",
-                            module = "payment",
-                            order_id = %payment.order_id,
-                            trace_id = tracing::field::Empty,
-                            span_id = tracing::field::Empty,
-                        );
                         let parent = payment.traceparent.as_deref().and_then(TraceContext::from_traceparent);
-                        let ctx = TraceContext::start(&span, parent);
+                        let (ctx, span) = TraceContext::start(parent, |ctx| {
+                            tracing::info_span!(
+                                "payment",
+                                otel.name = "payment gateway",
+                                module = "payment",
+                                order_id = %payment.order_id,
+                                trace_id = ctx.trace_id.as_str(),
+                                span_id = ctx.span_id.as_str(),
+                            )
+                        });
                         tokio::spawn(
                             ctx.scope(
                                 async move {

@@ -17,6 +17,14 @@ use sqlx::Row;
 use crate::Reservation;
 use crate::consume::free_seats;
 
+/// A buyer's live holds (for `max_held_per_buyer`).
+pub(crate) const HELD_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status = 'HELD' \
+     AND (expires_at IS NULL OR expires_at >= $2)";
+
+/// A buyer's live holds and bought seats in one show (for `max_seats_per_buyer_per_event`).
+pub(crate) const IN_EVENT_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status IN ('HELD', 'SOLD') \
+     AND event_id = $2 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $3)";
+
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -169,25 +177,22 @@ impl Reservation {
             // One buyer's holds one at a time, as SQLite's single writer does anyway.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(buyer).execute(&mut **tx).await?;
         }
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'HELD' THEN 1 ELSE 0 END), 0) AS held, \
-             COALESCE(SUM(CASE WHEN event_id = $2 THEN 1 ELSE 0 END), 0) AS in_event \
-             FROM seats WHERE holder = $1 AND (status = 'SOLD' OR (status = 'HELD' AND (expires_at IS NULL OR expires_at >= $3)))",
-        )
-        .bind(buyer)
-        .bind(event_id)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await
-        .context("failed to count the buyer's seats")?;
-        let (held, in_event): (i64, i64) = (row.get("held"), row.get("in_event"));
-        if max_held > 0 && held > max_held as i64 {
-            let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
-            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+        // Each count reads one range of `seats_by_holder`: the buyer's live holds, or the
+        // buyer's seats in one show, never every seat the buyer ever bought.
+        if max_held > 0 {
+            let held: i64 = sqlx::query_scalar(HELD_BY_BUYER).bind(buyer).bind(now).fetch_one(&mut **tx).await?;
+            if held > max_held as i64 {
+                let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
+                return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+            }
         }
-        if max_in_event > 0 && in_event > max_in_event as i64 {
-            let message = format!("at most {max_in_event} seats of this show per buyer");
-            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+        if max_in_event > 0 {
+            let in_event: i64 =
+                sqlx::query_scalar(IN_EVENT_BY_BUYER).bind(buyer).bind(event_id).bind(now).fetch_one(&mut **tx).await?;
+            if in_event > max_in_event as i64 {
+                let message = format!("at most {max_in_event} seats of this show per buyer");
+                return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
+            }
         }
         Ok(None)
     }
@@ -408,5 +413,34 @@ impl Reservation {
     /// Why `buyer` could not take the seats, read after the failed write rolled back.
     async fn explain(&self, buyer: &str, event_id: i64, seat_ids: &[i64], now: i64) -> anyhow::Result<PinRefused> {
         why_not(self.db.reader(), buyer, event_id, seat_ids, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runtime::db::{Db, Durability};
+    use sqlx::Row;
+
+    use super::{HELD_BY_BUYER, IN_EVENT_BY_BUYER};
+
+    /// The steps of SQLite's plan for `sql`.
+    async fn plan(db: &Db, sql: &str, args: &[&str]) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let query = args.iter().fold(sqlx::query(&explain), |q, a| q.bind(*a));
+        query.fetch_all(db.reader()).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect()
+    }
+
+    /// Every hold counts the buyer's seats, and a buyer's sold seats keep their holder
+    /// for good: the counts must search the buyer's live holds (or one show's seats) in
+    /// the index, not visit every seat the buyer ever bought.
+    #[tokio::test]
+    async fn the_limits_count_only_the_seats_they_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("r.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap();
+        let held = plan(&db, HELD_BY_BUYER, &["b", "0"]).await;
+        assert!(held.iter().any(|s| s.contains("INDEX seats_by_holder (holder=? AND status=?)")), "{held:?}");
+        let in_event = plan(&db, IN_EVENT_BY_BUYER, &["b", "1", "0"]).await;
+        let wanted = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
+        assert!(in_event.iter().any(|s| s.contains(wanted)), "{in_event:?}");
     }
 }

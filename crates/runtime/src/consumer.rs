@@ -197,17 +197,19 @@ impl Consumer {
     }
 
     async fn apply_event(&self, tx: &mut Tx, envelope: &Envelope) -> anyhow::Result<()> {
-        let span = tracing::info_span!(
-            "consume",
-            otel.name = format!("{} {}", self.group, envelope.kind),
-            module = self.group,
-            topic = self.topic,
-            event_type = %envelope.kind,
-            event_id = %envelope.id,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
-        );
-        let ctx = TraceContext::start(&span, envelope.traceparent.as_deref().and_then(TraceContext::from_traceparent));
+        let parent = envelope.traceparent.as_deref().and_then(TraceContext::from_traceparent);
+        let (ctx, span) = TraceContext::start(parent, |ctx| {
+            tracing::info_span!(
+                "consume",
+                otel.name = format!("{} {}", self.group, envelope.kind),
+                module = self.group,
+                topic = self.topic,
+                event_type = %envelope.kind,
+                event_id = %envelope.id,
+                trace_id = ctx.trace_id.as_str(),
+                span_id = ctx.span_id.as_str(),
+            )
+        });
         ctx.scope(self.handler.apply(tx, envelope)).instrument(span).await?;
         // How long after it happened the event took effect here: the saga's steps.
         let labels =

@@ -352,17 +352,18 @@ pub async fn trace_middleware(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
-    let span = tracing::info_span!(
-        "http",
-        otel.name = format!("{method} {route}"),
-        module = module_of(&route),
-        method = %method,
-        route,
-        status = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    let ctx = TraceContext::start(&span, parent);
+    let (ctx, span) = TraceContext::start(parent, |ctx| {
+        tracing::info_span!(
+            "http",
+            otel.name = format!("{method} {route}"),
+            module = module_of(&route),
+            method = %method,
+            route,
+            status = tracing::field::Empty,
+            trace_id = ctx.trace_id.as_str(),
+            span_id = ctx.span_id.as_str(),
+        )
+    });
     let trace_id = ctx.trace_id.clone();
     let mut response = ctx
         .scope(async move {
@@ -377,7 +378,11 @@ pub async fn trace_middleware(req: Request, next: Next) -> Response {
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16().to_string();
-    span.record("status", status.as_str());
+    if crate::telemetry::otel_enabled() {
+        // For the exported span; no log line follows in this span (recording costs the
+        // JSON log layer a parse of the span's fields).
+        span.record("status", status.as_str());
+    }
     let labels = [("method", method.to_string()), ("route", route), ("status", status)];
     metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(crate::metrics::HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());

@@ -31,9 +31,11 @@ fn is_hex(s: &str, len: usize) -> bool {
         && s.bytes().any(|b| b != b'0')
 }
 
+/// `bytes` (at most 16) random bytes as lowercase hex.
 fn random_hex(bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    let mut hex = format!("{:032x}", rand::rng().random::<u128>());
+    hex.truncate(bytes * 2);
+    hex
 }
 
 impl TraceContext {
@@ -53,16 +55,22 @@ impl TraceContext {
         Some(TraceContext { trace_id: trace.to_owned(), span_id: parent.to_owned() })
     }
 
-    /// Starts `span` as this process's hop of a trace: a child of `parent` (from a
-    /// `traceparent`, a `Trace-Id` header or an event envelope) or a new trace. The
-    /// span's `trace_id` and `span_id` fields are recorded for the logs, and, when spans
-    /// are exported, the exported span takes the same ids. Returns the span's context,
-    /// to run the work in with [`TraceContext::scope`].
-    pub fn start(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+    /// Starts this process's hop of a trace: a child of `parent` (from a `traceparent`, a
+    /// `Trace-Id` header or an event envelope) or a new trace. `make_span` makes the hop's
+    /// span with the context's `trace_id` and `span_id` among its fields: given when the
+    /// span is made, the JSON logs format them once, where recording them later would
+    /// make the log layer parse and rewrite the span's fields. When spans are exported,
+    /// the exported span takes the same ids. Returns the context, to run the work in with
+    /// [`TraceContext::scope`], and the span.
+    pub fn start(
+        parent: Option<TraceContext>,
+        make_span: impl FnOnce(&TraceContext) -> tracing::Span,
+    ) -> (TraceContext, tracing::Span) {
         let mut ctx = match &parent {
             Some(p) => TraceContext { trace_id: p.trace_id.clone(), span_id: random_hex(8) },
             None => TraceContext::new_root(),
         };
+        let span = make_span(&ctx);
         if otel_enabled() {
             if let Some(p) = &parent {
                 let remote = SpanContext::new(
@@ -80,11 +88,11 @@ impl TraceContext {
                     ctx.trace_id = otel.trace_id().to_string();
                 }
                 ctx.span_id = otel.span_id().to_string();
+                span.record("trace_id", ctx.trace_id.as_str());
+                span.record("span_id", ctx.span_id.as_str());
             }
         }
-        span.record("trace_id", ctx.trace_id.as_str());
-        span.record("span_id", ctx.span_id.as_str());
-        ctx
+        (ctx, span)
     }
 
     /// The trace id as 32 hex digits; a client's own non-W3C id is hashed into one.
@@ -148,7 +156,7 @@ mod tests {
     fn continues_a_valid_traceparent() {
         let parent = TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         assert_eq!(parent.span_id, "00f067aa0ba902b7");
-        let ctx = TraceContext::start(&tracing::Span::none(), Some(parent));
+        let (ctx, _) = TraceContext::start(Some(parent), |_| tracing::Span::none());
         assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(ctx.span_id, "00f067aa0ba902b7");
         assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
