@@ -119,10 +119,13 @@ fn open(path: &Path, pragmas: &str) -> rusqlite::Result<Connection> {
 impl Writer {
     pub fn open(path: &Path) -> anyhow::Result<Writer> {
         // Full durability is the group commit's fsync after the commit (see `wal_sync`).
+        // Each transaction of a group is a savepoint, and a savepoint keeps the pages it
+        // changes in a statement journal: in memory (temp_store), not in a temporary file
+        // that a large group spilled to with a write per page.
         let conn = open(
             path,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-             PRAGMA foreign_keys = ON;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
         Ok(Writer(Arc::new(Mutex::new(State { conn, group: None, groups: 0 }))))
     }
