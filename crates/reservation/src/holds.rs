@@ -180,15 +180,25 @@ impl Reservation {
         // Each count reads one range of `seats_by_holder`: the buyer's live holds, or the
         // buyer's seats in one show, never every seat the buyer ever bought.
         if max_held > 0 {
-            let held: i64 = sqlx::query_scalar(HELD_BY_BUYER).bind(buyer).bind(now).fetch_one(&mut **tx).await?;
+            let held: i64 = sqlx::query_scalar(HELD_BY_BUYER)
+                .bind(buyer)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .context("failed to count the buyer's holds")?;
             if held > max_held as i64 {
                 let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
                 return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
             }
         }
         if max_in_event > 0 {
-            let in_event: i64 =
-                sqlx::query_scalar(IN_EVENT_BY_BUYER).bind(buyer).bind(event_id).bind(now).fetch_one(&mut **tx).await?;
+            let in_event: i64 = sqlx::query_scalar(IN_EVENT_BY_BUYER)
+                .bind(buyer)
+                .bind(event_id)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .context("failed to count the buyer's seats in the show")?;
             if in_event > max_in_event as i64 {
                 let message = format!("at most {max_in_event} seats of this show per buyer");
                 return Ok(Some(refused(ErrorCode::ValidationFailed, message)));

@@ -362,6 +362,8 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
     let app = spawn_with(args).await;
     let buyer = app.buyer("lapsing");
     assert_eq!(buyer.hold(2, &[33]).await.status(), StatusCode::CREATED);
+    // The seat map has the hold before the lapse is awaited on it below.
+    app.wait_seat(2, 33, "HELD").await;
     let order_id = uuid::Uuid::now_v7().to_string();
     let reservation = app.modules.reservation.clone().unwrap();
     let pin = PinRequest { order_id: order_id.clone(), buyer: "user:lapsing".into(), event_id: 2, seat_ids: vec![33] };
