@@ -425,14 +425,24 @@ fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Result<Vec<Ei
         })?;
         statement.raw_bind_parameter(index, ToSqlOutput::Borrowed(bind(value)?)).map_err(error)?;
     }
-    let columns: Vec<UStr> = statement.column_names().into_iter().map(UStr::new).collect();
-    let names: Arc<sqlx_core::HashMap<UStr, usize>> =
-        Arc::new(columns.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect());
     let read_only = statement.readonly();
     let mut results = Vec::new();
     let mut rows = statement.raw_query();
+    let mut named: Option<(Vec<UStr>, Arc<sqlx_core::HashMap<UStr, usize>>)> = None;
     while let Some(row) = rows.next().map_err(error)? {
-        let mut out = AnyRow { column_names: names.clone(), columns: Vec::new(), values: Vec::new() };
+        // The columns as the first step left the statement: a step recompiles a statement
+        // whose tables changed since it was prepared (a `SELECT *` after a migration).
+        // Named once per statement that returns rows, not for every write.
+        let (columns, names) = named.get_or_insert_with(|| {
+            let columns: Vec<UStr> = row.as_ref().column_names().into_iter().map(UStr::new).collect();
+            let names = Arc::new(columns.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect());
+            (columns, names)
+        });
+        let mut out = AnyRow {
+            column_names: names.clone(),
+            columns: Vec::with_capacity(columns.len()),
+            values: Vec::with_capacity(columns.len()),
+        };
         for (ordinal, name) in columns.iter().enumerate() {
             let kind = value(row.get_ref(ordinal).map_err(error)?)?;
             let type_info = AnyTypeInfo { kind: kind_of(&kind) };
@@ -550,6 +560,21 @@ mod tests {
             .await
             .unwrap();
         (dir, writer)
+    }
+
+    /// A prepared statement is kept by its text; a `SELECT *` whose table gained a column
+    /// since (a migration) is read with the new column.
+    #[tokio::test]
+    async fn a_kept_statement_reads_the_columns_of_a_changed_table() {
+        let (_dir, writer) = writer().await;
+        sqlx::query("INSERT INTO t (id, name) VALUES ($1, $2)").bind(1_i64).bind("a").execute(&writer).await.unwrap();
+        let before = sqlx::query("SELECT * FROM t").fetch_one(&writer).await.unwrap();
+        assert_eq!(before.columns().len(), 4);
+        sqlx::query("ALTER TABLE t ADD COLUMN extra TEXT NOT NULL DEFAULT 'x'").execute(&writer).await.unwrap();
+        let after = sqlx::query("SELECT * FROM t").fetch_one(&writer).await.unwrap();
+        assert_eq!(after.columns().len(), 5);
+        assert_eq!(after.get::<String, _>("extra"), "x");
+        assert_eq!(after.get::<String, _>("name"), "a");
     }
 
     #[tokio::test]
