@@ -166,8 +166,11 @@ pub async fn stuck(db: &Reader, before: i64) -> anyhow::Result<i64> {
         .await?)
 }
 
+/// Read from `orders_confirmed_unpaid`, which holds these orders alone.
+pub(crate) const CONFIRMED_UNPAID: &str = "SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0";
+
 pub async fn confirmed_unpaid(db: &Reader) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0").fetch_one(db).await?)
+    Ok(sqlx::query_scalar(CONFIRMED_UNPAID).fetch_one(db).await?)
 }
 
 /// Orders per show and state: `[{ eventId, created, confirmed, cancelled }]`.
@@ -210,4 +213,27 @@ pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
             }))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use runtime::db::{Db, Durability};
+    use sqlx::Row;
+
+    /// The consistency check runs every few seconds for as long as the process runs: it
+    /// reads the index of confirmed, unpaid orders alone, not every confirmed order.
+    #[tokio::test]
+    async fn the_unpaid_check_reads_only_violations() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("o.db"), Durability::Normal, &super::MIGRATIONS).await.unwrap();
+        let explain = format!("EXPLAIN QUERY PLAN {}", super::CONFIRMED_UNPAID);
+        let steps: Vec<String> = sqlx::query(&explain)
+            .fetch_all(db.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        assert!(steps.iter().any(|s| s.contains("orders_confirmed_unpaid")), "{steps:?}");
+    }
 }

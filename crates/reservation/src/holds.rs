@@ -453,4 +453,19 @@ mod tests {
         let wanted = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
         assert!(in_event.iter().any(|s| s.contains(wanted)), "{in_event:?}");
     }
+
+    /// The consistency checks run every few seconds for as long as the process runs:
+    /// those that count violating seats read an index of such seats alone.
+    #[tokio::test]
+    async fn the_seat_checks_read_only_violations() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("r.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap();
+        for (sql, index) in [
+            (crate::SOLD_WITHOUT_ORDER, "seats_sold_without_order"),
+            (crate::HELD_WITHOUT_HOLDER, "seats_held_without_holder"),
+        ] {
+            let steps = plan(&db, sql, &[]).await;
+            assert!(steps.iter().any(|s| s.contains(index)), "{sql}: {steps:?}");
+        }
+    }
 }

@@ -32,6 +32,11 @@ pub const CONSUMES: [&str; 3] = [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
+/// Consistency checks read from indexes that hold only the seats they count
+/// (`seats_sold_without_order`, `seats_held_without_holder`), not from every seat.
+pub(crate) const SOLD_WITHOUT_ORDER: &str = "SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL";
+pub(crate) const HELD_WITHOUT_HOLDER: &str = "SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL";
+
 /// The rules of holding seats.
 #[derive(Debug, Clone)]
 pub struct HoldPolicy {
@@ -128,16 +133,8 @@ impl Reservation {
         let r = self.db.reader();
         let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(r).await };
         Ok(vec![
-            Check::count(
-                "sold_seats_have_an_order",
-                count("SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL").await?,
-                "SOLD seats without an order",
-            ),
-            Check::count(
-                "held_seats_have_a_holder",
-                count("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL").await?,
-                "HELD seats without a holder",
-            ),
+            Check::count("sold_seats_have_an_order", count(SOLD_WITHOUT_ORDER).await?, "SOLD seats without an order"),
+            Check::count("held_seats_have_a_holder", count(HELD_WITHOUT_HOLDER).await?, "HELD seats without a holder"),
             Check::count(
                 "sold_seats_match_their_pin",
                 count(
