@@ -218,7 +218,6 @@ pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
 #[cfg(test)]
 mod tests {
     use runtime::db::{Db, Durability};
-    use sqlx::Row;
 
     /// The consistency check runs every few seconds for as long as the process runs: it
     /// reads the index of confirmed, unpaid orders alone, not every confirmed order.
@@ -226,14 +225,7 @@ mod tests {
     async fn the_unpaid_check_reads_only_violations() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open_sqlite(&dir.path().join("o.db"), Durability::Normal, &super::MIGRATIONS).await.unwrap();
-        let explain = format!("EXPLAIN QUERY PLAN {}", super::CONFIRMED_UNPAID);
-        let steps: Vec<String> = sqlx::query(&explain)
-            .fetch_all(db.reader())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect();
+        let steps = db.sqlite_plan(super::CONFIRMED_UNPAID).await.unwrap();
         assert!(steps.iter().any(|s| s.contains("orders_confirmed_unpaid")), "{steps:?}");
     }
 }

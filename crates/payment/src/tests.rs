@@ -240,22 +240,16 @@ async fn an_approval_after_the_payment_failed_is_voided_and_a_duplicate_answer_c
     assert_eq!(f.events().await, ["PaymentFailed:GATEWAY_TIMEOUT", "PaymentSucceeded"]);
 }
 
-/// The steps of SQLite's plan for `sql`, its arguments bound as `args`.
-async fn plan(f: &Fixture, sql: &str, args: &[i64]) -> Vec<String> {
-    let explain = format!("EXPLAIN QUERY PLAN {sql}");
-    let query = args.iter().fold(sqlx::query(&explain), |q, a| q.bind(*a));
-    query.fetch_all(f.payments.db.reader()).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect()
-}
-
 /// Claiming runs every time a worker is free, and the table keeps every payment ever
 /// made: SQLite must search the pending payments' index, in its order, not scan and sort
 /// the table.
 #[tokio::test]
 async fn claiming_searches_the_pending_index_instead_of_scanning_every_payment() {
     let f = fixture(Scripted::new(&[], Step::Approve), policy(1_000, 10_000)).await;
-    let claim = plan(&f, &crate::worker::claim_sql(runtime::db::Backend::Sqlite), &[1, 0, 10]).await;
+    let claim = f.payments.db.sqlite_plan(&crate::worker::claim_sql(runtime::db::Backend::Sqlite)).await.unwrap();
     assert!(claim.iter().any(|step| step.contains("USING INDEX payments_pending")), "{claim:?}");
     assert!(!claim.iter().any(|step| step == "SCAN payments" || step.contains("TEMP B-TREE")), "{claim:?}");
-    let count = plan(&f, &format!("SELECT COUNT(*) FROM payments WHERE {}", crate::PENDING), &[]).await;
+    let count =
+        f.payments.db.sqlite_plan(&format!("SELECT COUNT(*) FROM payments WHERE {}", crate::PENDING)).await.unwrap();
     assert!(count.iter().any(|step| step.contains("payments_pending")), "{count:?}");
 }

@@ -429,16 +429,8 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use runtime::db::{Db, Durability};
-    use sqlx::Row;
 
     use super::{HELD_BY_BUYER, IN_EVENT_BY_BUYER};
-
-    /// The steps of SQLite's plan for `sql`.
-    async fn plan(db: &Db, sql: &str, args: &[&str]) -> Vec<String> {
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let query = args.iter().fold(sqlx::query(&explain), |q, a| q.bind(*a));
-        query.fetch_all(db.reader()).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect()
-    }
 
     /// Every hold counts the buyer's seats, and a buyer's sold seats keep their holder
     /// for good: the counts must search the buyer's live holds (or one show's seats) in
@@ -447,9 +439,9 @@ mod tests {
     async fn the_limits_count_only_the_seats_they_limit() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open_sqlite(&dir.path().join("r.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap();
-        let held = plan(&db, HELD_BY_BUYER, &["b", "0"]).await;
+        let held = db.sqlite_plan(HELD_BY_BUYER).await.unwrap();
         assert!(held.iter().any(|s| s.contains("INDEX seats_by_holder (holder=? AND status=?)")), "{held:?}");
-        let in_event = plan(&db, IN_EVENT_BY_BUYER, &["b", "1", "0"]).await;
+        let in_event = db.sqlite_plan(IN_EVENT_BY_BUYER).await.unwrap();
         let wanted = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
         assert!(in_event.iter().any(|s| s.contains(wanted)), "{in_event:?}");
     }
@@ -464,7 +456,7 @@ mod tests {
             (crate::SOLD_WITHOUT_ORDER, "seats_sold_without_order"),
             (crate::HELD_WITHOUT_HOLDER, "seats_held_without_holder"),
         ] {
-            let steps = plan(&db, sql, &[]).await;
+            let steps = db.sqlite_plan(sql).await.unwrap();
             assert!(steps.iter().any(|s| s.contains(index)), "{sql}: {steps:?}");
         }
     }

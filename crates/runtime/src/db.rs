@@ -419,6 +419,18 @@ impl Db {
         }
     }
 
+    /// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`, its `$N` parameters
+    /// NULL), for tests that pin down which index a statement searches.
+    pub async fn sqlite_plan(&self, sql: &str) -> anyhow::Result<Vec<String>> {
+        use sqlx::Row;
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let digits = |s: &str| s.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<usize>().ok());
+        let parameters = sql.split('$').skip(1).filter_map(digits).max().unwrap_or(0);
+        let query = (0..parameters).fold(sqlx::query(&explain), |q, _| q.bind(None::<i64>));
+        let rows = query.fetch_all(self.reader()).await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>("detail")).collect())
+    }
+
     /// Where reads go, which never wait for the writer.
     pub fn reader(&self) -> &Reader {
         &self.read

@@ -407,6 +407,9 @@ fn first_row(results: Vec<Either<AnyQueryResult, AnyRow>>) -> Option<AnyRow> {
     results.into_iter().find_map(|r| r.right())
 }
 
+/// A result's column names, in order and by name.
+type Columns = (Vec<UStr>, Arc<sqlx_core::HashMap<UStr, usize>>);
+
 /// Runs one statement: binds sqlx's arguments (`$N` by number, `?` in order), steps it
 /// to the end, and returns its rows and then its result, as sqlx's SQLite driver does.
 fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, Error> {
@@ -428,7 +431,7 @@ fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Result<Vec<Ei
     let read_only = statement.readonly();
     let mut results = Vec::new();
     let mut rows = statement.raw_query();
-    let mut named: Option<(Vec<UStr>, Arc<sqlx_core::HashMap<UStr, usize>>)> = None;
+    let mut named: Option<Columns> = None;
     while let Some(row) = rows.next().map_err(error)? {
         // The columns as the first step left the statement: a step recompiles a statement
         // whose tables changed since it was prepared (a `SELECT *` after a migration).
