@@ -127,6 +127,34 @@ async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
 }
 
 async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
+    // The usual case in one statement: the pin is live and every one of its seats is still
+    // held for it, so it is sold. Like the long way, it takes the pin's row first.
+    let sold_at_once = sqlx::query(
+        "UPDATE pins SET state = 'SOLD' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED') \
+         AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') \
+         RETURNING event_id, seat_count",
+    )
+    .bind(&e.order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(pin) = sold_at_once {
+        let rows = sell_seats(tx, &e.order_id).await?;
+        let pinned: i64 = pin.get("seat_count");
+        anyhow::ensure!(rows.len() as i64 == pinned, "order {} lost seats while it sold", e.order_id);
+        return seats_sold(tx, pin.get("event_id"), e.order_id, &rows).await;
+    }
+    let Some(event_id) = pin_the_long_way(tx, &e).await? else {
+        return Ok(());
+    };
+    let rows = sell_seats(tx, &e.order_id).await?;
+    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1").bind(&e.order_id).execute(&mut **tx).await?;
+    seats_sold(tx, event_id, e.order_id, &rows).await
+}
+
+/// A paid order whose pin was not sold at once: a seat lost, the pin gone or already
+/// sold, or a pin made before `seat_count`. Returns the show to sell the seats of, or
+/// `None` when there is nothing to sell (the failure, if any, is announced).
+async fn pin_the_long_way(tx: &mut Tx, e: &PaymentSucceeded) -> anyhow::Result<Option<i64>> {
     // The pin and how many of its seats are still held for it, in one round trip. The
     // pin's row is locked first, as every other step on an order (its creation, its
     // cancellation) takes the pin before the seats: taken the other way round here, this
@@ -140,13 +168,14 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
     .await?
     else {
         tracing::error!(order_id = %e.order_id, "payment for an order that pinned nothing here");
-        return outbox::append(tx, &SeatsSaleFailed { event_id: 0, order_id: e.order_id, reason: "NO_PIN".into() })
-            .await;
+        let failed = SeatsSaleFailed { event_id: 0, order_id: e.order_id.clone(), reason: "NO_PIN".into() };
+        outbox::append(tx, &failed).await?;
+        return Ok(None);
     };
     let event_id: i64 = pin.get("event_id");
     let state: String = pin.get("state");
     if state == "SOLD" {
-        return Ok(());
+        return Ok(None);
     }
     let wanted: Vec<i64> = serde_json::from_str(&pin.get::<String, _>("seat_ids"))?;
     let still_pinned: i64 = pin.get("still_pinned");
@@ -159,19 +188,29 @@ async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<(
         tracing::warn!(order_id = %e.order_id, state, still_pinned, "paid order lost its seats");
         let reason = if holdable { "SEATS_LOST" } else { "HOLDS_GONE" };
         metrics::counter!(crate::metrics::CONFIRM_FAILED).increment(1);
-        return outbox::append(tx, &SeatsSaleFailed { event_id, order_id: e.order_id, reason: reason.into() }).await;
+        let failed = SeatsSaleFailed { event_id, order_id: e.order_id.clone(), reason: reason.into() };
+        outbox::append(tx, &failed).await?;
+        return Ok(None);
     }
-    let rows = sqlx::query(
+    Ok(Some(event_id))
+}
+
+/// Announces the order's seats sold.
+async fn seats_sold(tx: &mut Tx, event_id: i64, order_id: String, rows: &[sqlx::any::AnyRow]) -> anyhow::Result<()> {
+    metrics::counter!(crate::metrics::CONFIRM_SUCCESS).increment(1);
+    outbox::append(tx, &SeatsSold { event_id, order_id, seats: versions(rows) }).await
+}
+
+/// Marks the order's held seats SOLD; returns them with their new versions.
+async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
+    sqlx::query(
         "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 WHERE order_id = $1 AND status = 'HELD' \
          RETURNING event_id, seat_id, version",
     )
-    .bind(&e.order_id)
+    .bind(order_id)
     .fetch_all(&mut **tx)
     .await
-    .context("failed to sell seats")?;
-    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1").bind(&e.order_id).execute(&mut **tx).await?;
-    metrics::counter!(crate::metrics::CONFIRM_SUCCESS).increment(1);
-    outbox::append(tx, &SeatsSold { event_id, order_id: e.order_id, seats: versions(&rows) }).await
+    .context("failed to sell seats")
 }
 
 async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {

@@ -369,15 +369,19 @@ impl Reservation {
             tx.rollback().await?;
             return self.pinned_before(&req, &wanted, &seat_ids, now).await;
         }
-        sqlx::query("INSERT INTO pins (order_id, event_id, buyer, seat_ids, state, created_at) VALUES ($1, $2, $3, $4, 'LEASED', $5)")
-            .bind(&req.order_id)
-            .bind(req.event_id)
-            .bind(&req.buyer)
-            .bind(&wanted)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .context("failed to record pin")?;
+        sqlx::query(
+            "INSERT INTO pins (order_id, event_id, buyer, seat_ids, seat_count, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'LEASED', $6)",
+        )
+        .bind(&req.order_id)
+        .bind(req.event_id)
+        .bind(&req.buyer)
+        .bind(&wanted)
+        .bind(seat_ids.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("failed to record pin")?;
         tx.commit().await?;
         pinned.sort_unstable();
         Ok(Ok(Pinned { seats: pinned.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))

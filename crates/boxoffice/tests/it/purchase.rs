@@ -267,6 +267,32 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
     assert_eq!(buyer.final_order(&buyer.buy(id, &[1]).await).await["status"], "CONFIRMED");
 }
 
+/// A pin made before pins kept their seat count (a database from an earlier version) is
+/// sold the long way, seat by seat, once its order is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_without_a_seat_count_is_still_sold() {
+    let mut args = common::args();
+    args.payment_latency_ms = (1000, 1000);
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("upgraded");
+    let order_id = buyer.buy(1, &[78, 79]).await;
+    let db = app.store.connect("reservation").await;
+    let forgotten = sqlx::query("UPDATE pins SET seat_count = NULL WHERE order_id = $1 AND state <> 'SOLD'")
+        .bind(&order_id)
+        .execute(&db)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(forgotten, 1, "the pin is not sold while the payment is at the gateway");
+    assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1").bind(&order_id).fetch_one(&db).await.unwrap();
+    assert_eq!(state, "SOLD");
+    app.wait_seat(1, 78, "SOLD").await;
+    app.wait_seat(1, 79, "SOLD").await;
+    app.assert_audit_passes().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled() {
     let mut args = common::args();
