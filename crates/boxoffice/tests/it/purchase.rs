@@ -268,7 +268,7 @@ async fn an_operator_creates_and_resets_an_event_and_its_buyers_are_refunded() {
 }
 
 /// A pin made before pins kept their seat count (a database from an earlier version) is
-/// sold the long way, seat by seat, once its order is paid.
+/// sold the long way (its pin read and checked, then marked SOLD) once its order is paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pin_without_a_seat_count_is_still_sold() {
     let mut args = common::args();
