@@ -43,8 +43,9 @@ pub const GROUP: &str = "payment";
 pub const CONSUMES: [&str; 1] = [ORDER_TOPIC];
 
 /// The payments with a gateway call still to make: to charge, to refund, to void. The
-/// first term repeats the `payments_pending` index's condition word for word, so that
-/// SQLite searches that partial index instead of scanning every payment ever made.
+/// first term repeats the `payments_pending` index's condition: SQLite cannot prove that
+/// the second (an OR of conjunctions) implies it, and would scan every payment ever made
+/// instead of searching that partial index.
 const PENDING: &str = "(status = 'REQUESTED' OR cancel_requested = 1 OR void_requested = 1) \
     AND (status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1) OR (status = 'FAILED' AND void_requested = 1))";
 
