@@ -18,7 +18,7 @@ use reservation::{HoldPolicy, Reservation};
 use runtime::bus::Bus;
 use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::kafka::KafkaBus;
-use runtime::db::{Db, Durability};
+use runtime::db::{Backend, Db, Durability};
 use runtime::http::Auth;
 use runtime::limits::{RateLimitConfig, RateLimits};
 use runtime::outbox::Relay;
@@ -239,16 +239,44 @@ fn durability(args: &ServeArgs) -> Durability {
     }
 }
 
-/// The bus between the modules: Kafka with `--kafka`, else the log in DATA_DIR/bus.db.
-async fn open_bus(args: &ServeArgs) -> anyhow::Result<Arc<dyn Bus>> {
+/// The bus between the modules: Kafka with `--kafka`, else the embedded one, with its
+/// offsets in DATA_DIR/bus.db (returned a second time, for `open_module`).
+async fn open_bus(args: &ServeArgs) -> anyhow::Result<(Arc<dyn Bus>, Option<EmbeddedBus>)> {
     Ok(match &args.kafka {
         Some(brokers) => {
             let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
             let bus = KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?;
-            Arc::new(bus.with_fetch_wait(Duration::from_millis(args.kafka_fetch_wait_ms.max(1))))
+            (Arc::new(bus.with_fetch_wait(Duration::from_millis(args.kafka_fetch_wait_ms.max(1)))), None)
         }
-        None => Arc::new(EmbeddedBus::open(&data_dir(args)?.join("bus.db"), durability(args)).await?),
+        None => {
+            let bus = EmbeddedBus::open(&data_dir(args)?.join("bus.db"), durability(args)).await?;
+            (Arc::new(bus.clone()), Some(bus))
+        }
     })
+}
+
+/// Opens a module's database, which produces `topic`; on the embedded bus, a SQLite
+/// outbox becomes the topic's log (`EmbeddedBus::read_outbox`).
+async fn open_module(
+    args: &ServeArgs,
+    embedded: Option<&EmbeddedBus>,
+    (name, migrations, topic): (&'static str, &runtime::db::Migrations, &str),
+) -> anyhow::Result<Db> {
+    let db = open_database(args, name, migrations).await?;
+    match embedded {
+        Some(bus) if db.backend() == Backend::Sqlite => bus.read_outbox(name, topic, db).await,
+        _ => Ok(db),
+    }
+}
+
+/// Each module's database and the topic it produces.
+fn databases() -> [(Module, (&'static str, &'static runtime::db::Migrations, &'static str)); 4] {
+    [
+        (Module::Catalog, ("catalog", &catalog::MIGRATIONS, CATALOG_TOPIC)),
+        (Module::Reservation, ("reservation", &reservation::MIGRATIONS, RESERVATION_TOPIC)),
+        (Module::Order, ("order", &order::MIGRATIONS, ORDER_TOPIC)),
+        (Module::Payment, ("payment", &payment::MIGRATIONS, PAYMENT_TOPIC)),
+    ]
 }
 
 /// Each module's consumer group and the topics it reads.
@@ -262,7 +290,13 @@ const SUBSCRIPTIONS: [(Module, &str, &[&str]); 4] = [
 /// `boxoffice replay`: rewinds the chosen modules' consumer groups; returns each group,
 /// topic and how many messages it will read again.
 pub async fn replay(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, &'static str, i64)>> {
-    let bus = open_bus(args).await?;
+    let (bus, embedded) = open_bus(args).await?;
+    if let Some(embedded) = &embedded {
+        // Which topics are read from an outbox, and where their offsets are.
+        for (_, database) in databases() {
+            open_module(args, Some(embedded), database).await?;
+        }
+    }
     let mut done = Vec::new();
     for (module, group, topics) in SUBSCRIPTIONS {
         if args.module.is_none_or(|only| only == module) {
@@ -277,14 +311,8 @@ pub async fn replay(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, &'sta
 /// `boxoffice migrate`: brings the databases of the chosen modules (all without
 /// `--module`) up to date and returns their names.
 pub async fn migrate(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
-    let wanted = [
-        (Module::Catalog, "catalog", &catalog::MIGRATIONS),
-        (Module::Reservation, "reservation", &reservation::MIGRATIONS),
-        (Module::Order, "order", &order::MIGRATIONS),
-        (Module::Payment, "payment", &payment::MIGRATIONS),
-    ];
     let mut done = Vec::new();
-    for (module, name, migrations) in wanted {
+    for (module, (name, migrations, _)) in databases() {
         if args.module.is_none_or(|only| only == module) {
             open_database(args, name, migrations).await?;
             done.push(match &args.postgres {
@@ -324,8 +352,9 @@ impl Application {
             tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
         }
 
-        let bus = open_bus(&args).await?;
-        let open = |name: &'static str, migrations| open_database(&args, name, migrations);
+        let (bus, embedded) = open_bus(&args).await?;
+        let [catalog_db, reservation_db, order_db, payment_db] = databases().map(|(_, database)| database);
+        let open = |database| open_module(&args, embedded.as_ref(), database);
         let policy = HoldPolicy {
             min_secs: args.hold_seconds.0 as i64,
             max_secs: args.hold_seconds.1 as i64,
@@ -352,11 +381,11 @@ impl Application {
             "--module needs --kafka: modules in separate processes talk through Kafka"
         );
         let catalog = match runs(Module::Catalog) {
-            true => Some(Catalog::new(open("catalog", &catalog::MIGRATIONS).await?, bus.clone())),
+            true => Some(Catalog::new(open(catalog_db).await?, bus.clone())),
             false => None,
         };
         let reservation = match runs(Module::Reservation) {
-            true => Some(Reservation::new(open("reservation", &reservation::MIGRATIONS).await?, bus.clone(), policy)),
+            true => Some(Reservation::new(open(reservation_db).await?, bus.clone(), policy)),
             false => None,
         };
         let orders = match runs(Module::Order) {
@@ -369,17 +398,14 @@ impl Application {
                         anyhow::bail!("the order module needs --reservation-url when reservation runs elsewhere")
                     }
                 };
-                let db = open("order", &order::MIGRATIONS).await?;
+                let db = open(order_db).await?;
                 let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
                 Some(Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl))
             }
             false => None,
         };
         let payments = match runs(Module::Payment) {
-            true => Some(
-                Payments::new(open("payment", &payment::MIGRATIONS).await?, bus.clone(), gateway)
-                    .with_policy(gateway_policy),
-            ),
+            true => Some(Payments::new(open(payment_db).await?, bus.clone(), gateway).with_policy(gateway_policy)),
             false => None,
         };
         let mut modules =

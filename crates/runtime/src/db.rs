@@ -12,6 +12,7 @@ use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 /// Creates the database unless it exists (several replicas may race to do it).
@@ -83,6 +84,9 @@ use wal_sync::WalSync;
 pub struct Tx {
     conn: Conn,
     wal: Option<Arc<WalSync>>,
+    /// Where this database's outbox is the embedded bus's log (see `Db::outbox_as_log`),
+    /// its durable end, and the last outbox row this transaction added.
+    pub(crate) outbox_log: Option<(Arc<watch::Sender<i64>>, i64)>,
 }
 
 /// A write transaction's connection: sqlx's on PostgreSQL, the embedded writer on SQLite
@@ -96,7 +100,7 @@ pub enum Conn {
 impl Tx {
     /// Commits; returns once the commit is as durable as the database was opened for.
     pub async fn commit(self) -> anyhow::Result<()> {
-        let Tx { conn, wal } = self;
+        let Tx { conn, wal, outbox_log } = self;
         match conn {
             Conn::Sqlx(tx) => tx.commit().await,
             Conn::Sqlite(tx) => tx.commit().await,
@@ -104,6 +108,16 @@ impl Tx {
         .context("failed to commit")?;
         if let Some(wal) = wal {
             wal.durable().await?;
+        }
+        if let Some((log, last)) = outbox_log {
+            // The outbox rows are as durable as the database was opened for: readers of
+            // the log may have them now, and not before — a consumer must not act on an
+            // event a power cut could still take back.
+            log.send_if_modified(|durable| {
+                let grew = last > *durable;
+                *durable = (*durable).max(last);
+                grew
+            });
         }
         Ok(())
     }
@@ -207,7 +221,7 @@ impl Reader {
             Reader::Pool(pool) => Conn::Sqlx(pool.begin().await.context("failed to begin a transaction")?),
             Reader::Sqlite(readers) => Conn::Sqlite(readers.begin().context("failed to begin a transaction")?),
         };
-        Ok(Tx { conn, wal: None })
+        Ok(Tx { conn, wal: None, outbox_log: None })
     }
 }
 
@@ -250,6 +264,10 @@ pub struct Db {
     wal: Option<Arc<WalSync>>,
     /// PostgreSQL: the database's URL, for listening to notifications.
     url: Option<Arc<str>>,
+    /// SQLite with the embedded bus: the outbox is the log its consumers read, and this
+    /// is the `seq` of its last durable row, which they may read up to and wait on (see
+    /// `Db::outbox_as_log`).
+    outbox_log: Option<Arc<watch::Sender<i64>>>,
 }
 
 /// A thread with a runtime of its own for one SQLite database's write transactions.
@@ -314,7 +332,7 @@ impl Db {
         let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let writer_thread = Some(WriterThread::start(&name).context("failed to start the writer's thread")?);
         let wal = (durability == Durability::Full).then(|| Arc::new(WalSync::new(path)));
-        Ok(Db { write, read, background: None, writer_thread, wal, url: None })
+        Ok(Db { write, read, background: None, writer_thread, wal, url: None, outbox_log: None })
     }
 
     /// Opens the PostgreSQL database `name` on the server at `server` (a URL without a
@@ -345,6 +363,7 @@ impl Db {
             writer_thread: None,
             wal: None,
             url: Some(url.into()),
+            outbox_log: None,
         })
     }
 
@@ -370,6 +389,7 @@ impl Db {
                 writer_thread: None,
                 wal: None,
                 url: self.url.clone(),
+                outbox_log: None,
             },
             None => self.clone(),
         }
@@ -400,13 +420,27 @@ impl Db {
         }
     }
 
+    /// The same database with its outbox as the embedded bus's log, durable up to `seq`
+    /// `durable`: consumers read the outbox itself, so a row is published when it
+    /// commits (`outbox::append` says so) and there is nothing to relay. Saves copying
+    /// every event into a log of its own, marking it, and the commits of both.
+    pub fn outbox_as_log(self, durable: i64) -> Db {
+        Db { outbox_log: Some(Arc::new(watch::channel(durable).0)), ..self }
+    }
+
+    /// The durable end of this database's outbox, when it is a bus's log: moves when a
+    /// transaction that added to it has committed (and, with full durability, is on disk).
+    pub fn outbox_log(&self) -> Option<watch::Receiver<i64>> {
+        self.outbox_log.as_ref().map(|log| log.subscribe())
+    }
+
     /// Begins a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
         let conn = match &self.write {
             Writer::Pool(pool) => Conn::Sqlx(pool.begin().await.context("failed to begin a transaction")?),
             Writer::Sqlite(writer) => Conn::Sqlite(writer.begin().await.context("failed to begin a transaction")?),
         };
-        Ok(Tx { conn, wal: self.wal.clone() })
+        Ok(Tx { conn, wal: self.wal.clone(), outbox_log: self.outbox_log.clone().map(|log| (log, 0)) })
     }
 
     /// Returns once what this database committed before the call would survive a power

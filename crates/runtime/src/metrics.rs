@@ -27,7 +27,11 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "HTTP response time by method, route and status"
     );
-    metrics::describe_histogram!(OUTBOX_LAG, metrics::Unit::Seconds, "Outbox row created to published");
+    metrics::describe_histogram!(
+        OUTBOX_LAG,
+        metrics::Unit::Seconds,
+        "Outbox row created to published (embedded: to read by each consumer group)"
+    );
     metrics::describe_gauge!(OUTBOX_BACKLOG, "Unpublished outbox rows");
     metrics::describe_gauge!(OUTBOX_OLDEST, metrics::Unit::Seconds, "Age of the oldest unpublished outbox row");
     metrics::describe_gauge!(CONSUMER_LAG, "Messages a consumer group has not applied yet");

@@ -4,6 +4,10 @@
 //! change, so either both happen or neither. The relay then publishes unpublished rows
 //! in order and marks them published only after the bus acknowledged them; a crash in
 //! between publishes them again, which the consumers' inboxes absorb.
+//!
+//! On the embedded bus the outbox is itself the log its consumers read (see
+//! `Db::outbox_as_log`): a row is published by its commit, and the relay has nothing to
+//! do but wake the readers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,16 +33,24 @@ use crate::trace;
 pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
     let now = contract::now_millis();
     let envelope = Envelope::wrap(event, now, trace::current_traceparent());
-    sqlx::query("INSERT INTO outbox (id, topic, msg_key, envelope, created_at, slot) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(envelope.id.to_string())
-        .bind(E::TOPIC)
-        .bind(&envelope.aggregate_id)
-        .bind(serde_json::to_string(&envelope)?)
-        .bind(now)
-        .bind(slot(&envelope.aggregate_id))
-        .execute(&mut **tx)
-        .await
-        .context("failed to append to the outbox")?;
+    let is_log = tx.outbox_log.is_some();
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (id, topic, msg_key, envelope, created_at, slot, published_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+    )
+    .bind(envelope.id.to_string())
+    .bind(E::TOPIC)
+    .bind(&envelope.aggregate_id)
+    .bind(serde_json::to_string(&envelope)?)
+    .bind(now)
+    .bind(slot(&envelope.aggregate_id))
+    .bind(is_log.then_some(now))
+    .fetch_one(&mut **tx)
+    .await
+    .context("failed to append to the outbox")?;
+    if let Some((_, last)) = &mut tx.outbox_log {
+        *last = seq;
+    }
     Ok(())
 }
 
@@ -73,13 +85,18 @@ impl Relay {
         self.module
     }
 
-    /// Tells the relay that a transaction with outbox rows has committed.
+    /// Tells the relay that a transaction with outbox rows has committed. (Where the
+    /// outbox is the bus's log, the commit itself told the log's readers.)
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
-    /// Publishes until the task is dropped; polls every `idle` when not woken.
+    /// Publishes until the task is dropped; polls every `idle` when not woken. Returns at
+    /// once where the outbox is the bus's log: its rows are published as they commit.
     pub async fn run(self, idle: Duration) {
+        if self.db.outbox_log().is_some() {
+            return;
+        }
         self.db.clone().on_writer(self.publish_until_dropped(idle)).await
     }
 
@@ -188,19 +205,24 @@ impl Relay {
 
     /// Forgets published rows older than `before` (ms), and inbox records older than
     /// `inbox_before`, which must be older still: an id may be forgotten only once no
-    /// copy of its event can be delivered again.
+    /// copy of its event can be delivered again. Where the outbox is the bus's log, the
+    /// bus prunes it, as only the bus knows what its consumers have read.
     pub async fn prune(&self, before: i64, inbox_before: i64) -> anyhow::Result<u64> {
-        let outbox = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
-            .bind(before)
-            .execute(self.db.writer())
-            .await
-            .context("failed to prune the outbox")?;
+        let outbox = match self.db.outbox_log() {
+            Some(_) => 0,
+            None => sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+                .bind(before)
+                .execute(self.db.writer())
+                .await
+                .context("failed to prune the outbox")?
+                .rows_affected(),
+        };
         let inbox = sqlx::query("DELETE FROM inbox WHERE applied_at < $1")
             .bind(inbox_before)
             .execute(self.db.writer())
             .await
             .context("failed to prune the inbox")?;
-        Ok(outbox.rows_affected() + inbox.rows_affected())
+        Ok(outbox + inbox.rows_affected())
     }
 
     /// Unpublished rows and the age in milliseconds of the oldest.
