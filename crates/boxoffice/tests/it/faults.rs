@@ -398,16 +398,10 @@ fn embedded_args(store: &Store) -> Vec<String> {
 /// process must be stopped. Returns how many deliveries that makes (the log's events,
 /// once per group) and each group's committed offset before (what it must read again).
 async fn rewind_embedded_bus(data: &Path) -> (i64, Vec<(String, String, i64)>) {
+    // Each topic's log is its producer's outbox; the groups' offsets are in bus.db.
     let db = connect(&format!("sqlite://{}", data.join("bus.db").display())).await.unwrap();
     let heads: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT topic, grp, committed FROM consumer_offsets").fetch_all(&db).await.unwrap();
-    let again: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM((SELECT COUNT(*) FROM messages m WHERE m.topic = o.topic AND m.id <= o.committed)), 0) \
-         FROM consumer_offsets o",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+        sqlx::query_as("SELECT topic, grp, committed FROM outbox_offsets").fetch_all(&db).await.unwrap();
     db.close().await;
     // The operator's tool: `boxoffice replay` on the stopped process's data directory.
     let replay = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
@@ -416,6 +410,14 @@ async fn rewind_embedded_bus(data: &Path) -> (i64, Vec<(String, String, i64)>) {
         .await
         .unwrap();
     assert!(replay.status.success(), "replay failed: {}", String::from_utf8_lossy(&replay.stderr));
+    // "GROUP <- TOPIC: rewound, N messages to read again", one line per group and topic.
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("rewound")).collect();
+    assert_eq!(lines.len(), heads.len(), "every group rewound: {stdout}");
+    let again = lines
+        .iter()
+        .map(|l| l.split(", ").nth(1).and_then(|n| n.split(' ').next()?.parse::<i64>().ok()).expect("a count"))
+        .sum();
     (again, heads)
 }
 
@@ -425,7 +427,7 @@ async fn wait_rewound_groups_caught_up(data: &Path, heads: &[(String, String, i6
     let db = connect(&format!("sqlite://{}", data.join("bus.db").display())).await.unwrap();
     loop {
         let now: HashMap<(String, String), i64> =
-            sqlx::query_as::<_, (String, String, i64)>("SELECT topic, grp, committed FROM consumer_offsets")
+            sqlx::query_as::<_, (String, String, i64)>("SELECT topic, grp, committed FROM outbox_offsets")
                 .fetch_all(&db)
                 .await
                 .unwrap()
