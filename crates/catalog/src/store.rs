@@ -147,6 +147,25 @@ pub async fn apply_seat_change(
     status: SeatStatus,
     source_version: i64,
 ) -> anyhow::Result<Option<i64>> {
+    if tx.backend() == runtime::db::Backend::Postgres {
+        // The same three steps in one round trip: on PostgreSQL each statement is one, and
+        // the catalog takes two seat changes per purchase.
+        return sqlx::query_scalar(
+            "WITH changed AS (UPDATE seats SET status = $1, source_version = $2 \
+             WHERE event_id = $3 AND seat_id = $4 AND source_version < $2 RETURNING seat_id), \
+             bumped AS (UPDATE events SET version = version + 1 WHERE id = $3 AND EXISTS (SELECT 1 FROM changed) \
+             RETURNING version) \
+             INSERT INTO seat_changes (event_id, version, seat_id, status) \
+             SELECT $3::BIGINT, version, $4::BIGINT, $1::TEXT FROM bumped RETURNING version",
+        )
+        .bind(status.as_str())
+        .bind(source_version)
+        .bind(event_id)
+        .bind(seat_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("failed to apply a seat change");
+    }
     let changed = sqlx::query(
         "UPDATE seats SET status = $1, source_version = $2 WHERE event_id = $3 AND seat_id = $4 AND source_version < $2",
     )
@@ -204,4 +223,77 @@ pub async fn taken_seats(db: &Reader) -> anyhow::Result<Vec<(i64, i64, String)>>
     .await
     .context("failed to read taken seats")?;
     Ok(rows.iter().map(|r| (r.get("event_id"), r.get("seat_id"), r.get("status"))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use contract::api::{CreateEvent, SeatStatus};
+    use runtime::db::{Db, Durability};
+
+    use super::{apply_seat_change, insert_event, insert_seats};
+
+    /// A seat change takes effect only when newer than the map's, and each change that
+    /// does gets the next map version and a line in the history — on both engines (on
+    /// PostgreSQL the steps are one statement).
+    async fn seat_changes_apply_once_and_in_order(db: Db) {
+        let spec = CreateEvent {
+            title: "t".into(),
+            date_time: "2026-12-01T20:00:00".into(),
+            description: String::new(),
+            rows: 1,
+            cols: 2,
+            base_price: 1,
+            column_step: 0,
+        };
+        let mut tx = db.begin().await.unwrap();
+        let show = insert_event(&mut tx, &spec).await.unwrap();
+        let seats = (1..=2).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1 });
+        insert_seats(&mut tx, show, &seats.collect::<Vec<_>>()).await.unwrap();
+        let mut applied = Vec::new();
+        for (seat, status, source_version) in [
+            (1, SeatStatus::Held, 1),
+            (1, SeatStatus::Held, 1),      // the same change again
+            (1, SeatStatus::Available, 0), // older than the map's
+            (2, SeatStatus::Held, 5),
+            (1, SeatStatus::Sold, 2),
+            (9, SeatStatus::Sold, 1), // no such seat
+        ] {
+            applied.push(apply_seat_change(&mut tx, show, seat, status, source_version).await.unwrap());
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(applied, [Some(1), None, None, Some(2), Some(3), None]);
+        let history: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 ORDER BY version")
+                .bind(show)
+                .fetch_all(db.reader())
+                .await
+                .unwrap();
+        assert_eq!(history, [(1, 1, "HELD".into()), (2, 2, "HELD".into()), (3, 1, "SOLD".into())]);
+        let map: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seat_id, status FROM seats WHERE event_id = $1 ORDER BY seat_id")
+                .bind(show)
+                .fetch_all(db.reader())
+                .await
+                .unwrap();
+        assert_eq!(map, [(1, "SOLD".into()), (2, "HELD".into())]);
+    }
+
+    #[tokio::test]
+    async fn seat_changes_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("c.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap();
+        seat_changes_apply_once_and_in_order(db).await;
+    }
+
+    #[tokio::test]
+    async fn seat_changes_on_postgres() {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
+            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
+            return;
+        };
+        let name = format!("catalog_unit_{}", uuid::Uuid::new_v4().simple());
+        let db = Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap();
+        seat_changes_apply_once_and_in_order(db).await;
+    }
 }

@@ -94,12 +94,16 @@ impl Orders {
         self.db.ping().await
     }
 
-    /// With replicas on PostgreSQL, a task that wakes this process's waiting requests
-    /// when another replica settles their order, instead of at their next re-read. None
-    /// on SQLite, where this process settles every order.
+    /// On PostgreSQL, a task that wakes this process's waiting requests when any replica
+    /// settles their order, and all of them whenever it begins to listen (settlements
+    /// may have gone unheard before). None on SQLite, where this process settles every
+    /// order.
     pub fn listen_for_settlements(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         let waiters = self.waiters.clone();
-        self.db.listen(SETTLED_CHANNEL, move |order_id| waiters.settled([order_id.to_owned()]))
+        self.db.listen(SETTLED_CHANNEL, move |order_id| match order_id {
+            Some(order_id) => waiters.settled([order_id.to_owned()]),
+            None => waiters.wake_all(),
+        })
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {

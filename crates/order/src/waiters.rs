@@ -3,9 +3,12 @@
 //! Polling an order every few milliseconds costs a request each time and still answers
 //! late; a waiting request is woken the moment this process's saga commits the order's
 //! final state. An order settled by another replica (distributed mode) wakes it through
-//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`); as a notification may be lost
-//! while a listener reconnects, the order is also re-read, `RECHECK` after the first read
-//! and then at doubling intervals up to `RECHECK_MAX`.
+//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`); notifications sent while the
+//! listener reconnects are lost, so every waiting request is woken once it listens
+//! again. The order is also re-read `RECHECK` after the first read, and then at doubling
+//! intervals up to `RECHECK_MAX`, should a wake-up go astray all the same. (Re-reading
+//! from 250 ms on, as this did before the wake on reconnecting, read each order about
+//! four times under load on PostgreSQL.)
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -16,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 /// When a waiting request first reads its order again without being woken.
-pub const RECHECK: Duration = Duration::from_millis(250);
+pub const RECHECK: Duration = Duration::from_secs(1);
 /// The longest it then goes without reading it again.
 pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 
@@ -40,6 +43,13 @@ impl Waiters {
             if let Some(notify) = waiting.get(&id) {
                 notify.notify_waiters();
             }
+        }
+    }
+
+    /// Wakes every waiting request, to read its order again.
+    pub fn wake_all(&self) {
+        for notify in self.waiting.lock().expect("waiters lock").values() {
+            notify.notify_waiters();
         }
     }
 
@@ -97,6 +107,16 @@ mod tests {
         let notified = watch.notified();
         waiters.settled(["o2".to_owned()]);
         assert!(tokio::time::timeout(Duration::from_millis(50), notified).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn waking_all_wakes_every_waiter() {
+        let waiters = Arc::new(Waiters::default());
+        let (a, b) = (waiters.watch("o1"), waiters.watch("o2"));
+        let (a, b) = (a.notified(), b.notified());
+        waiters.wake_all();
+        tokio::time::timeout(Duration::from_secs(1), a).await.expect("o1's waiter woken");
+        tokio::time::timeout(Duration::from_secs(1), b).await.expect("o2's waiter woken");
     }
 
     #[test]

@@ -48,15 +48,17 @@ async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
 async fn listen_once(
     url: &str,
     channel: &str,
-    deliver: &impl Fn(&str),
+    deliver: &impl Fn(Option<&str>),
     failures: &mut u32,
 ) -> Result<std::convert::Infallible, sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen(channel).await?;
+    // Listening (again): what was sent before now is not coming.
+    deliver(None);
     loop {
         let notification = listener.recv().await?;
         *failures = 0;
-        deliver(notification.payload());
+        deliver(Some(notification.payload()));
     }
 }
 
@@ -120,6 +122,14 @@ impl Tx {
             });
         }
         Ok(())
+    }
+
+    /// The engine this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            Conn::Sqlx(_) => Backend::Postgres,
+            Conn::Sqlite(_) => Backend::Sqlite,
+        }
     }
 
     pub async fn rollback(self) -> anyhow::Result<()> {
@@ -491,12 +501,13 @@ impl Db {
 
     /// On PostgreSQL, a task that hands `deliver` the payload of every notification on
     /// `channel` (see `notify`) until it is dropped, reconnecting when the connection
-    /// drops. Notifications sent while it is away are lost: listeners must not depend
-    /// on them, only be quicker with them.
+    /// drops. Notifications sent while it is away are lost, so it also hands `deliver`
+    /// `None` each time it begins to listen, the first time included: whoever waits for
+    /// a notification must look again for themselves then.
     pub fn listen(
         &self,
         channel: &'static str,
-        deliver: impl Fn(&str) + Send + Sync + 'static,
+        deliver: impl Fn(Option<&str>) + Send + Sync + 'static,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let url = self.url.clone()?;
         Some(async move {

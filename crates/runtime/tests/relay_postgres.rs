@@ -90,14 +90,20 @@ async fn replicas_publish_each_event_once_and_each_key_in_order() {
 async fn a_notification_reaches_every_listener_when_its_transaction_commits() {
     let Some(db) = database("notify", 4).await else { return };
     // Two replicas listening.
-    let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel::<(usize, Option<String>)>();
     let listeners: Vec<_> = (0..2)
         .map(|replica| {
             let heard = heard.clone();
-            tokio::spawn(db.listen("bt_channel", move |p| drop(heard.send((replica, p.to_owned())))).unwrap())
+            tokio::spawn(db.listen("bt_channel", move |p| drop(heard.send((replica, p.map(str::to_owned))))).unwrap())
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each says when it listens: what was sent before may have been missed.
+    let mut listening = Vec::new();
+    for _ in 0..2 {
+        listening.push(tokio::time::timeout(Duration::from_secs(5), hearing.recv()).await.unwrap().unwrap());
+    }
+    listening.sort();
+    assert_eq!(listening, [(0, None), (1, None)]);
     let mut tx = db.begin().await.unwrap();
     db.notify(&mut tx, "bt_channel", "rolled back").await.unwrap();
     tx.rollback().await.unwrap();
@@ -111,7 +117,7 @@ async fn a_notification_reaches_every_listener_when_its_transaction_commits() {
         got.push(tokio::time::timeout(Duration::from_secs(5), hearing.recv()).await.unwrap().unwrap());
     }
     got.sort();
-    assert_eq!(got, [(0, "o-1".to_owned()), (1, "o-1".to_owned())]);
+    assert_eq!(got, [(0, Some("o-1".to_owned())), (1, Some("o-1".to_owned()))]);
     assert!(tokio::time::timeout(Duration::from_millis(200), hearing.recv()).await.is_err());
     listeners.iter().for_each(|l| l.abort());
 
