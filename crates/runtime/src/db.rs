@@ -541,6 +541,41 @@ mod tests {
     use super::*;
     use crate::trace::TraceContext;
 
+    /// An outbox that is the bus's log shows its readers a row only once the row's
+    /// commit is durable: a commit whose fsync failed moves the log's end nowhere.
+    #[tokio::test]
+    async fn the_outbox_log_ends_at_the_last_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let migrations = Migrations { sqlite: Migrator::DEFAULT, postgres: Migrator::DEFAULT };
+        let db =
+            Db::open_sqlite(&dir.path().join("m.db"), Durability::Full, &migrations).await.unwrap().outbox_as_log(0);
+        let end = db.outbox_log().unwrap();
+        let append = |show: i64| {
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                let event = contract::events::EventReset { event_id: show, reset_at: 0 };
+                crate::outbox::append(&mut tx, &event).await.unwrap();
+                tx.commit().await
+            }
+        };
+        append(1).await.unwrap();
+        let first = *end.borrow();
+        assert!(first > 0, "a durable commit moves the end");
+
+        // Every fsync fails from now on (a log that cannot be opened: a link to itself).
+        let broken = dir.path().join("broken");
+        std::fs::create_dir(&broken).unwrap();
+        std::os::unix::fs::symlink(broken.join("m.db-wal"), broken.join("m.db-wal")).unwrap();
+        let db = Db { wal: Some(Arc::new(WalSync::new(&broken.join("m.db")))), ..db };
+        let mut tx = db.begin().await.unwrap();
+        crate::outbox::append(&mut tx, &contract::events::EventReset { event_id: 2, reset_at: 0 }).await.unwrap();
+        assert!(tx.commit().await.is_err(), "the fsync failed");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.reader()).await.unwrap();
+        assert_eq!(rows, 2, "committed, but not durable");
+        assert_eq!(*end.borrow(), first, "the log still ends at the durable row");
+    }
+
     #[tokio::test]
     async fn writes_run_on_the_writers_thread_with_the_callers_trace() {
         let dir = tempfile::tempdir().unwrap();
