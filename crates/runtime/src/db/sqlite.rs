@@ -122,13 +122,15 @@ impl Writer {
         // Each transaction of a group is a savepoint, and a savepoint keeps the pages it
         // changes in a statement journal: in memory (temp_store), not in a temporary file
         // that a large group spilled to with a write per page. The log is copied back
-        // into the database every 4,000 pages, not SQLite's 1,000: a hot page is then
-        // copied (and the database synced) once where it was four times, and the log's
-        // frames still fit one 4,096-frame segment of its index for readers' lookups.
+        // into the database every 12,000 pages (48 MB), not SQLite's 1,000: a hot page
+        // is then copied (and the database synced) once where it was twelve times.
+        // Measured: 4,000 gave 10% over 1,000, 12,000 9–10% over 4,000 (docs/BENCHMARKS.md);
+        // the price is a longer log for readers to look pages up in and for a restart
+        // to read.
         let conn = open(
             path,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 12000;",
         )?;
         Ok(Writer(Arc::new(Mutex::new(State { conn, group: None, groups: 0 }))))
     }
