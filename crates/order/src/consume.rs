@@ -10,6 +10,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use contract::api::OrderStatus;
 use contract::events::{
     DomainEvent, Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
     SeatsSaleFailed, SeatsSold,
@@ -17,13 +18,15 @@ use contract::events::{
 use runtime::consumer::Handler;
 use runtime::{Tx, outbox};
 
+use crate::waiters::Settled;
 use crate::{Orders, store};
 
 /// One per consumer: `settled` belongs to that consumer's open transaction.
 pub struct Saga {
     pub orders: Orders,
-    /// Orders made final in the open transaction; their waiters are woken once it commits.
-    pub settled: Mutex<Vec<String>>,
+    /// Orders made final in the open transaction; their waiters are handed the final
+    /// state once it commits.
+    pub settled: Mutex<Vec<(String, Settled)>>,
 }
 
 /// Seconds since an order was accepted, into the final-state SLA histogram.
@@ -35,8 +38,8 @@ fn settled(status: &'static str, created_at: i64) {
 impl Saga {
     /// Notes that `tx` makes the order final: this process's waiters are woken once it
     /// commits, and other replicas' by a notification (see `Orders::listen_for_settlements`).
-    async fn settle(&self, tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-        self.settled.lock().expect("settled lock").push(order_id.to_owned());
+    async fn settle(&self, tx: &mut Tx, order_id: &str, settled: Settled) -> anyhow::Result<()> {
+        self.settled.lock().expect("settled lock").push((order_id.to_owned(), settled));
         self.orders.db.notify(tx, crate::SETTLED_CHANNEL, order_id).await
     }
 
@@ -45,7 +48,8 @@ impl Saga {
             tracing::info!(order_id, reason, "order cancelled");
             metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
             settled("CANCELLED", created_at);
-            self.settle(tx, order_id).await?;
+            let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
+            self.settle(tx, order_id, state).await?;
             outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
                 .await?;
         }
@@ -81,7 +85,8 @@ impl Handler for Saga {
                 tracing::info!(order_id = %e.order_id, "order confirmed");
                 metrics::counter!(crate::metrics::CONFIRMED).increment(1);
                 settled("CONFIRMED", created_at);
-                self.settle(tx, &e.order_id).await?;
+                let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
+                self.settle(tx, &e.order_id, state).await?;
                 outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
             }
             Ok(())

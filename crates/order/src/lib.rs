@@ -101,7 +101,7 @@ impl Orders {
     pub fn listen_for_settlements(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         let waiters = self.waiters.clone();
         self.db.listen(SETTLED_CHANNEL, move |order_id| match order_id {
-            Some(order_id) => waiters.settled([order_id.to_owned()]),
+            Some(order_id) => waiters.wake(order_id),
             None => waiters.wake_all(),
         })
     }
@@ -263,13 +263,21 @@ impl Orders {
         loop {
             let notified = watch.notified();
             let found = self.get(buyer, order_id).await?;
-            let pending = matches!(&found, Ok(Some(o)) if o.status == contract::api::OrderStatus::Created);
-            if !pending || tokio::time::Instant::now() >= deadline {
+            let pending = match &found {
+                Ok(Some(o)) if o.status == contract::api::OrderStatus::Created => o,
+                _ => return Ok(found),
+            };
+            if tokio::time::Instant::now() >= deadline {
                 return Ok(found);
             }
             let until = deadline.min(tokio::time::Instant::now() + recheck);
             recheck = (recheck * 2).min(waiters::RECHECK_MAX);
             let _ = tokio::time::timeout_at(until, notified).await;
+            // Settled here: the rest of the order is as read, and the buyer's.
+            if let Some(settled) = watch.settled() {
+                let order = Order { status: settled.status, cancel_reason: settled.cancel_reason, ..pending.clone() };
+                return Ok(Ok(Some(order)));
+            }
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Polling an order every few milliseconds costs a request each time and still answers
 //! late; a waiting request is woken the moment this process's saga commits the order's
-//! final state. An order settled by another replica (distributed mode) wakes it through
-//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`); notifications sent while the
+//! final state, and is handed that state, so that it answers without reading the order
+//! again (the rest of the order does not change once it is made). An order settled by
+//! another replica (distributed mode) wakes it through
+//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`) and reads it again; notifications sent while the
 //! listener reconnects are lost, so every waiting request is woken once it listens
 //! again. The order is also re-read `RECHECK` after the first read, and then at doubling
 //! intervals up to `RECHECK_MAX`, should a wake-up go astray all the same. (Re-reading
@@ -15,6 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use contract::api::OrderStatus;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
@@ -23,33 +26,57 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 /// The longest it then goes without reading it again.
 pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 
+/// The final state an order was given, as its waiters are told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub status: OrderStatus,
+    pub cancel_reason: Option<String>,
+}
+
+/// What the requests waiting for one order share: their wake-up, and the final state
+/// the order was given, when it was given here.
+#[derive(Default)]
+struct Slot {
+    notify: Notify,
+    settled: Mutex<Option<Settled>>,
+}
+
 /// Order id → the requests waiting for it.
 #[derive(Default)]
 pub struct Waiters {
-    waiting: Mutex<HashMap<String, Arc<Notify>>>,
+    waiting: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl Waiters {
     /// The wake-up of `order_id`'s waiters, shared by all of them while any waits.
     pub fn watch(self: &Arc<Self>, order_id: &str) -> Watch {
-        let notify = self.waiting.lock().expect("waiters lock").entry(order_id.to_owned()).or_default().clone();
-        Watch { waiters: self.clone(), order_id: order_id.to_owned(), notify }
+        let slot = self.waiting.lock().expect("waiters lock").entry(order_id.to_owned()).or_default().clone();
+        Watch { waiters: self.clone(), order_id: order_id.to_owned(), slot }
     }
 
-    /// Wakes whoever waits for these orders.
-    pub fn settled(&self, order_ids: impl IntoIterator<Item = String>) {
+    /// Hands whoever waits for these orders the final state each was given (committed
+    /// by now), and wakes them.
+    pub fn settled(&self, orders: impl IntoIterator<Item = (String, Settled)>) {
         let waiting = self.waiting.lock().expect("waiters lock");
-        for id in order_ids {
-            if let Some(notify) = waiting.get(&id) {
-                notify.notify_waiters();
+        for (id, settled) in orders {
+            if let Some(slot) = waiting.get(&id) {
+                *slot.settled.lock().expect("settled lock") = Some(settled);
+                slot.notify.notify_waiters();
             }
+        }
+    }
+
+    /// Wakes whoever waits for this order, to read it again (settled elsewhere).
+    pub fn wake(&self, order_id: &str) {
+        if let Some(slot) = self.waiting.lock().expect("waiters lock").get(order_id) {
+            slot.notify.notify_waiters();
         }
     }
 
     /// Wakes every waiting request, to read its order again.
     pub fn wake_all(&self) {
-        for notify in self.waiting.lock().expect("waiters lock").values() {
-            notify.notify_waiters();
+        for slot in self.waiting.lock().expect("waiters lock").values() {
+            slot.notify.notify_waiters();
         }
     }
 
@@ -63,16 +90,21 @@ impl Waiters {
 pub struct Watch {
     waiters: Arc<Waiters>,
     order_id: String,
-    notify: Arc<Notify>,
+    slot: Arc<Slot>,
 }
 
 impl Watch {
     /// The next wake-up. Create it before reading the order, so that a settlement
     /// committed between the read and the wait is not missed.
     pub fn notified(&self) -> Pin<Box<Notified<'_>>> {
-        let mut notified = Box::pin(self.notify.notified());
+        let mut notified = Box::pin(self.slot.notify.notified());
         notified.as_mut().enable();
         notified
+    }
+
+    /// The final state this process gave the order since the watch began, if it did.
+    pub fn settled(&self) -> Option<Settled> {
+        self.slot.settled.lock().expect("settled lock").clone()
     }
 }
 
@@ -80,7 +112,7 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let mut waiting = self.waiters.waiting.lock().expect("waiters lock");
         // Ours and the map's are the last two references: nobody else waits.
-        if Arc::strong_count(&self.notify) == 2 {
+        if Arc::strong_count(&self.slot) == 2 {
             waiting.remove(&self.order_id);
         }
     }
@@ -90,14 +122,20 @@ impl Drop for Watch {
 mod tests {
     use super::*;
 
+    fn confirmed(id: &str) -> (String, Settled) {
+        (id.to_owned(), Settled { status: OrderStatus::Confirmed, cancel_reason: None })
+    }
+
     #[tokio::test]
-    async fn a_settlement_wakes_a_waiter_registered_before_it() {
+    async fn a_settlement_wakes_a_waiter_registered_before_it_with_the_final_state() {
         let waiters = Arc::new(Waiters::default());
         let watch = waiters.watch("o1");
         let notified = watch.notified();
-        waiters.settled(["o2".to_owned()]);
-        waiters.settled(["o1".to_owned()]);
+        let cancelled = Settled { status: OrderStatus::Cancelled, cancel_reason: Some("PAYMENT_FAILED".into()) };
+        waiters.settled([confirmed("o2")]);
+        waiters.settled([("o1".to_owned(), cancelled.clone())]);
         tokio::time::timeout(Duration::from_secs(1), notified).await.expect("woken by the settlement");
+        assert_eq!(watch.settled(), Some(cancelled));
     }
 
     #[tokio::test]
@@ -105,8 +143,19 @@ mod tests {
         let waiters = Arc::new(Waiters::default());
         let watch = waiters.watch("o1");
         let notified = watch.notified();
-        waiters.settled(["o2".to_owned()]);
+        waiters.settled([confirmed("o2")]);
         assert!(tokio::time::timeout(Duration::from_millis(50), notified).await.is_err());
+        assert_eq!(watch.settled(), None);
+    }
+
+    #[tokio::test]
+    async fn a_wake_without_a_state_leaves_the_order_to_be_read() {
+        let waiters = Arc::new(Waiters::default());
+        let watch = waiters.watch("o1");
+        let notified = watch.notified();
+        waiters.wake("o1");
+        tokio::time::timeout(Duration::from_secs(1), notified).await.expect("woken");
+        assert_eq!(watch.settled(), None);
     }
 
     #[tokio::test]

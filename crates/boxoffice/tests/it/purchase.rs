@@ -353,6 +353,8 @@ async fn a_buyer_may_wait_for_the_order_to_settle_in_one_request() {
     let done: Value = buyer.get(&format!("{path}?waitSeconds=10")).await.json().await.unwrap();
     assert_eq!(done["status"], "CONFIRMED");
     assert!(started.elapsed() < Duration::from_secs(10), "answered when the order settled, before the wait was over");
+    // The woken request answers with the order as a read of it gives it.
+    assert_eq!(done, buyer.get(&path).await.json::<Value>().await.unwrap());
     // A final order is answered at once; so are refusals, which never wait.
     assert_eq!(
         buyer.get(&format!("{path}?waitSeconds=30")).await.json::<Value>().await.unwrap()["status"],
@@ -374,6 +376,7 @@ async fn a_buyer_may_wait_for_the_order_to_settle_in_one_request() {
     let done: Value = buyer.get(&format!("/orders/{order_id}?waitSeconds=5")).await.json().await.unwrap();
     assert_eq!(done["status"], "CANCELLED");
     assert_eq!(done["cancelReason"], "PAYMENT_FAILED");
+    assert_eq!(done, buyer.get(&format!("/orders/{order_id}")).await.json::<Value>().await.unwrap());
 }
 
 /// A pin whose order is never written lapses: its seats are freed and announced, and the
