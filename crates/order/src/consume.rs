@@ -36,11 +36,11 @@ fn settled(status: &'static str, created_at: i64) {
 }
 
 impl Saga {
-    /// Notes that `tx` makes the order final: this process's waiters are woken once it
-    /// commits, and other replicas' by a notification (see `Orders::listen_for_settlements`).
-    async fn settle(&self, tx: &mut Tx, order_id: &str, settled: Settled) -> anyhow::Result<()> {
+    /// Notes that the open transaction makes the order final: this process's waiters are
+    /// woken once it commits, and other replicas' by a notification sent with it (see
+    /// `finish` and `Orders::listen_for_settlements`).
+    fn settle(&self, order_id: &str, settled: Settled) {
         self.settled.lock().expect("settled lock").push((order_id.to_owned(), settled));
-        self.orders.db.notify(tx, crate::SETTLED_CHANNEL, order_id).await
     }
 
     async fn cancel(&self, tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
@@ -49,7 +49,7 @@ impl Saga {
             metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
             settled("CANCELLED", created_at);
             let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
-            self.settle(tx, order_id, state).await?;
+            self.settle(order_id, state);
             outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
                 .await?;
         }
@@ -86,7 +86,7 @@ impl Handler for Saga {
                 metrics::counter!(crate::metrics::CONFIRMED).increment(1);
                 settled("CONFIRMED", created_at);
                 let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
-                self.settle(tx, &e.order_id, state).await?;
+                self.settle(&e.order_id, state);
                 outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
             }
             Ok(())
@@ -120,6 +120,12 @@ impl Handler for Saga {
             EventReset::TYPE,
         ]
         .contains(&kind)
+    }
+
+    /// Tells the other replicas of the batch's settled orders, in one statement.
+    async fn finish(&self, tx: &mut Tx) -> anyhow::Result<()> {
+        let ids: Vec<String> = self.settled.lock().expect("settled lock").iter().map(|(id, _)| id.clone()).collect();
+        self.orders.db.notify(tx, crate::SETTLED_CHANNEL, &ids).await
     }
 
     fn committed(&self) {

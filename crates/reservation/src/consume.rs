@@ -14,6 +14,7 @@ use contract::events::{
     SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
+use runtime::db::Backend;
 use runtime::{Tx, outbox};
 use sqlx::Row;
 
@@ -112,6 +113,19 @@ async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
 }
 
 async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
+    if tx.backend() == Backend::Postgres {
+        // The same two steps in one round trip; the pin's row is still locked first (the
+        // seats are updated only for the pin's row the first step returns).
+        sqlx::query(
+            "WITH pin AS (UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED' \
+             RETURNING order_id) \
+             UPDATE seats SET expires_at = NULL FROM pin WHERE seats.order_id = pin.order_id AND seats.status = 'HELD'",
+        )
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
     let confirmed = sqlx::query("UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED'")
         .bind(&e.order_id)
         .execute(&mut **tx)
@@ -126,22 +140,42 @@ async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The usual case: the pin is live and every one of its seats is still held for it, so
+/// it is sold. Like the long way, it takes the pin's row first.
+const SELL_PIN: &str = "UPDATE pins SET state = 'SOLD' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED') \
+     AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') \
+     RETURNING order_id, event_id, seat_count";
+
+/// Marks the order's held seats SOLD (`$1` the order), returning them with their new
+/// versions.
+const SELL_SEATS: &str = "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 \
+     WHERE order_id = $1 AND status = 'HELD' RETURNING event_id, seat_id, version";
+
 async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
-    // The usual case in one statement: the pin is live and every one of its seats is still
-    // held for it, so it is sold. Like the long way, it takes the pin's row first.
-    let sold_at_once = sqlx::query(
-        "UPDATE pins SET state = 'SOLD' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED') \
-         AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') \
-         RETURNING event_id, seat_count",
-    )
-    .bind(&e.order_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(pin) = sold_at_once {
-        let rows = sell_seats(tx, &e.order_id).await?;
-        let pinned: i64 = pin.get("seat_count");
+    let sold_at_once: Option<(i64, i64, Vec<sqlx::any::AnyRow>)> = if tx.backend() == Backend::Postgres {
+        // The pin and its seats sold in one round trip: each seat's row with the pin's.
+        let rows = sqlx::query(&format!(
+            "WITH pin AS ({SELL_PIN}), sold AS ({}) \
+             SELECT sold.event_id, sold.seat_id, sold.version, pin.event_id AS pin_event_id, pin.seat_count \
+             FROM pin LEFT JOIN sold ON true",
+            SELL_SEATS.replace("WHERE order_id = $1", "WHERE order_id IN (SELECT order_id FROM pin)")
+        ))
+        .bind(&e.order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.first().map(|pin| (pin.get("pin_event_id"), pin.get("seat_count"))).map(|(event_id, pinned)| {
+            let seats = rows.iter().filter(|r| r.get::<Option<i64>, _>("seat_id").is_some()).cloned().collect();
+            (event_id, pinned, seats)
+        })
+    } else {
+        match sqlx::query(SELL_PIN).bind(&e.order_id).fetch_optional(&mut **tx).await? {
+            Some(pin) => Some((pin.get("event_id"), pin.get("seat_count"), sell_seats(tx, &e.order_id).await?)),
+            None => None,
+        }
+    };
+    if let Some((event_id, pinned, rows)) = sold_at_once {
         anyhow::ensure!(rows.len() as i64 == pinned, "order {} lost seats while it sold", e.order_id);
-        return seats_sold(tx, pin.get("event_id"), e.order_id, &rows).await;
+        return seats_sold(tx, event_id, e.order_id, &rows).await;
     }
     let Some(event_id) = pin_the_long_way(tx, &e).await? else {
         return Ok(());
@@ -203,14 +237,7 @@ async fn seats_sold(tx: &mut Tx, event_id: i64, order_id: String, rows: &[sqlx::
 
 /// Marks the order's held seats SOLD; returns them with their new versions.
 async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
-    sqlx::query(
-        "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 WHERE order_id = $1 AND status = 'HELD' \
-         RETURNING event_id, seat_id, version",
-    )
-    .bind(order_id)
-    .fetch_all(&mut **tx)
-    .await
-    .context("failed to sell seats")
+    sqlx::query(SELL_SEATS).bind(order_id).fetch_all(&mut **tx).await.context("failed to sell seats")
 }
 
 async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {

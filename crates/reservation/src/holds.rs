@@ -21,9 +21,15 @@ use crate::consume::free_seats;
 pub(crate) const HELD_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status = 'HELD' \
      AND (expires_at IS NULL OR expires_at >= $2)";
 
-/// A buyer's live holds and bought seats in one show (for `max_seats_per_buyer_per_event`).
+/// A buyer's live holds and bought seats in one show `$3` (for
+/// `max_seats_per_buyer_per_event`).
 pub(crate) const IN_EVENT_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status IN ('HELD', 'SOLD') \
-     AND event_id = $2 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $3)";
+     AND event_id = $3 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $2)";
+
+/// Both counts in one statement (`$1` the buyer, `$2` now, `$3` the show).
+pub(crate) fn limit_counts() -> String {
+    format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})")
+}
 
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
@@ -178,31 +184,22 @@ impl Reservation {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(buyer).execute(&mut **tx).await?;
         }
         // Each count reads one range of `seats_by_holder`: the buyer's live holds, or the
-        // buyer's seats in one show, never every seat the buyer ever bought.
-        if max_held > 0 {
-            let held: i64 = sqlx::query_scalar(HELD_BY_BUYER)
-                .bind(buyer)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .context("failed to count the buyer's holds")?;
-            if held > max_held as i64 {
-                let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
-                return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
-            }
+        // buyer's seats in one show, never every seat the buyer ever bought. Both in one
+        // statement: one round trip on PostgreSQL.
+        let (held, in_event): (i64, i64) = sqlx::query_as(&limit_counts())
+            .bind(buyer)
+            .bind(now)
+            .bind(event_id)
+            .fetch_one(&mut **tx)
+            .await
+            .context("failed to count the buyer's seats")?;
+        if max_held > 0 && held > max_held as i64 {
+            let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
+            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
         }
-        if max_in_event > 0 {
-            let in_event: i64 = sqlx::query_scalar(IN_EVENT_BY_BUYER)
-                .bind(buyer)
-                .bind(event_id)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .context("failed to count the buyer's seats in the show")?;
-            if in_event > max_in_event as i64 {
-                let message = format!("at most {max_in_event} seats of this show per buyer");
-                return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
-            }
+        if max_in_event > 0 && in_event > max_in_event as i64 {
+            let message = format!("at most {max_in_event} seats of this show per buyer");
+            return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
         }
         Ok(None)
     }
@@ -444,10 +441,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open_sqlite(&dir.path().join("r.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap();
         let held = db.sqlite_plan(HELD_BY_BUYER).await.unwrap();
-        assert!(held.iter().any(|s| s.contains("INDEX seats_by_holder (holder=? AND status=?)")), "{held:?}");
+        let by_holder = "INDEX seats_by_holder (holder=? AND status=?)";
+        assert!(held.iter().any(|s| s.contains(by_holder)), "{held:?}");
         let in_event = db.sqlite_plan(IN_EVENT_BY_BUYER).await.unwrap();
-        let wanted = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
-        assert!(in_event.iter().any(|s| s.contains(wanted)), "{in_event:?}");
+        let by_show = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
+        assert!(in_event.iter().any(|s| s.contains(by_show)), "{in_event:?}");
+        // Asked together, each count still reads its range and nothing else.
+        let both = db.sqlite_plan(&super::limit_counts()).await.unwrap();
+        assert!(both.iter().any(|s| s.contains(by_show)), "{both:?}");
+        assert!(both.iter().any(|s| s.contains(by_holder) && !s.contains("event_id")), "{both:?}");
+        assert!(!both.iter().any(|s| s.contains("SCAN seats")), "{both:?}");
     }
 
     /// The consistency checks run every few seconds for as long as the process runs:

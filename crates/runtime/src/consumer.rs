@@ -40,6 +40,12 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
+    /// Called in a batch's transaction after its events were applied, just before the
+    /// commit: for what is done once per batch rather than once per event.
+    async fn finish(&self, _tx: &mut Tx) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Called after a batch of events has committed (wake the relay, notify watchers).
     fn committed(&self) {}
 
@@ -139,6 +145,7 @@ impl Consumer {
             for (_, event) in fresh {
                 self.apply_event(&mut tx, event).await?;
             }
+            self.handler.finish(&mut tx).await?;
             tx.commit().await?;
             anyhow::Ok(())
         }

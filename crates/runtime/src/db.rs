@@ -485,13 +485,15 @@ impl Db {
         &self.write
     }
 
-    /// Tells every process listening on `channel` (see `listen`) `payload`, when `tx`
-    /// commits — PostgreSQL's NOTIFY. Nothing on SQLite, where one process is all.
-    pub async fn notify(&self, tx: &mut Tx, channel: &str, payload: &str) -> anyhow::Result<()> {
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
+    /// Tells every process listening on `channel` (see `listen`) each of `payloads`, when
+    /// `tx` commits — PostgreSQL's NOTIFY, one statement for all of them (a payload must
+    /// not contain a newline). Nothing on SQLite, where one process is all.
+    pub async fn notify(&self, tx: &mut Tx, channel: &str, payloads: &[String]) -> anyhow::Result<()> {
+        if self.backend() == Backend::Postgres && !payloads.is_empty() {
+            anyhow::ensure!(!payloads.iter().any(|p| p.contains('\n')), "a notification's payload has a newline");
+            sqlx::query("SELECT pg_notify($1, payload) FROM unnest(string_to_array($2, E'\\n')) AS payload")
                 .bind(channel)
-                .bind(payload)
+                .bind(payloads.join("\n"))
                 .execute(&mut **tx)
                 .await
                 .context("failed to notify")?;

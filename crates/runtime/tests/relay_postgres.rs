@@ -105,19 +105,22 @@ async fn a_notification_reaches_every_listener_when_its_transaction_commits() {
     listening.sort();
     assert_eq!(listening, [(0, None), (1, None)]);
     let mut tx = db.begin().await.unwrap();
-    db.notify(&mut tx, "bt_channel", "rolled back").await.unwrap();
+    db.notify(&mut tx, "bt_channel", &["rolled back".to_owned()]).await.unwrap();
     tx.rollback().await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    db.notify(&mut tx, "bt_channel", "o-1").await.unwrap();
+    // Several in one statement, each heard on its own.
+    db.notify(&mut tx, "bt_channel", &["o-1".to_owned(), "o-2".to_owned()]).await.unwrap();
+    db.notify(&mut tx, "bt_channel", &[]).await.unwrap();
     let early = tokio::time::timeout(Duration::from_millis(200), hearing.recv()).await;
     assert!(early.is_err(), "heard before the commit: {early:?}");
     tx.commit().await.unwrap();
     let mut got = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..4 {
         got.push(tokio::time::timeout(Duration::from_secs(5), hearing.recv()).await.unwrap().unwrap());
     }
     got.sort();
-    assert_eq!(got, [(0, Some("o-1".to_owned())), (1, Some("o-1".to_owned()))]);
+    let heard = |replica, id: &str| (replica, Some(id.to_owned()));
+    assert_eq!(got, [heard(0, "o-1"), heard(0, "o-2"), heard(1, "o-1"), heard(1, "o-2")]);
     assert!(tokio::time::timeout(Duration::from_millis(200), hearing.recv()).await.is_err());
     listeners.iter().for_each(|l| l.abort());
 
