@@ -20,6 +20,7 @@ use contract::api::{CreateOrder, Order};
 use contract::events::{CATALOG_TOPIC, OrderCreated, PAYMENT_TOPIC, RESERVATION_TOPIC};
 use contract::holds::{Holds, PinRefused, PinRequest};
 use runtime::consumer::Consumer;
+use runtime::db::Backend;
 use runtime::health::{Check, outbox_check};
 use runtime::outbox::{self, Relay};
 use runtime::{Db, bus::Bus};
@@ -176,7 +177,6 @@ impl Orders {
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
         let now = contract::now_millis();
-        let mut tx = self.db.begin().await?;
         let row = store::NewOrder {
             order_id: &order_id,
             buyer,
@@ -188,14 +188,6 @@ impl Orders {
             hash: &hash,
             now,
         };
-        if !store::insert(&mut tx, &row).await? {
-            // The same key raced us and won: answer as it did.
-            drop(tx);
-            return match self.replay(buyer, key, &hash).await? {
-                Replay::Answer(answer) => Ok(answer),
-                Replay::Fresh { .. } => anyhow::bail!("order {order_id} collided with an expired key's order"),
-            };
-        }
         let created = OrderCreated {
             order_id: order_id.clone(),
             event_id: req.event_id,
@@ -204,8 +196,24 @@ impl Orders {
             buyer: buyer.to_owned(),
             created_at: now,
         };
-        outbox::append(&mut tx, &created).await?;
-        tx.commit().await?;
+        let inserted = if self.db.backend() == Backend::Postgres {
+            store::insert_announced(self.db.writer(), &row, outbox::OutboxRow::of(&created)?).await?
+        } else {
+            let mut tx = self.db.begin().await?;
+            let inserted = store::insert(&mut tx, &row).await?;
+            if inserted {
+                outbox::append(&mut tx, &created).await?;
+                tx.commit().await?;
+            }
+            inserted
+        };
+        if !inserted {
+            // The same key raced us and won: answer as it did.
+            return match self.replay(buyer, key, &hash).await? {
+                Replay::Answer(answer) => Ok(answer),
+                Replay::Fresh { .. } => anyhow::bail!("order {order_id} collided with an expired key's order"),
+            };
+        }
         self.relay.wake();
         tracing::info!(order_id, event_id = req.event_id, seats = seat_ids.len(), amount, "order created");
         let order = Order {

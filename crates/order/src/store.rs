@@ -2,9 +2,8 @@
 
 use anyhow::Context;
 use contract::api::{Order, OrderStatus};
-use runtime::Tx;
-use runtime::db::Migrations;
-use runtime::db::Reader;
+use runtime::db::{Migrations, Reader, Writer};
+use runtime::{Tx, outbox};
 use sqlx::Row;
 
 pub static MIGRATIONS: Migrations =
@@ -22,26 +21,55 @@ pub struct NewOrder<'a> {
     pub now: i64,
 }
 
+/// The order's row (`$1`–`$9`), unless an order with its id or key exists.
+const INSERT: &str = "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
+     key_generation, request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8) \
+     ON CONFLICT DO NOTHING";
+
+fn bind_order<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    o: &NewOrder<'q>,
+) -> anyhow::Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+    Ok(query
+        .bind(o.order_id)
+        .bind(o.buyer)
+        .bind(o.event_id)
+        .bind(serde_json::to_string(o.seat_ids)?)
+        .bind(o.amount)
+        .bind(o.key)
+        .bind(o.hash)
+        .bind(o.now)
+        .bind(o.key_generation))
+}
+
 /// Inserts the order; false when an order with this id or key already exists.
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, key_generation, \
-         request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8) ON CONFLICT DO NOTHING",
-    )
-    .bind(o.order_id)
-    .bind(o.buyer)
-    .bind(o.event_id)
-    .bind(serde_json::to_string(o.seat_ids)?)
-    .bind(o.amount)
-    .bind(o.key)
-    .bind(o.hash)
-    .bind(o.now)
-    .bind(o.key_generation)
-    .execute(&mut **tx)
-    .await
-    .context("failed to insert order")?
-    .rows_affected();
+    let inserted =
+        bind_order(sqlx::query(INSERT), o)?.execute(&mut **tx).await.context("failed to insert order")?.rows_affected();
     Ok(inserted == 1)
+}
+
+/// PostgreSQL: inserts the order and, if it was inserted, its event's outbox row — one
+/// statement, its own transaction (a `BEGIN` and a `COMMIT` are round trips too). False
+/// when an order with this id or key already exists.
+pub async fn insert_announced(db: &Writer, o: &NewOrder<'_>, event: outbox::OutboxRow) -> anyhow::Result<bool> {
+    let sql = format!(
+        "WITH o AS ({INSERT} RETURNING order_id) INSERT INTO outbox ({}) \
+         SELECT $10, $11, $12, $13, $14, $15 FROM o RETURNING seq",
+        outbox::OutboxRow::COLUMNS
+    );
+    let announced: Option<i64> = bind_order(sqlx::query(&sql), o)?
+        .bind(event.id)
+        .bind(event.topic)
+        .bind(event.key)
+        .bind(event.envelope)
+        .bind(event.created_at)
+        .bind(event.slot)
+        .fetch_optional(db)
+        .await
+        .context("failed to insert order")?
+        .map(|row| row.get("seq"));
+    Ok(announced.is_some())
 }
 
 const COLUMNS: &str =

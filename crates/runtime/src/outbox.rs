@@ -31,20 +31,19 @@ use crate::trace;
 /// different aggregates do not wait for each other here. (On SQLite there is one writer
 /// anyway.)
 pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()> {
-    let now = contract::now_millis();
-    let envelope = Envelope::wrap(event, now, trace::current_traceparent());
+    let row = OutboxRow::of(event)?;
     let is_log = tx.outbox_log.is_some();
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (id, topic, msg_key, envelope, created_at, slot, published_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
     )
-    .bind(envelope.id.to_string())
-    .bind(E::TOPIC)
-    .bind(&envelope.aggregate_id)
-    .bind(serde_json::to_string(&envelope)?)
-    .bind(now)
-    .bind(slot(&envelope.aggregate_id))
-    .bind(is_log.then_some(now))
+    .bind(row.id)
+    .bind(row.topic)
+    .bind(row.key)
+    .bind(row.envelope)
+    .bind(row.created_at)
+    .bind(row.slot)
+    .bind(is_log.then_some(row.created_at))
     .fetch_one(&mut **tx)
     .await
     .context("failed to append to the outbox")?;
@@ -52,6 +51,36 @@ pub async fn append<E: DomainEvent>(tx: &mut Tx, event: &E) -> anyhow::Result<()
         *last = seq;
     }
     Ok(())
+}
+
+/// An event's outbox row, carrying the current trace: what `append` inserts, for a
+/// PostgreSQL statement that inserts it together with the change it announces (see
+/// [`OutboxRow::COLUMNS`]). Not for an outbox that is the embedded bus's log.
+pub struct OutboxRow {
+    pub id: String,
+    pub topic: &'static str,
+    pub key: String,
+    pub envelope: String,
+    pub created_at: i64,
+    pub slot: i64,
+}
+
+impl OutboxRow {
+    /// The columns the fields fill, in their order.
+    pub const COLUMNS: &str = "id, topic, msg_key, envelope, created_at, slot";
+
+    pub fn of<E: DomainEvent>(event: &E) -> anyhow::Result<OutboxRow> {
+        let now = contract::now_millis();
+        let envelope = Envelope::wrap(event, now, trace::current_traceparent());
+        Ok(OutboxRow {
+            id: envelope.id.to_string(),
+            topic: E::TOPIC,
+            slot: slot(&envelope.aggregate_id),
+            envelope: serde_json::to_string(&envelope)?,
+            key: envelope.aggregate_id,
+            created_at: now,
+        })
+    }
 }
 
 /// Slots the relay's work is split into; each key always falls in the same one.
