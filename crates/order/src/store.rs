@@ -1,5 +1,7 @@
 //! The order module's SQL.
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
 use contract::api::{Order, OrderStatus};
 use runtime::db::{Migrations, Reader, Writer};
@@ -53,12 +55,14 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
 /// statement, its own transaction (a `BEGIN` and a `COMMIT` are round trips too). False
 /// when an order with this id or key already exists.
 pub async fn insert_announced(db: &Writer, o: &NewOrder<'_>, event: outbox::OutboxRow) -> anyhow::Result<bool> {
-    let sql = format!(
-        "WITH o AS ({INSERT} RETURNING order_id) INSERT INTO outbox ({}) \
-         SELECT $10, $11, $12, $13, $14, $15 FROM o RETURNING seq",
-        outbox::OutboxRow::COLUMNS
-    );
-    let announced: Option<i64> = bind_order(sqlx::query(&sql), o)?
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH o AS ({INSERT} RETURNING order_id) INSERT INTO outbox ({}) \
+             SELECT $10, $11, $12, $13, $14, $15 FROM o RETURNING seq",
+            outbox::OutboxRow::COLUMNS
+        )
+    });
+    let announced = bind_order(sqlx::query(&SQL), o)?
         .bind(event.id)
         .bind(event.topic)
         .bind(event.key)
@@ -67,8 +71,7 @@ pub async fn insert_announced(db: &Writer, o: &NewOrder<'_>, event: outbox::Outb
         .bind(event.slot)
         .fetch_optional(db)
         .await
-        .context("failed to insert order")?
-        .map(|row| row.get("seq"));
+        .context("failed to insert order")?;
     Ok(announced.is_some())
 }
 

@@ -4,13 +4,13 @@
 //! late; a waiting request is woken the moment this process's saga commits the order's
 //! final state, and is handed that state, so that it answers without reading the order
 //! again (the rest of the order does not change once it is made). An order settled by
-//! another replica (distributed mode) wakes it through
-//! PostgreSQL's NOTIFY (`Orders::listen_for_settlements`) and reads it again; notifications sent while the
-//! listener reconnects are lost, so every waiting request is woken once it listens
-//! again. The order is also re-read `RECHECK` after the first read, and then at doubling
-//! intervals up to `RECHECK_MAX`, should a wake-up go astray all the same. (Re-reading
-//! from 250 ms on, as this did before the wake on reconnecting, read each order about
-//! four times under load on PostgreSQL.)
+//! another replica (distributed mode) wakes it through PostgreSQL's NOTIFY
+//! (`Orders::listen_for_settlements`), and it reads the order again; notifications sent
+//! while the listener reconnects are lost, so every waiting request is woken once it
+//! listens again. The order is also re-read `RECHECK` after the first read, and then at
+//! doubling intervals up to `RECHECK_MAX`, should a wake-up go astray all the same.
+//! (Re-reading from 250 ms on, as this did before the wake on reconnecting, read each
+//! order about four times under load on PostgreSQL.)
 
 use std::collections::HashMap;
 use std::pin::Pin;

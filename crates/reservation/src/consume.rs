@@ -7,6 +7,8 @@
 //!   was lost, none (`SeatsSaleFailed`, and the order is cancelled and refunded).
 //! - `OrderCancelled`: the order's seats are freed.
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
@@ -146,23 +148,31 @@ const SELL_PIN: &str = "UPDATE pins SET state = 'SOLD' WHERE order_id = $1 AND s
      AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') \
      RETURNING order_id, event_id, seat_count";
 
-/// Marks the order's held seats SOLD (`$1` the order), returning them with their new
-/// versions.
-const SELL_SEATS: &str = "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 \
-     WHERE order_id = $1 AND status = 'HELD' RETURNING event_id, seat_id, version";
+/// Marks the held seats of the orders `orders` names (`$1`, or a subquery) SOLD,
+/// returning them with their new versions.
+fn sell_seats_sql(orders: &str) -> String {
+    format!(
+        "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 \
+         WHERE order_id IN ({orders}) AND status = 'HELD' RETURNING event_id, seat_id, version"
+    )
+}
+
+static SELL_SEATS: LazyLock<String> = LazyLock::new(|| sell_seats_sql("$1"));
+
+/// PostgreSQL: the pin and its seats sold in one round trip, each seat's row with the
+/// pin's (one row with no seat when the pin sold but no seat did).
+static SELL_PIN_AND_SEATS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH pin AS ({SELL_PIN}), sold AS ({}) \
+         SELECT sold.event_id, sold.seat_id, sold.version, pin.event_id AS pin_event_id, pin.seat_count \
+         FROM pin LEFT JOIN sold ON true",
+        sell_seats_sql("SELECT order_id FROM pin")
+    )
+});
 
 async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
     let sold_at_once: Option<(i64, i64, Vec<sqlx::any::AnyRow>)> = if tx.backend() == Backend::Postgres {
-        // The pin and its seats sold in one round trip: each seat's row with the pin's.
-        let rows = sqlx::query(&format!(
-            "WITH pin AS ({SELL_PIN}), sold AS ({}) \
-             SELECT sold.event_id, sold.seat_id, sold.version, pin.event_id AS pin_event_id, pin.seat_count \
-             FROM pin LEFT JOIN sold ON true",
-            SELL_SEATS.replace("WHERE order_id = $1", "WHERE order_id IN (SELECT order_id FROM pin)")
-        ))
-        .bind(&e.order_id)
-        .fetch_all(&mut **tx)
-        .await?;
+        let rows = sqlx::query(&SELL_PIN_AND_SEATS).bind(&e.order_id).fetch_all(&mut **tx).await?;
         rows.first().map(|pin| (pin.get("pin_event_id"), pin.get("seat_count"))).map(|(event_id, pinned)| {
             let seats = rows.iter().filter(|r| r.get::<Option<i64>, _>("seat_id").is_some()).cloned().collect();
             (event_id, pinned, seats)
@@ -237,7 +247,7 @@ async fn seats_sold(tx: &mut Tx, event_id: i64, order_id: String, rows: &[sqlx::
 
 /// Marks the order's held seats SOLD; returns them with their new versions.
 async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
-    sqlx::query(SELL_SEATS).bind(order_id).fetch_all(&mut **tx).await.context("failed to sell seats")
+    sqlx::query(&SELL_SEATS).bind(order_id).fetch_all(&mut **tx).await.context("failed to sell seats")
 }
 
 async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 //! made by the database under its row locks, never by a read racing a write.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -27,9 +28,8 @@ pub(crate) const IN_EVENT_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE hol
      AND event_id = $3 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $2)";
 
 /// Both counts in one statement (`$1` the buyer, `$2` now, `$3` the show).
-pub(crate) fn limit_counts() -> String {
-    format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})")
-}
+pub(crate) static LIMIT_COUNTS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})"));
 
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
@@ -186,7 +186,7 @@ impl Reservation {
         // Each count reads one range of `seats_by_holder`: the buyer's live holds, or the
         // buyer's seats in one show, never every seat the buyer ever bought. Both in one
         // statement: one round trip on PostgreSQL.
-        let (held, in_event): (i64, i64) = sqlx::query_as(&limit_counts())
+        let (held, in_event): (i64, i64) = sqlx::query_as(&LIMIT_COUNTS)
             .bind(buyer)
             .bind(now)
             .bind(event_id)
@@ -447,7 +447,7 @@ mod tests {
         let by_show = "INDEX seats_by_holder (holder=? AND status=? AND event_id=?)";
         assert!(in_event.iter().any(|s| s.contains(by_show)), "{in_event:?}");
         // Asked together, each count still reads its range and nothing else.
-        let both = db.sqlite_plan(&super::limit_counts()).await.unwrap();
+        let both = db.sqlite_plan(&super::LIMIT_COUNTS).await.unwrap();
         assert!(both.iter().any(|s| s.contains(by_show)), "{both:?}");
         assert!(both.iter().any(|s| s.contains(by_holder) && !s.contains("event_id")), "{both:?}");
         assert!(!both.iter().any(|s| s.contains("SCAN seats")), "{both:?}");
