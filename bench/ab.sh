@@ -5,6 +5,7 @@
 # for both. Each run reports purchases/s, final-state p99, and the CPU the server and
 # the load generator spent per purchase — steadier than throughput on a shared VM.
 # Usage: bash bench/ab.sh A_BIN B_BIN [pairs (3)] [seconds at 400 users (30)]
+# A_ARGS and B_ARGS add arguments to each build's server (one binary, two settings).
 set -euo pipefail
 a="$1" b="$2" pairs="${3:-3}" secs="${4:-30}"
 out="${OUT:-target/bench-ab}"
@@ -12,11 +13,12 @@ mkdir -p "$out"
 tick=$(getconf CLK_TCK)
 
 run() { # run NAME BIN N: one throughput run; prints one line of results
-    local name=$1 bin=$2 n=$3 data="$out/data-$1-$3" json="$out/$1-$3.json"
+    local name=$1 bin=$2 n=$3 data="$out/data-$1-$3" json="$out/$1-$3.json" args
+    args="$([ "$name" = A ] && echo "${A_ARGS:-}" || echo "${B_ARGS:-}")"
     rm -rf "$data"
     "$bin" serve --addr 127.0.0.1:18090 --data-dir "$data" --admin-token bench --open-bearer \
         --rate-limit-buyer 0 --rate-limit-address 0 --durability normal \
-        --payment-latency-ms 0..0 --payment-success-rate 1 >"$out/server-$name-$n.log" 2>&1 &
+        --payment-latency-ms 0..0 --payment-success-rate 1 $args >"$out/server-$name-$n.log" 2>&1 &
     local pid=$!
     for _ in $(seq 100); do curl -sf 127.0.0.1:18090/actuator/health >/dev/null && break; sleep 0.1; done
     # The generator's CPU: its user and system time, from the resource usage of a child.

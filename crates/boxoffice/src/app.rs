@@ -328,6 +328,8 @@ impl Application {
     /// Opens the databases, starts the modules' background tasks, seeds the demo data on
     /// a first start, and binds the listener (port 0 picks a free one).
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
+        // Before the modules, so that what they record as they start is kept.
+        runtime::telemetry::prometheus();
         let dir = &args.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
         let admin_token = match &args.admin_token {
@@ -400,7 +402,11 @@ impl Application {
                 };
                 let db = open(order_db).await?;
                 let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
-                Some(Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl))
+                let orders = Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl);
+                Some(match args.settle_target_ms {
+                    0 => orders,
+                    ms => orders.with_settle_target(Duration::from_millis(ms)),
+                })
             }
             false => None,
         };
@@ -417,7 +423,6 @@ impl Application {
             payments.reclaim_abandoned_calls().await?;
         }
 
-        runtime::telemetry::prometheus();
         for describe in [
             runtime::metrics::describe,
             catalog::metrics::describe,

@@ -160,6 +160,11 @@ pub struct ServeArgs {
     /// gets the first answer; after it the key may be used for a new order.
     #[arg(long, default_value_t = 86_400)]
     pub idempotency_key_ttl_secs: u64,
+    /// Admission control: let an order in only while this process's orders settle (reach
+    /// CONFIRMED or CANCELLED) within this many ms; the rest wait at `POST /orders`, up to
+    /// 10 s, then 503 with Retry-After. 0: every order goes in at once.
+    #[arg(long, default_value_t = 0)]
+    pub settle_target_ms: u64,
     /// How often expired holds are freed, in ms.
     #[arg(long, default_value_t = 500)]
     pub sweep_interval_ms: u64,

@@ -131,6 +131,9 @@ impl Handler for Saga {
     fn committed(&self) {
         self.orders.relay.wake();
         let settled = std::mem::take(&mut *self.settled.lock().expect("settled lock"));
+        if let Some(admission) = &self.orders.admission {
+            admission.settled(settled.iter().map(|(id, _)| id.as_str()));
+        }
         self.orders.waiters.settled(settled);
     }
 

@@ -6,6 +6,7 @@
 //! it, sold seats confirm it. Idempotency keys make a retried request return the first
 //! answer, even across a crash between the pin and the write.
 
+mod admission;
 mod consume;
 mod http;
 pub mod metrics;
@@ -58,7 +59,12 @@ pub struct Orders {
     /// How long an idempotency key is remembered.
     key_ttl: Duration,
     waiters: Arc<waiters::Waiters>,
+    /// Keeps the saga's backlog short (see `admission`); None lets every order in.
+    admission: Option<Arc<admission::Admission>>,
 }
+
+/// The longest an order waits to be let in before it is turned away with 503.
+const ADMISSION_MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// What a key's earlier use says about a request: answer as before, or make a new order.
 enum Replay {
@@ -83,7 +89,14 @@ impl Orders {
             max_seats,
             key_ttl,
             waiters: Default::default(),
+            admission: None,
         }
+    }
+
+    /// Lets orders in only while those settling settle within `target` (see `admission`).
+    pub fn with_settle_target(mut self, target: Duration) -> Self {
+        self.admission = Some(admission::Admission::new(target, ADMISSION_MAX_WAIT));
+        self
     }
 
     pub fn relay(&self) -> &Relay {
@@ -100,9 +113,14 @@ impl Orders {
     /// may have gone unheard before). None on SQLite, where this process settles every
     /// order.
     pub fn listen_for_settlements(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
-        let waiters = self.waiters.clone();
+        let (waiters, admission) = (self.waiters.clone(), self.admission.clone());
         self.db.listen(SETTLED_CHANNEL, move |order_id| match order_id {
-            Some(order_id) => waiters.wake(order_id),
+            Some(order_id) => {
+                waiters.wake(order_id);
+                if let Some(admission) = &admission {
+                    admission.settled([order_id]);
+                }
+            }
             None => waiters.wake_all(),
         })
     }
@@ -148,7 +166,17 @@ impl Orders {
             Replay::Answer(answer) => return Ok(answer),
             Replay::Fresh { generation } => generation,
         };
+        let mut ticket = match &self.admission {
+            None => admission::Ticket::unlimited(),
+            Some(admission) => match admission.admit().await {
+                Ok(ticket) => ticket,
+                Err(admission::Busy) => {
+                    return Ok(Err(PinRefused { code: ErrorCode::Unavailable, message: BUSY.into() }));
+                }
+            },
+        };
         let order_id = Self::order_id(buyer, key, generation);
+        ticket.for_order(&order_id);
         let pin = PinRequest {
             order_id: order_id.clone(),
             buyer: buyer.to_owned(),
@@ -162,7 +190,11 @@ impl Orders {
         let amount: i64 = pinned.seats.iter().map(|s| s.price).sum();
         let accepted = Accepted { order_id, generation, hash, amount };
         let (this, buyer, key, req) = (self.clone(), buyer.to_owned(), key.to_owned(), req.clone());
-        self.db.on_writer(async move { this.record(&buyer, &key, &req, accepted).await }).await
+        let created = self.db.on_writer(async move { this.record(&buyer, &key, &req, accepted).await }).await?;
+        if let Ok(Created::New(_)) = created {
+            ticket.accepted();
+        }
+        Ok(created)
     }
 
     /// Records the pinned order and its `OrderCreated` event.
@@ -313,6 +345,9 @@ impl Orders {
         ])
     }
 }
+
+/// Why an order waited in vain to be let in.
+pub const BUSY: &str = "too many orders are settling; retry shortly";
 
 /// The answer `POST /orders` gave: the order as it was when accepted.
 fn first_answer(mut order: Order) -> Order {

@@ -2,6 +2,7 @@
 //! driven over HTTP like any client.
 
 mod abuse;
+mod admission;
 mod api_errors;
 mod browser;
 mod common;

@@ -1,0 +1,108 @@
+//! Admission control (`--settle-target-ms`): beyond the limit of orders settling at once,
+//! an order waits at the door until one settles, and one that waits too long is turned
+//! away with 503, having changed nothing.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{self, TestApp, assert_error, spawn_with};
+
+/// The limit a process starts with (`admission::INITIAL_LIMIT`).
+const INITIAL_LIMIT: usize = 64;
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.http.get(format!("{}/actuator/prometheus", app.url)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Holds one seat each (1, 2, …) of `show` for `buyers` buyers.
+async fn hold_seats(app: &TestApp, show: i64, buyers: usize) -> Vec<common::Buyer> {
+    let mut held = Vec::new();
+    for i in 0..buyers {
+        let buyer = app.buyer(&format!("door-{show}-{i}"));
+        let r = buyer.hold(show, &[i as i64 + 1]).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "hold: {}", r.text().await.unwrap());
+        held.push(buyer);
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_in() {
+    const PAYMENT_MS: u64 = 3_000;
+    let mut args = common::args();
+    // A target no order misses: the limit stays where it starts.
+    args.settle_target_ms = 120_000;
+    args.payment_latency_ms = (PAYMENT_MS, PAYMENT_MS);
+    let app = spawn_with(args).await;
+    let buyers = hold_seats(&app, 1, INITIAL_LIMIT + 8).await;
+
+    let started = Instant::now();
+    let orders = buyers.iter().enumerate().map(|(i, buyer)| async move {
+        let r = buyer.order(&format!("door-key-{i}"), 1, &[i as i64 + 1]).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
+        started.elapsed()
+    });
+    let mut answered: Vec<Duration> = futures_util::future::join_all(orders).await;
+    answered.sort();
+
+    // No order settles before its payment: the limit's orders were let in before any
+    // did, and the rest only after.
+    let payment = Duration::from_millis(PAYMENT_MS);
+    assert!(answered[INITIAL_LIMIT - 1] < payment, "the first {INITIAL_LIMIT} went in at once: {answered:?}");
+    assert!(answered[INITIAL_LIMIT] >= payment, "the next waited for a settlement: {answered:?}");
+    for (i, buyer) in buyers.iter().enumerate() {
+        let mine: Value = buyer.get("/orders").await.json().await.unwrap();
+        let order_id = mine[0]["orderId"].as_str().unwrap().to_owned();
+        assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED", "buyer {i}");
+    }
+
+    // Every settlement was heard, so nothing counts against the limit any more: as many
+    // orders as the limit go in at once again (on another show's seats).
+    let buyers = hold_seats(&app, 2, INITIAL_LIMIT).await;
+    let started = Instant::now();
+    futures_util::future::join_all(buyers.iter().enumerate().map(|(i, buyer)| async move {
+        let r = buyer.order(&format!("again-key-{i}"), 2, &[i as i64 + 1]).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
+    }))
+    .await;
+    assert!(started.elapsed() < payment, "let in before any of them settled");
+    app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_that_cannot_be_let_in_in_time_is_turned_away_and_changes_nothing() {
+    let mut args = common::args();
+    args.settle_target_ms = 120_000;
+    // Payments never answered: no order settles during the test.
+    args.payment_hang_rate = 1.0;
+    args.payment_deadline_ms = 300_000;
+    let app = spawn_with(args).await;
+    let buyers = hold_seats(&app, 1, INITIAL_LIMIT + 1).await;
+    let (last, first) = buyers.split_last().unwrap();
+
+    let orders = first.iter().enumerate().map(|(i, buyer)| async move {
+        let r = buyer.order(&format!("door-key-{i}"), 1, &[i as i64 + 1]).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
+    });
+    futures_util::future::join_all(orders).await;
+
+    let seat = INITIAL_LIMIT as i64 + 1;
+    let r = last.order("door-key-last", 1, &[seat]).await;
+    assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    assert_error(r, 503, "UNAVAILABLE").await;
+    // (The recorder is the process's: no other test turns orders away.)
+    assert_eq!(metric(&app, "order_admission_refused_total").await, 1.0);
+    assert!(metric(&app, "order_admission_limit").await >= 8.0, "the limit is exported");
+    // Nothing was written: no order, the seat still held by its buyer.
+    let mine: Value = last.get("/orders").await.json().await.unwrap();
+    assert_eq!(mine, serde_json::json!([]));
+    assert_eq!(app.seat_status(1, seat).await, "HELD");
+}
