@@ -3,6 +3,7 @@
 # the throughput run on a large show, and the original's 400-user run on 100 seats —
 # each against a fresh embedded boxoffice, with the load generator on the same machine.
 # Usage: bash bench/load.sh [normal|full]   (the server's --durability; default full)
+# THROUGHPUT_ARGS adds arguments to the throughput run's server (e.g. "--settle-target-ms 80").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 durability="${1:-full}"
@@ -30,7 +31,7 @@ serve 18081
 stop 18081
 
 echo "== throughput: 400 users buying distinct seats of a 300x300 show, instant payments"
-serve 18082 --payment-latency-ms 0..0 --payment-success-rate 1
+serve 18082 --payment-latency-ms 0..0 --payment-success-rate 1 ${THROUGHPUT_ARGS:-}
 "$bin" load --quiet --url http://127.0.0.1:18082 --admin-token bench --scenario throughput \
     --stages 5s:400,25s:400 --json "$out/throughput.json" --html "$out/throughput.html" || true
 stop 18082
