@@ -7,10 +7,9 @@
 //! that `POST /orders` takes longer instead of the order's settling. The limit adapts,
 //! once per window of the target's length: a tenth less when more than one order in 20
 //! took longer than the target, a twentieth more (and one) when the limit was reached
-//! and they settled in time. Orders are
-//! counted settled when this process hears so: its own saga's commit, or another
-//! replica's `NOTIFY` (see `Orders::listen_for_settlements`); one never heard of stops
-//! counting after `FORGET_AFTER`.
+//! and they settled in time. Orders are counted settled when this process hears so: its
+//! own saga's commit, or another replica's `NOTIFY` (see `Orders::listen_for_settlements`);
+//! one never heard of stops counting after `FORGET_AFTER`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,10 +46,18 @@ struct State {
     /// Permits to take back as settling orders return them (the limit shrank below the
     /// orders already settling).
     debt: usize,
-    /// Order id → when it was accepted.
-    settling: HashMap<String, Instant>,
+    settling: HashMap<String, Settling>,
     window: Window,
     last_sweep: Instant,
+}
+
+/// An order counted against the limit.
+struct Settling {
+    /// When it was let in.
+    since: Instant,
+    /// The tickets for it: two requests with one idempotency key are one order, and
+    /// the one that loses the race to write it gives its place back alone.
+    tickets: usize,
 }
 
 /// The orders heard settled since `began`: the limit moves once per window.
@@ -117,10 +124,10 @@ impl Admission {
         let mut state = self.state.lock().expect("admission lock");
         let mut returned = 0;
         for id in order_ids {
-            let Some(accepted) = state.settling.remove(id) else { continue };
-            returned += 1;
+            let Some(order) = state.settling.remove(id) else { continue };
+            returned += order.tickets;
             state.window.seen += 1;
-            state.window.slow += usize::from(now - accepted > self.target);
+            state.window.slow += usize::from(now - order.since > self.target);
         }
         // Only while the limit holds orders back may it grow: idle, it would grow unchecked.
         state.window.full |= returned > 0 && self.permits.available_permits() == 0;
@@ -145,9 +152,12 @@ impl Admission {
             return;
         }
         state.last_sweep = now;
-        let before = state.settling.len();
-        state.settling.retain(|_, accepted| now - *accepted < FORGET_AFTER);
-        let forgotten = before - state.settling.len();
+        let mut forgotten = 0;
+        state.settling.retain(|_, order| {
+            let keep = now - order.since < FORGET_AFTER;
+            forgotten += if keep { 0 } else { order.tickets };
+            keep
+        });
         self.give_back(&mut state, forgotten);
     }
 
@@ -201,7 +211,11 @@ impl Ticket {
     pub fn for_order(&mut self, order_id: &str) {
         if let Some(admission) = &self.admission {
             let mut state = admission.state.lock().expect("admission lock");
-            state.settling.insert(order_id.to_owned(), Instant::now());
+            state
+                .settling
+                .entry(order_id.to_owned())
+                .or_insert(Settling { since: Instant::now(), tickets: 0 })
+                .tickets += 1;
             metrics::settling(state.settling.len());
             self.order_id = Some(order_id.to_owned());
         }
@@ -219,8 +233,15 @@ impl Drop for Ticket {
         let mut state = admission.state.lock().expect("admission lock");
         // Unless it was heard settled (or forgotten) already, which gave its place back.
         let counted = match &self.order_id {
-            Some(id) => state.settling.remove(id).is_some(),
             None => true,
+            Some(id) => match state.settling.get_mut(id) {
+                None => false,
+                Some(order) if order.tickets > 1 => {
+                    order.tickets -= 1;
+                    true
+                }
+                Some(_) => state.settling.remove(id).is_some(),
+            },
         };
         if counted {
             admission.give_back(&mut state, 1);
@@ -288,6 +309,21 @@ mod tests {
         assert_eq!(a.state.lock().unwrap().settling.len(), 0);
         fill(&a, "o", 64).await; // refused orders do not count
         assert_eq!(a.admit().await.err(), Some(Busy), "and each place is given back once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_requests_for_one_order_count_once_each_until_it_settles() {
+        let a = admission(1_000, 500);
+        let (mut winner, mut loser) = (a.admit().await.unwrap(), a.admit().await.unwrap());
+        winner.for_order("same");
+        loser.for_order("same");
+        drop(loser); // lost the race to write the order
+        winner.accepted();
+        fill(&a, "o", 63).await;
+        assert_eq!(a.admit().await.err(), Some(Busy), "the winner still counts");
+        a.settled(["same"]);
+        a.admit().await.expect("its place is free once it settles").settling("next");
+        assert_eq!(a.admit().await.err(), Some(Busy), "and given back once");
     }
 
     #[tokio::test(start_paused = true)]

@@ -77,25 +77,32 @@ async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_
     app.assert_audit_passes().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_that_cannot_be_let_in_in_time_is_turned_away_and_changes_nothing() {
+/// A server whose payments are never answered, so that no order settles, with as many
+/// orders settling as it lets in; returns it, the accepted orders, and one more buyer,
+/// who holds seat `INITIAL_LIMIT + 1` of show 1.
+async fn door_full() -> (TestApp, Vec<String>, common::Buyer) {
     let mut args = common::args();
     args.settle_target_ms = 120_000;
-    // Payments never answered: no order settles during the test.
     args.payment_hang_rate = 1.0;
     args.payment_deadline_ms = 300_000;
     let app = spawn_with(args).await;
-    let buyers = hold_seats(&app, 1, INITIAL_LIMIT + 1).await;
-    let (last, first) = buyers.split_last().unwrap();
-
-    let orders = first.iter().enumerate().map(|(i, buyer)| async move {
+    let mut buyers = hold_seats(&app, 1, INITIAL_LIMIT + 1).await;
+    let last = buyers.pop().unwrap();
+    let orders = buyers.iter().enumerate().map(|(i, buyer)| async move {
         let r = buyer.order(&format!("door-key-{i}"), 1, &[i as i64 + 1]).await;
         assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
+        r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()
     });
-    futures_util::future::join_all(orders).await;
+    let accepted = futures_util::future::join_all(orders).await;
+    (app, accepted, last)
+}
 
-    let seat = INITIAL_LIMIT as i64 + 1;
-    let r = last.order("door-key-last", 1, &[seat]).await;
+const LAST_SEAT: i64 = INITIAL_LIMIT as i64 + 1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_that_cannot_be_let_in_in_time_is_turned_away_and_changes_nothing() {
+    let (app, _, last) = door_full().await;
+    let r = last.order("door-key-last", 1, &[LAST_SEAT]).await;
     assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
     assert_error(r, 503, "UNAVAILABLE").await;
     // (The recorder is the process's: no other test turns orders away.)
@@ -104,5 +111,24 @@ async fn an_order_that_cannot_be_let_in_in_time_is_turned_away_and_changes_nothi
     // Nothing was written: no order, the seat still held by its buyer.
     let mine: Value = last.get("/orders").await.json().await.unwrap();
     assert_eq!(mine, serde_json::json!([]));
-    assert_eq!(app.seat_status(1, seat).await, "HELD");
+    assert_eq!(app.seat_status(1, LAST_SEAT).await, "HELD");
+}
+
+/// On PostgreSQL a replica hears of orders another replica's saga settled through
+/// `NOTIFY`; here the notification is sent as that replica would send it. (SQLite has
+/// no other replica: this process's saga settles every order, as the tests above show.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_heard_from_another_replica_lets_the_next_order_in() {
+    if std::env::var("BOXOFFICE_TEST_DB").as_deref() != Ok("postgres") {
+        eprintln!("not applicable: the integration suite runs on SQLite (BOXOFFICE_TEST_DB unset)");
+        return;
+    }
+    let (app, accepted, last) = door_full().await;
+    let waiting = tokio::spawn(async move { last.order("door-key-last", 1, &[LAST_SEAT]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the limit holds the order back");
+    let db = app.store.connect("order").await;
+    sqlx::query("SELECT pg_notify('boxoffice_order_settled', $1)").bind(&accepted[0]).execute(&db).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("let in once one settled").unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
 }
