@@ -347,7 +347,7 @@ impl Orders {
 }
 
 /// Why an order waited in vain to be let in.
-pub const BUSY: &str = "too many orders are settling; retry shortly";
+const BUSY: &str = "too many orders are settling; retry shortly";
 
 /// The answer `POST /orders` gave: the order as it was when accepted.
 fn first_answer(mut order: Order) -> Order {
