@@ -17,6 +17,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_serde::fields::AsMap;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -87,7 +88,9 @@ where
 
 /// `{"timestamp":…,"level":…,"fields":{…},"target":…}`
 fn event_entries(line: &mut Vec<u8>, timestamp: &str, event: &Event<'_>) -> serde_json::Result<()> {
-    let meta = event.metadata();
+    // A record of the `log` crate (a dependency's) under its own target and level.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     let mut serializer = serde_json::Serializer::new(line);
     let mut map = serializer.serialize_map(None)?;
     map.serialize_entry("timestamp", timestamp)?;
@@ -203,8 +206,17 @@ mod tests {
             let span = tracing::info_span!("POST /orders", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736", n = 3);
             span.in_scope(|| tracing::info!(order_id = "o-1", seats = 2, "order \"created\""));
             tracing::info_span!("bare").in_scope(|| tracing::warn!("no fields"));
+            let record = log::Record::builder()
+                .args(format_args!("from a dependency"))
+                .level(log::Level::Error)
+                .target("librdkafka")
+                .build();
+            tracing_log::format_trace(&record).unwrap();
         });
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[3]["target"], "librdkafka");
+        assert_eq!(lines[3]["level"], "ERROR");
+        assert_eq!(lines[3]["fields"]["message"], "from a dependency");
         assert_eq!(lines[0]["fields"]["message"], "before any span");
         assert_eq!(lines[0]["fields"]["outside"], 1);
         assert!(lines[0].get("span").is_none(), "{}", lines[0]);
