@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -61,14 +60,7 @@ async fn create_order(o: &Orders, buyer: &str, headers: &HeaderMap, req: CreateO
     if unique.len() != req.seat_ids.len() {
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
-    let created = o.create(buyer, &key, &req).await?;
-    if let Err(refused) = &created
-        && refused.code == ErrorCode::Unavailable
-    {
-        let error = ApiError::new(refused.code, refused.message.clone());
-        return Ok(([(RETRY_AFTER, "1")], error).into_response());
-    }
-    match created.map_err(|r| ApiError::new(r.code, r.message))? {
+    match o.create(buyer, &key, &req).await?.map_err(|r| ApiError::new(r.code, r.message))? {
         Created::New(order) => Ok((StatusCode::CREATED, Json(order)).into_response()),
         Created::Replayed(order) => {
             Ok((StatusCode::CREATED, [("idempotent-replayed", "true")], Json(order)).into_response())

@@ -28,8 +28,11 @@ pub(crate) const IN_EVENT_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE hol
      AND event_id = $3 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $2)";
 
 /// Both counts in one statement (`$1` the buyer, `$2` now, `$3` the show).
-pub(crate) static LIMIT_COUNTS: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})"));
+static LIMIT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})"));
+/// The same with only the first limit on (the default): the show's count is not read.
+static HELD_COUNT: LazyLock<String> = LazyLock::new(|| format!("SELECT ({HELD_BY_BUYER}), CAST(0 AS BIGINT)"));
+/// The same with only the show's limit on.
+static IN_EVENT_COUNT: LazyLock<String> = LazyLock::new(|| format!("SELECT CAST(0 AS BIGINT), ({IN_EVENT_BY_BUYER})"));
 
 /// `$first, $first+1, …` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
@@ -184,15 +187,15 @@ impl Reservation {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(buyer).execute(&mut **tx).await?;
         }
         // Each count reads one range of `seats_by_holder`: the buyer's live holds, or the
-        // buyer's seats in one show, never every seat the buyer ever bought. Both in one
-        // statement: one round trip on PostgreSQL.
-        let (held, in_event): (i64, i64) = sqlx::query_as(&LIMIT_COUNTS)
-            .bind(buyer)
-            .bind(now)
-            .bind(event_id)
-            .fetch_one(&mut **tx)
-            .await
-            .context("failed to count the buyer's seats")?;
+        // buyer's seats in one show, never every seat the buyer ever bought. Only the
+        // limits that are on are counted, both in one statement when both are.
+        let counts = match (max_held > 0, max_in_event > 0) {
+            (true, false) => sqlx::query_as(&HELD_COUNT).bind(buyer).bind(now),
+            (true, true) => sqlx::query_as(&LIMIT_COUNTS).bind(buyer).bind(now).bind(event_id),
+            (false, _) => sqlx::query_as(&IN_EVENT_COUNT).bind(buyer).bind(now).bind(event_id),
+        };
+        let (held, in_event): (i64, i64) =
+            counts.fetch_one(&mut **tx).await.context("failed to count the buyer's seats")?;
         if max_held > 0 && held > max_held as i64 {
             let message = format!("you may hold at most {max_held} seats at once; release or buy some first");
             return Ok(Some(refused(ErrorCode::ValidationFailed, message)));
@@ -451,6 +454,13 @@ mod tests {
         assert!(both.iter().any(|s| s.contains(by_show)), "{both:?}");
         assert!(both.iter().any(|s| s.contains(by_holder) && !s.contains("event_id")), "{both:?}");
         assert!(!both.iter().any(|s| s.contains("SCAN seats")), "{both:?}");
+        // With only the first limit on (the default), the show's seats are not read.
+        let held_only = db.sqlite_plan(&super::HELD_COUNT).await.unwrap();
+        assert!(held_only.iter().any(|s| s.contains(by_holder)), "{held_only:?}");
+        assert!(!held_only.iter().any(|s| s.contains("event_id") || s.contains("SCAN seats")), "{held_only:?}");
+        let show_only = db.sqlite_plan(&super::IN_EVENT_COUNT).await.unwrap();
+        assert!(show_only.iter().any(|s| s.contains(by_show)), "{show_only:?}");
+        assert!(!show_only.iter().any(|s| s.contains("SCAN seats")), "{show_only:?}");
     }
 
     /// The consistency checks run every few seconds for as long as the process runs:

@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
-use axum::http::header::RETRY_AFTER;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorCode;
@@ -69,11 +67,7 @@ impl Readiness {
 
 /// The error for a request that cannot be served while a dependency is down.
 pub fn unavailable() -> Response {
-    let mut response =
-        ApiError::new(ErrorCode::Unavailable, "a database or the message bus is unreachable; retry shortly")
-            .into_response();
-    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    ApiError::new(ErrorCode::Unavailable, "a database or the message bus is unreachable; retry shortly").into_response()
 }
 
 /// The middleware: API requests get 503 while not ready; the actuator and the page do not.
