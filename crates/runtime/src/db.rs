@@ -353,16 +353,27 @@ impl Db {
         let server = server.trim_end_matches('/');
         create_database(server, name).await?;
         let url = format!("{server}/{name}");
-        let connect = |size: u32| {
+        let options = |size: u32| {
             AnyPoolOptions::new()
                 .max_connections(size)
                 .idle_timeout(Duration::from_secs(30))
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(&url)
         };
         let size = pool.max(2);
-        let pool = connect(size).await.with_context(|| format!("failed to connect to database {name}"))?;
-        let background = connect(BACKGROUND_POOL.min(size.div_ceil(2)))
+        let pool =
+            options(size).connect(&url).await.with_context(|| format!("failed to connect to database {name}"))?;
+        // The background work reads queues — unpublished outbox rows, a pin's seats — by
+        // partial indexes whose entries die as fast as they are added. A bitmap scan reads
+        // every dead entry each time (it never marks them dead), and PostgreSQL chose one
+        // whenever its statistics said the queue was short: before the first ANALYZE of a
+        // new database, and during an on-sale. A plain index scan marks the dead entries
+        // it passes, so the next one skips them. (Measured: 4,845 index entries read per
+        // outbox read in a 20 s run, 1,054 reads.)
+        let background = options(BACKGROUND_POOL.min(size.div_ceil(2)))
+            .after_connect(|conn, _| {
+                Box::pin(async move { conn.execute("SET enable_bitmapscan = off").await.map(drop) })
+            })
+            .connect(&url)
             .await
             .with_context(|| format!("failed to connect to database {name}"))?;
         migrate(&pool, &migrations.postgres, &RUNTIME_MIGRATIONS.postgres).await?;

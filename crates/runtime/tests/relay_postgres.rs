@@ -129,3 +129,35 @@ async fn a_notification_reaches_every_listener_when_its_transaction_commits() {
     let sqlite = Db::open_sqlite(&dir.path().join("m.db"), Durability::Normal, &MIGRATIONS).await.unwrap();
     assert!(sqlite.listen("bt_channel", |_| ()).is_none());
 }
+
+/// On a new database, before PostgreSQL has statistics of the outbox, the relay reads the
+/// unpublished rows by a plain index scan, which marks the dead entries of published rows
+/// as it passes them — not by a bitmap scan, which reads every one of them each time.
+/// Holding every slot, it reads them in order and stops at the batch's end (no sort).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_reads_the_outbox_by_a_plain_index_scan() {
+    use sqlx::Row;
+    let Some(db) = database("plan", 2).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(&dir.path().join("bus.db"), Durability::Normal).await.unwrap());
+    let relay = Relay::new("test", db.clone(), bus);
+    for round in 0..2 {
+        let mut tx = db.begin().await.unwrap();
+        for i in 0..300 {
+            outbox::append(&mut tx, &EventReset { event_id: i, reset_at: round }).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        if round == 0 {
+            while relay.publish_batch().await.unwrap() > 0 {}
+        }
+    }
+    let background = db.background();
+    for (slots, sorted) in [(None, false), (Some(&[1i64, 2][..]), true)] {
+        let sql = format!("EXPLAIN {}", outbox::unpublished_sql(slots));
+        let rows = sqlx::query(&sql).bind(512i64).fetch_all(background.reader()).await.unwrap();
+        let steps: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        assert!(steps.iter().any(|s| s.contains("Index")), "{steps:?}");
+        assert!(!steps.iter().any(|s| s.contains("Bitmap")), "{steps:?}");
+        assert_eq!(steps.iter().any(|s| s.contains("Sort")), sorted, "{steps:?}");
+    }
+}

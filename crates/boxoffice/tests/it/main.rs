@@ -15,6 +15,7 @@ mod migrate;
 mod observability;
 mod outage;
 mod payments;
+mod plans;
 mod purchase;
 mod replay;
 mod stream;
