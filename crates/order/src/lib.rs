@@ -323,9 +323,7 @@ impl Orders {
 
     /// Orders not final yet.
     pub async fn in_flight(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED'")
-            .fetch_one(self.db.reader())
-            .await?)
+        store::in_flight(self.db.reader()).await
     }
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {

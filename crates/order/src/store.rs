@@ -190,11 +190,22 @@ pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> an
     .await?)
 }
 
+/// Orders not settled yet (CREATED), in the words of the `orders_unsettled` index's
+/// condition, so that a statement stating it reads that index.
+pub(crate) const UNSETTLED: &str = "status <> 'CONFIRMED' AND status <> 'CANCELLED'";
+
+pub(crate) static STUCK: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT COUNT(*) FROM orders WHERE {UNSETTLED} AND created_at < $1"));
+pub(crate) static IN_FLIGHT: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT COUNT(*) FROM orders WHERE {UNSETTLED}"));
+
 pub async fn stuck(db: &Reader, before: i64) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'CREATED' AND created_at < $1")
-        .bind(before)
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_scalar(&STUCK).bind(before).fetch_one(db).await?)
+}
+
+/// Orders not settled yet.
+pub async fn in_flight(db: &Reader) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(&IN_FLIGHT).fetch_one(db).await?)
 }
 
 /// Read from `orders_confirmed_unpaid`, which holds these orders alone.
@@ -258,5 +269,16 @@ mod tests {
         let db = Db::open_sqlite(&dir.path().join("o.db"), Durability::Normal, &super::MIGRATIONS).await.unwrap();
         let steps = db.sqlite_plan(super::CONFIRMED_UNPAID).await.unwrap();
         assert!(steps.iter().any(|s| s.contains("orders_confirmed_unpaid")), "{steps:?}");
+    }
+
+    /// The counts of unsettled orders read only those, in `orders_unsettled`.
+    #[tokio::test]
+    async fn the_unsettled_counts_read_only_unsettled_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("o.db"), Durability::Normal, &super::MIGRATIONS).await.unwrap();
+        for sql in [&*super::STUCK, &*super::IN_FLIGHT] {
+            let steps = db.sqlite_plan(sql).await.unwrap();
+            assert!(steps.iter().any(|s| s.contains("orders_unsettled")), "{sql}: {steps:?}");
+        }
     }
 }

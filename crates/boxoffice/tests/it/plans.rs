@@ -62,3 +62,23 @@ async fn an_orders_seats_are_searched_by_order_not_among_every_held_seat() {
     let steps = plan(&db, postgres, sweep, 0i64).await;
     assert!(steps.iter().any(|s| s.contains("seats_expiring")), "{steps:?}");
 }
+
+/// Confirming or cancelling an order finds it by its id, on a new database too, where
+/// PostgreSQL has no statistics yet: it had searched an index of orders by status
+/// instead, reading every unsettled order for each one (see the order module's migration
+/// 0103).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_settled_by_its_id_on_a_new_database() {
+    let app = spawn_app().await;
+    let db = app.store.connect("order").await;
+    let postgres = app.store.postgres.is_some();
+    for sql in [
+        "UPDATE orders SET status = 'CONFIRMED', updated_at = 1 WHERE order_id = $1 AND status = 'CREATED'",
+        "UPDATE orders SET status = 'CANCELLED', updated_at = 1 WHERE order_id = $1 AND status IN ('CREATED', 'CONFIRMED')",
+    ] {
+        let steps = plan(&db, postgres, sql, "o5".to_owned()).await;
+        let by_id = if postgres { "orders_pkey" } else { "sqlite_autoindex_orders_1" };
+        assert!(steps.iter().any(|s| s.contains(by_id)), "{sql}: {steps:?}");
+        assert!(!steps.iter().any(|s| s.contains("orders_unsettled")), "{sql}: {steps:?}");
+    }
+}
