@@ -5,6 +5,9 @@ pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 /// Seconds from an outbox row's commit to its publication, by module.
 pub const OUTBOX_LAG: &str = "outbox_publish_lag_seconds";
+/// Seconds from a relay's sending a batch to the broker's acknowledging all of it, by
+/// module: the part of the outbox lag that is the broker's.
+pub const OUTBOX_ACK: &str = "outbox_broker_ack_seconds";
 /// Unpublished outbox rows, and the age of the oldest, by module.
 pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
 pub const OUTBOX_OLDEST: &str = "outbox_oldest_unpublished_seconds";
@@ -31,6 +34,11 @@ pub fn describe() {
         OUTBOX_LAG,
         metrics::Unit::Seconds,
         "Outbox row created to published (embedded: to read by each consumer group)"
+    );
+    metrics::describe_histogram!(
+        OUTBOX_ACK,
+        metrics::Unit::Seconds,
+        "Outbox batch sent to acknowledged by the broker (distributed mode)"
     );
     metrics::describe_gauge!(OUTBOX_BACKLOG, "Unpublished outbox rows");
     metrics::describe_gauge!(OUTBOX_OLDEST, metrics::Unit::Seconds, "Age of the oldest unpublished outbox row");

@@ -215,7 +215,13 @@ impl Relay {
             .iter()
             .map(|r| Outgoing { topic: r.get("topic"), key: r.get("msg_key"), body: r.get("envelope") })
             .collect();
-        self.bus.publish(&messages).await.context("failed to publish")
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let sent = std::time::Instant::now();
+        self.bus.publish(&messages).await.context("failed to publish")?;
+        metrics::histogram!(crate::metrics::OUTBOX_ACK, "module" => self.module).record(sent.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Marks exactly the published `rows` as published.
