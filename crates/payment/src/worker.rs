@@ -149,11 +149,13 @@ impl Payments {
 
     pub(crate) async fn claim(&self, limit: i64) -> anyhow::Result<Vec<Claimed>> {
         let now = contract::now_millis();
+        // Through the background connections, which search a queue's partial index (here
+        // `payments_pending`) by a plain index scan (see `Db::background`).
         let rows = sqlx::query(&claim_sql(self.db.backend()))
             .bind(now + self.policy.lease().as_millis() as i64)
             .bind(now)
             .bind(limit)
-            .fetch_all(self.db.writer())
+            .fetch_all(self.db.background().writer())
             .await
             .context("failed to claim payments")?;
         Ok(rows
