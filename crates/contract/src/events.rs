@@ -7,6 +7,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Millis;
@@ -28,7 +29,9 @@ pub struct Envelope {
     pub occurred_at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
-    pub payload: serde_json::Value,
+    /// The event's JSON as it was written: kept as text, so that a consumer parses it
+    /// once, straight into the event type it wants.
+    pub payload: Box<RawValue>,
 }
 
 /// An event type: its topic, its name in the envelope, and the key that orders it.
@@ -47,13 +50,13 @@ impl Envelope {
             aggregate_id: event.key(),
             occurred_at,
             traceparent,
-            payload: serde_json::to_value(event).expect("events serialize"),
+            payload: serde_json::value::to_raw_value(event).expect("events serialize"),
         }
     }
 
     /// Decodes the payload as `E` when the envelope carries that type.
     pub fn decode<E: DomainEvent>(&self) -> Option<Result<E, serde_json::Error>> {
-        (self.kind == E::TYPE).then(|| serde_json::from_value(self.payload.clone()))
+        (self.kind == E::TYPE).then(|| serde_json::from_str(self.payload.get()))
     }
 }
 

@@ -59,9 +59,14 @@ impl Saga {
 
 /// The order an event is about, or else its aggregate.
 fn order_of(event: &Envelope) -> String {
-    match event.payload.get("orderId").and_then(|id| id.as_str()) {
-        Some(order_id) => order_id.to_owned(),
-        None => event.aggregate_id.clone(),
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct About {
+        order_id: Option<String>,
+    }
+    match serde_json::from_str::<About>(event.payload.get()) {
+        Ok(About { order_id: Some(order_id) }) => order_id,
+        _ => event.aggregate_id.clone(),
     }
 }
 
