@@ -16,10 +16,13 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::ser::{SerializeMap, Serializer as _};
+use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_serde::fields::AsMap;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -100,6 +103,83 @@ fn event_entries(line: &mut Vec<u8>, timestamp: &str, event: &Event<'_>) -> serd
     map.end()
 }
 
+/// A span's fields as one JSON object, formatted once as the span opens, for `JsonLine`
+/// to copy into the lines logged inside it. Each field is written as it is recorded;
+/// tracing-subscriber's `JsonFields` first collects them into a map of
+/// `serde_json::Value`s (2.1% of the embedded server's samples under load, for spans
+/// that mostly log nothing: docs/BENCHMARKS.md, session 11).
+struct JsonSpanFields;
+
+impl<'w> FormatFields<'w> for JsonSpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        let mut object = JsonObject::default();
+        fields.record(&mut object);
+        writer.write_str(&object.finish())
+    }
+
+    /// A field recorded after the span opened replaces or joins the ones it has.
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &Record<'_>) -> std::fmt::Result {
+        let mut added = JsonObject::default();
+        fields.record(&mut added);
+        let parse = |json: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json);
+        let mut merged = if current.fields.is_empty() {
+            Default::default()
+        } else {
+            parse(&current.fields).map_err(|_| std::fmt::Error)?
+        };
+        merged.extend(parse(&added.finish()).map_err(|_| std::fmt::Error)?);
+        current.fields = serde_json::to_string(&merged).map_err(|_| std::fmt::Error)?;
+        Ok(())
+    }
+}
+
+/// `{"name":value,…}`, built a field at a time.
+#[derive(Default)]
+struct JsonObject(Vec<u8>);
+
+impl JsonObject {
+    fn entry<T: serde::Serialize + ?Sized>(&mut self, field: &Field, value: &T) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        let name = field.name();
+        // Writing to a Vec fails only on a value that cannot be serialized; ours all can.
+        let _ = serde_json::to_writer(&mut self.0, name.strip_prefix("r#").unwrap_or(name));
+        self.0.push(b':');
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn finish(mut self) -> String {
+        if self.0.is_empty() {
+            self.0.push(b'{');
+        }
+        self.0.push(b'}');
+        String::from_utf8(self.0).expect("serde_json writes UTF-8")
+    }
+}
+
+impl Visit for JsonObject {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.entry(field, &value)
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, &value)
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, &value)
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, &value)
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, value)
+    }
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.entry(field, value)
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.entry(field, &format!("{value:?}"))
+    }
+}
+
 /// Installs the global subscriber; `service` names this process in exported traces.
 pub fn init(service: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
@@ -107,7 +187,7 @@ pub fn init(service: &str) -> TelemetryGuard {
     let fmt = if std::io::stderr().is_terminal() {
         fmt.boxed()
     } else {
-        fmt.event_format(JsonLine).fmt_fields(JsonFields::new()).boxed()
+        fmt.event_format(JsonLine).fmt_fields(JsonSpanFields).boxed()
     };
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
     let provider = endpoint.and_then(|_| match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
@@ -189,11 +269,14 @@ mod tests {
 
     /// The lines logged by `log`, each parsed.
     fn logged(log: impl FnOnce()) -> Vec<Value> {
+        logged_with(JsonSpanFields, log)
+    }
+
+    /// The same, with the spans' fields formatted by `fields`.
+    fn logged_with(fields: impl for<'w> FormatFields<'w> + Send + Sync + 'static, log: impl FnOnce()) -> Vec<Value> {
         let lines = Lines::default();
-        let layer = tracing_subscriber::fmt::layer()
-            .with_writer(lines.clone())
-            .event_format(JsonLine)
-            .fmt_fields(JsonFields::new());
+        let layer =
+            tracing_subscriber::fmt::layer().with_writer(lines.clone()).event_format(JsonLine).fmt_fields(fields);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
@@ -232,5 +315,40 @@ mod tests {
         assert_eq!(line["span"]["n"], 3);
         assert_eq!(lines[2]["level"], "WARN");
         assert_eq!(lines[2]["span"], serde_json::json!({ "name": "bare" }));
+    }
+
+    #[test]
+    fn a_spans_fields_are_those_of_the_json_format_recorded_late_ones_included() {
+        let log = || {
+            let span = tracing::info_span!(
+                "http",
+                r#type = "a \"quoted\"\nvalue",
+                method = %"POST",
+                n = -3,
+                big = u64::MAX,
+                ok = true,
+                ratio = 0.5,
+                status = tracing::field::Empty,
+                route = "/x",
+            );
+            span.in_scope(|| tracing::info!("before"));
+            span.record("status", "201");
+            span.record("route", "/y");
+            span.in_scope(|| tracing::info!("after"));
+        };
+        let without_time = |mut lines: Vec<Value>| {
+            lines.iter_mut().for_each(|l| drop(l.as_object_mut().unwrap().remove("timestamp")));
+            lines
+        };
+        let ours = without_time(logged(log));
+        assert_eq!(ours, without_time(logged_with(tracing_subscriber::fmt::format::JsonFields::new(), log)));
+        assert_eq!(ours.len(), 2);
+        assert_eq!(ours[0]["span"]["type"], "a \"quoted\"\nvalue");
+        assert_eq!(ours[0]["span"]["method"], "POST");
+        assert_eq!(ours[0]["span"]["big"], u64::MAX);
+        assert!(ours[0]["span"].get("status").is_none(), "{}", ours[0]);
+        assert_eq!(ours[1]["span"]["status"], "201");
+        assert_eq!(ours[1]["span"]["route"], "/y");
+        assert_eq!(ours[1]["span"]["n"], -3);
     }
 }
