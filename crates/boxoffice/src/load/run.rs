@@ -265,14 +265,15 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
     }
 }
 
-/// Users wanted `elapsed` into the stages: a linear ramp within each stage, as k6 does.
-pub fn users_at(stages: &[super::Stage], elapsed: Duration) -> Option<usize> {
+/// Where the run is `elapsed` into the stages: the stage's number (from 1) and the users
+/// wanted then, on a linear ramp within each stage, as k6 does.
+pub fn stage_at(stages: &[super::Stage], elapsed: Duration) -> Option<(usize, usize)> {
     let mut from = 0usize;
     let mut t = Duration::ZERO;
-    for stage in stages {
+    for (number, stage) in (1..).zip(stages) {
         if elapsed < t + stage.duration {
             let f = (elapsed - t).as_secs_f64() / stage.duration.as_secs_f64().max(1e-9);
-            return Some((from as f64 + (stage.target as f64 - from as f64) * f).round() as usize);
+            return Some((number, (from as f64 + (stage.target as f64 - from as f64) * f).round() as usize));
         }
         t += stage.duration;
         from = stage.target;
@@ -359,7 +360,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
     let mut max_users = 0;
-    while let Some(wanted) = users_at(&args.stages, shared.start.elapsed()) {
+    while let Some((stage, wanted)) = stage_at(&args.stages, shared.start.elapsed()) {
         tick.tick().await;
         shared.desired.store(wanted, Ordering::Relaxed);
         if users.len() < wanted {
@@ -383,8 +384,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             if !args.quiet {
                 let secs = last_print.0.elapsed().as_secs_f64();
                 eprint!(
-                    "\r{:>5.1}s  users {active:>4}/{wanted:<4} req/s {:>7.0}  purchases/s {:>6.0}  errors {errors}   ",
+                    "\r{:>5.1}s  stage {stage}/{}  users {active:>4}/{wanted:<4} req/s {:>7.0}  purchases/s {:>6.0}  errors {errors}   ",
                     shared.start.elapsed().as_secs_f64(),
+                    args.stages.len(),
                     (requests - last_print.1) as f64 / secs,
                     (purchases - last_print.2) as f64 / secs,
                 );
@@ -531,10 +533,10 @@ mod tests {
     #[test]
     fn users_ramp_linearly_through_the_stages() {
         let stages = parse_stages("10s:50,20s:100,10s:100").unwrap();
-        assert_eq!(users_at(&stages, Duration::ZERO), Some(0));
-        assert_eq!(users_at(&stages, Duration::from_secs(5)), Some(25));
-        assert_eq!(users_at(&stages, Duration::from_secs(20)), Some(75));
-        assert_eq!(users_at(&stages, Duration::from_secs(35)), Some(100));
-        assert_eq!(users_at(&stages, Duration::from_secs(40)), None);
+        assert_eq!(stage_at(&stages, Duration::ZERO), Some((1, 0)));
+        assert_eq!(stage_at(&stages, Duration::from_secs(5)), Some((1, 25)));
+        assert_eq!(stage_at(&stages, Duration::from_secs(20)), Some((2, 75)));
+        assert_eq!(stage_at(&stages, Duration::from_secs(35)), Some((3, 100)));
+        assert_eq!(stage_at(&stages, Duration::from_secs(40)), None);
     }
 }
