@@ -62,8 +62,9 @@ test('a held seat turns HELD for the other buyer within a second; the sale shows
   // B cannot take it: the page says so, and the server refuses B's own request.
   await seat(pb, 3, 4).click();
   await pb.getByRole('alert').filter({ hasText: 'held by someone else' }).waitFor();
+  // Row 3, seat 4 of show 2 is seat 71: the demo shows keep the original's ids (2, 5, 8, …).
   const refused = await pb.evaluate(() => fetch('/ticketing/api/reservations', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ eventId: 2, seatId: 24 }),
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ eventId: 2, seatId: 71 }),
   }).then((r) => r.status));
   assert.equal(refused, 409);
 
@@ -71,6 +72,8 @@ test('a held seat turns HELD for the other buyer within a second; the sale shows
   await pa.getByRole('button', { name: 'Checkout' }).click();
   await pa.locator('#order-status', { hasText: 'CONFIRMED' }).waitFor({ timeout: 10000 });
   await pa.getByText('Your tickets are confirmed').waitFor();
+  // The order's number is an integer, as the original's contract has it.
+  assert.match(await pa.locator('#order-number').textContent(), /^#[1-9][0-9]*$/);
   await shot(pa, 'order-confirmed');
   for (const page of [pa, pb]) {
     await until('SOLD on both pages', async () => (await statusOf(seat(page, 3, 4))) === 'SOLD', 3000);

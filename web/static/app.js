@@ -174,7 +174,7 @@ async function showView(eventId) {
       const text = o.status === 'CONFIRMED' ? 'Your tickets are confirmed. Enjoy the show!'
         : o.status === 'CANCELLED' ? (CANCEL_REASONS[o.cancelReason] || 'The order was cancelled.')
         : 'Taking the payment…';
-      panel.innerHTML = `<h2>Your order</h2>
+      panel.innerHTML = `<h2>Your order <span id="order-number">#${Number(o.orderId)}</span></h2>
         <p><span class="status ${o.status}" id="order-status">${o.status}</span></p>
         <p>${esc(text)}</p>
         <ul>${o.seatIds.map((id) => `<li>${label(id)}</li>`).join('')}</ul>
@@ -294,7 +294,7 @@ async function showView(eventId) {
 
   // A hold made before a reload is still ours.
   try {
-    const holds = (await api('/reservations')).filter((h) => h.eventId === eventId && !h.orderId);
+    const holds = (await api('/reservations')).filter((h) => h.eventId === eventId && !h.pinned);
     if (holds.length) state.hold = { seatIds: holds.map((h) => h.seatId), expiresAt: Math.min(...holds.map((h) => Date.parse(h.expiresAt))) };
   } catch { /* no session yet */ }
 
@@ -324,13 +324,19 @@ async function ticketsView() {
   let orders = [];
   try { orders = await api('/orders'); } catch (e) { if (e.status !== 401) throw e; }
   const events = new Map((await api('/events')).map((e) => [e.id, e]));
-  const seat = (o, id) => { const e = events.get(o.eventId); return e ? `Row ${Math.floor((id - 1) / e.cols) + 1} · seat ${((id - 1) % e.cols) + 1}` : `Seat ${id}`; };
-  const rows = (list) => list.map((o) => `<tr><td>${esc(events.get(o.eventId)?.title || `Show ${o.eventId}`)}</td>
+  // Seat ids are the show's own (the demo shows keep the original's database-wide ids):
+  // the seat maps say where each seat is.
+  const places = new Map();
+  await Promise.all([...new Set(orders.map((o) => o.eventId))].map(async (id) => {
+    try { for (const s of (await api(`/events/${id}/seats`)).seats) places.set(`${id}/${s.id}`, s); } catch { /* show gone */ }
+  }));
+  const seat = (o, id) => { const s = places.get(`${o.eventId}/${id}`); return s ? `Row ${s.r} · seat ${s.c}` : `Seat ${id}`; };
+  const rows = (list) => list.map((o) => `<tr><td class="num">#${Number(o.orderId)}</td><td>${esc(events.get(o.eventId)?.title || `Show ${o.eventId}`)}</td>
       <td>${o.seatIds.map((id) => seat(o, id)).join('<br>')}</td><td class="num">${won(o.amount)}</td>
       <td><span class="status ${o.status}">${o.status}</span></td><td>${esc(new Date(o.createdAt).toLocaleString())}</td></tr>`).join('');
   const confirmed = orders.filter((o) => o.status === 'CONFIRMED');
   const others = orders.filter((o) => o.status !== 'CONFIRMED');
-  const table = (list) => `<table><thead><tr><th>Show</th><th>Seats</th><th class="num">Paid</th><th>Status</th><th>Ordered</th></tr></thead><tbody>${rows(list)}</tbody></table>`;
+  const table = (list) => `<table><thead><tr><th class="num">Order</th><th>Show</th><th>Seats</th><th class="num">Paid</th><th>Status</th><th>Ordered</th></tr></thead><tbody>${rows(list)}</tbody></table>`;
   main.innerHTML = `<h1>My tickets</h1>
     ${confirmed.length ? table(confirmed) : '<p class="muted">No tickets yet. <a href="#/">Find a show</a>.</p>'}
     ${others.length ? `<h2>Other orders</h2>${table(others)}` : ''}`;
@@ -409,7 +415,7 @@ async function operatorView() {
       const fail = sum(samples(metrics, 'payment_fail_total'));
       board.innerHTML = `
         <h2>Seats and orders</h2>
-        <table><thead><tr><th>Show</th><th class="num">Available</th><th class="num">Held</th><th class="num">Sold</th>
+        <table><thead><tr><th class="num">Order</th><th>Show</th><th class="num">Available</th><th class="num">Held</th><th class="num">Sold</th>
           <th class="num">Orders in flight</th><th class="num">Confirmed</th><th class="num">Cancelled</th></tr></thead><tbody>
         ${events.map((e, i) => { const s = byEvent.get(e.id) || {}; return `<tr><td>${esc(e.title)}</td>
           <td class="num">${count(maps[i], 'AVAILABLE')}</td><td class="num">${count(maps[i], 'HELD')}</td><td class="num">${count(maps[i], 'SOLD')}</td>

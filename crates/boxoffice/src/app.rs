@@ -353,6 +353,9 @@ impl Application {
         if args.open_bearer {
             tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
         }
+        if args.allow_test_reset {
+            tracing::warn!("--allow-test-reset: anyone may reset a show with POST /admin/test-reset; for tests only");
+        }
 
         let (bus, embedded) = open_bus(&args).await?;
         let [catalog_db, reservation_db, order_db, payment_db] = databases().map(|(_, database)| database);
@@ -383,7 +386,10 @@ impl Application {
             "--module needs --kafka: modules in separate processes talk through Kafka"
         );
         let catalog = match runs(Module::Catalog) {
-            true => Some(Catalog::new(open(catalog_db).await?, bus.clone())),
+            true => {
+                let catalog = Catalog::new(open(catalog_db).await?, bus.clone());
+                Some(catalog.with_open_test_reset(args.allow_test_reset))
+            }
             false => None,
         };
         let reservation = match runs(Module::Reservation) {
@@ -473,6 +479,10 @@ impl Application {
 
         if let (Some(catalog), false) = (&modules.catalog, args.no_demo) {
             catalog.seed_demo().await.context("failed to seed the demo data")?;
+        }
+        if let Some(orders) = &modules.orders {
+            // Once, after the upgrade that numbered the orders written before.
+            orders.announce_numbers().await.context("failed to announce the numbers of earlier orders")?;
         }
 
         let readiness = Readiness::new();

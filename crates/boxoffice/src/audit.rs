@@ -20,7 +20,7 @@ pub struct ReservedSeat {
     pub event_id: i64,
     pub seat_id: i64,
     pub status: String,
-    pub order_id: Option<String>,
+    pub order_ref: Option<String>,
     pub expires_at: Option<i64>,
 }
 
@@ -35,7 +35,10 @@ pub struct CatalogSeat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderRow {
-    pub order_id: String,
+    /// The public number (`orderId`).
+    pub order_id: i64,
+    /// The internal reference the modules join on.
+    pub order_ref: String,
     pub event_id: i64,
     pub seat_ids: Vec<i64>,
     pub amount: i64,
@@ -47,7 +50,10 @@ pub struct OrderRow {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRow {
-    pub order_id: String,
+    pub order_ref: String,
+    /// The order's public number as the payment module knows it.
+    #[serde(default)]
+    pub order_id: Option<i64>,
     pub amount: i64,
     pub status: String,
     /// A charge of a FAILED payment is still to be voided at the gateway.
@@ -83,23 +89,23 @@ pub struct Report {
 /// Judges a snapshot; every string is one violation, naming what it is about.
 pub fn judge(s: &Snapshot) -> Report {
     let mut v = Vec::new();
-    let orders: HashMap<&str, &OrderRow> = s.orders.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let orders: HashMap<&str, &OrderRow> = s.orders.iter().map(|o| (o.order_ref.as_str(), o)).collect();
     let mut seats_of: HashMap<&str, Vec<&ReservedSeat>> = HashMap::new();
     for seat in &s.reserved {
-        if let Some(order_id) = &seat.order_id {
-            seats_of.entry(order_id).or_default().push(seat);
+        if let Some(order_ref) = &seat.order_ref {
+            seats_of.entry(order_ref).or_default().push(seat);
         }
     }
     let mut payments_of: HashMap<&str, Vec<&PaymentRow>> = HashMap::new();
     for p in &s.payments {
-        payments_of.entry(&p.order_id).or_default().push(p);
+        payments_of.entry(&p.order_ref).or_default().push(p);
     }
 
     // 1. A seat is SOLD to at most one order, and every SOLD seat to a CONFIRMED order.
     for seat in s.reserved.iter().filter(|x| x.status == "SOLD") {
         let at = format!("seat {}/{}", seat.event_id, seat.seat_id);
-        match seat.order_id.as_deref().and_then(|id| orders.get(id)) {
-            None => v.push(format!("{at} is SOLD to no known order ({:?})", seat.order_id)),
+        match seat.order_ref.as_deref().and_then(|id| orders.get(id)) {
+            None => v.push(format!("{at} is SOLD to no known order ({:?})", seat.order_ref)),
             Some(o) if o.status != "CONFIRMED" => {
                 v.push(format!("{at} is SOLD to order {} which is {}", o.order_id, o.status))
             }
@@ -111,10 +117,14 @@ pub fn judge(s: &Snapshot) -> Report {
     }
     for o in &s.orders {
         let held: Vec<&&ReservedSeat> =
-            seats_of.get(o.order_id.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
+            seats_of.get(o.order_ref.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
         let paid: Vec<&&PaymentRow> =
-            payments_of.get(o.order_id.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
+            payments_of.get(o.order_ref.as_str()).map(|x| x.iter().collect()).unwrap_or_default();
         let succeeded: Vec<_> = paid.iter().filter(|p| p.status == "SUCCEEDED").collect();
+        // The order's number, as the payment module keeps it, is the order's.
+        for p in paid.iter().filter(|p| p.order_id.is_some_and(|n| n != o.order_id)) {
+            v.push(format!("order {} has a payment filed under order number {:?}", o.order_id, p.order_id));
+        }
         match o.status.as_str() {
             // 2. A CONFIRMED order has all its seats SOLD to it and one successful,
             //    unrefunded payment of its amount.
@@ -152,9 +162,14 @@ pub fn judge(s: &Snapshot) -> Report {
             )),
         }
     }
-    for p in s.payments.iter().filter(|p| !orders.contains_key(p.order_id.as_str())) {
+    // Every order has a number of its own.
+    let mut numbers = HashSet::new();
+    for o in s.orders.iter().filter(|o| !numbers.insert(o.order_id)) {
+        v.push(format!("order number {} is given to more than one order", o.order_id));
+    }
+    for p in s.payments.iter().filter(|p| !orders.contains_key(p.order_ref.as_str())) {
         if p.status == "SUCCEEDED" {
-            v.push(format!("payment for unknown order {} keeps money", p.order_id));
+            v.push(format!("payment for unknown order {} keeps money", p.order_ref));
         }
     }
     // The gateway's books, when it keeps them, agree: money kept for exactly the
@@ -168,12 +183,12 @@ pub fn judge(s: &Snapshot) -> Report {
             _ => continue,
         };
         if kept != expected {
-            v.push(format!("the gateway keeps {kept} for the {} payment of order {}", p.status, p.order_id));
+            v.push(format!("the gateway keeps {kept} for the {} payment of order {}", p.status, p.order_ref));
         }
     }
-    for (order_id, paid) in &payments_of {
+    for (order_ref, paid) in &payments_of {
         if paid.len() > 1 {
-            v.push(format!("order {order_id} has {} payments", paid.len()));
+            v.push(format!("order {order_ref} has {} payments", paid.len()));
         }
     }
     // 4. No hold outlives its expiry by more than the sweep interval (and a little slack).
@@ -333,7 +348,7 @@ mod tests {
     use super::*;
 
     fn seat(seat_id: i64, status: &str, order: Option<&str>) -> ReservedSeat {
-        ReservedSeat { event_id: 1, seat_id, status: status.into(), order_id: order.map(Into::into), expires_at: None }
+        ReservedSeat { event_id: 1, seat_id, status: status.into(), order_ref: order.map(Into::into), expires_at: None }
     }
 
     fn shown(seat_id: i64, status: &str) -> CatalogSeat {
@@ -342,7 +357,9 @@ mod tests {
 
     fn order(id: &str, seats: &[i64], status: &str) -> OrderRow {
         OrderRow {
-            order_id: id.into(),
+            // Orders "a", "b", … are numbered 1, 2, …
+            order_id: id.bytes().fold(0, |n, b| n * 256 + i64::from(b - b'a' + 1)),
+            order_ref: id.into(),
             event_id: 1,
             seat_ids: seats.to_vec(),
             amount: 100,
@@ -352,8 +369,8 @@ mod tests {
         }
     }
 
-    fn payment(order_id: &str, status: &str) -> PaymentRow {
-        PaymentRow { order_id: order_id.into(), amount: 100, status: status.into(), ..Default::default() }
+    fn payment(order_ref: &str, status: &str) -> PaymentRow {
+        PaymentRow { order_ref: order_ref.into(), amount: 100, status: status.into(), ..Default::default() }
     }
 
     /// One confirmed order with its seat sold and paid, one cancelled and refunded.
@@ -385,9 +402,9 @@ mod tests {
         s.reserved.push(seat(3, "SOLD", Some("ghost")));
         s.catalog.extend([shown(2, "SOLD"), shown(3, "SOLD")]);
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("seat 1/2 is SOLD to order b which is CANCELLED")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("seat 1/2 is SOLD to order 2 which is CANCELLED")), "{v:?}");
         assert!(v.iter().any(|x| x.contains("seat 1/3 is SOLD to no known order")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but still holds seats [2]")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 2 is CANCELLED but still holds seats [2]")), "{v:?}");
     }
 
     #[test]
@@ -399,9 +416,19 @@ mod tests {
         s.payments.push(PaymentRow { amount: 99, ..payment("c", "SUCCEEDED") });
         s.payments.push(payment("a", "SUCCEEDED"));
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED but seats [5] are not SOLD to it")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order c is CONFIRMED for 100 but paid 99")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order a is CONFIRMED with 2 successful payments")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 3 is CONFIRMED but seats [5] are not SOLD to it")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 3 is CONFIRMED for 100 but paid 99")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 1 is CONFIRMED with 2 successful payments")), "{v:?}");
+    }
+
+    #[test]
+    fn an_order_number_given_twice_or_filed_wrongly_is_a_violation() {
+        let mut s = healthy();
+        s.orders[1].order_id = 1;
+        s.payments[0].order_id = Some(7);
+        let v = violations(&s);
+        assert!(v.iter().any(|x| x.contains("order number 1 is given to more than one order")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 1 has a payment filed under order number Some(7)")), "{v:?}");
     }
 
     #[test]
@@ -410,8 +437,8 @@ mod tests {
         s.payments[1].status = "SUCCEEDED".into();
         s.orders.push(order("d", &[6], "CREATED"));
         let v = violations(&s);
-        assert!(v.iter().any(|x| x.contains("order b is CANCELLED but keeps a successful payment")), "{v:?}");
-        assert!(v.iter().any(|x| x.contains("order d is still CREATED")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 2 is CANCELLED but keeps a successful payment")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("order 4 is still CREATED")), "{v:?}");
     }
 
     #[test]

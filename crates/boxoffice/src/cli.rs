@@ -184,6 +184,11 @@ pub struct ServeArgs {
     /// Do not seed the demo shows on first start.
     #[arg(long)]
     pub no_demo: bool,
+    /// Let anyone, without the operator's token, call the original's `POST
+    /// /admin/test-reset?eventId=N`, which voids a show's holds and sales (its k6 smoke
+    /// script does): for test set-ups only, never in production.
+    #[arg(long, env = "BOXOFFICE_ALLOW_TEST_RESET")]
+    pub allow_test_reset: bool,
 }
 
 impl Default for ServeArgs {

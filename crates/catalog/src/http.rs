@@ -9,7 +9,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::api::{CreateEvent, Event, SeatMap, SeatUpdate};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,6 +24,9 @@ pub fn router(catalog: Catalog) -> Router {
         .route("/ticketing/api/events/{id}/seats/stream", get(seat_stream))
         .route("/ticketing/api/admin/events", post(create_event))
         .route("/ticketing/api/admin/events/{id}/reset", post(reset_event))
+        // The original's reset, outside /ticketing/api, as its k6 smoke script calls it.
+        .route("/admin/test-reset", post(test_reset))
+        .route("/ticketing/admin/test-reset", post(test_reset))
         .route("/ticketing/api/admin/audit/catalog", get(audit))
         .with_state(catalog)
 }
@@ -158,12 +161,36 @@ async fn reset_event(
     _: Admin,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    Ok((StatusCode::ACCEPTED, reset(&c, id).await?))
+}
+
+/// Voids the show's holds and sales: `{ eventId, resetAt }`, or 404.
+async fn reset(c: &Catalog, id: i64) -> ApiResult<Json<serde_json::Value>> {
     match c.reset_event(id).await? {
-        Some(reset_at) => {
-            Ok((StatusCode::ACCEPTED, Json(json!({ "eventId": id, "resetAt": contract::rfc3339(reset_at) }))))
-        }
+        Some(reset_at) => Ok(Json(json!({ "eventId": id, "resetAt": contract::rfc3339(reset_at) }))),
         None => Err(ApiError::not_found(format!("event {id} not found"))),
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TestResetQuery {
+    #[serde(rename = "eventId")]
+    event_id: i64,
+}
+
+/// The original's `POST /admin/test-reset?eventId=N`: what `reset_event` does, answered
+/// 200 as the original did. Operators only, unless the server runs with
+/// `--allow-test-reset`, when anyone may.
+async fn test_reset(
+    State(c): State<Catalog>,
+    admin: Result<Admin, ApiError>,
+    query: Result<ApiQuery<TestResetQuery>, ApiError>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !c.open_test_reset {
+        admin?;
+    }
+    let ApiQuery(TestResetQuery { event_id }) = query?;
+    reset(&c, event_id).await
 }
 
 async fn audit(State(c): State<Catalog>, _: Admin) -> ApiResult<Json<serde_json::Value>> {

@@ -28,18 +28,38 @@ pub use store::MIGRATIONS;
 pub const GROUP: &str = "catalog";
 pub const CONSUMES: [&str; 1] = [RESERVATION_TOPIC];
 
+/// Shows in the demo data.
+pub const DEMO_SHOWS: i64 = 3;
+
+/// The id of the demo show `show`'s seat `index` (row by row from 0): the original's
+/// database numbered its seats across shows, the demo shows' interleaved, so show e's
+/// seats are e, e + 3, …, e + 297 (show 3's are the 3, 6, …, 300 of its k6 scripts).
+pub const fn demo_seat_id(show: i64, index: i64) -> i64 {
+    show + DEMO_SHOWS * index
+}
+
 /// The catalog module: its database, its relay, and the live seat-map streams.
 #[derive(Clone)]
 pub struct Catalog {
     db: Db,
     relay: Relay,
     streams: Arc<stream::Hub>,
+    /// Whether the original's `POST /admin/test-reset` may be called without the
+    /// operator's token (`serve --allow-test-reset`, for test set-ups).
+    open_test_reset: bool,
 }
 
 impl Catalog {
     pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
         let relay = Relay::new("catalog", db.clone(), bus);
-        Catalog { db, relay, streams: Arc::new(stream::Hub::default()) }
+        Catalog { db, relay, streams: Arc::new(stream::Hub::default()), open_test_reset: false }
+    }
+
+    /// Lets anyone call the original's `POST /admin/test-reset`, as the original did (its
+    /// k6 smoke script resets a show between runs); with `false`, only operators.
+    pub fn with_open_test_reset(mut self, open: bool) -> Self {
+        self.open_test_reset = open;
+        self
     }
 
     pub fn relay(&self) -> &Relay {
@@ -73,15 +93,26 @@ impl Catalog {
         }]
     }
 
-    /// Puts a show on sale: the event, its seats, and `EventCreated`, in one transaction.
+    /// Puts a show on sale: the event, its seats (numbered 1 to rows × cols, row by row),
+    /// and `EventCreated`, in one transaction.
     pub async fn create_event(&self, spec: &CreateEvent) -> anyhow::Result<contract::api::Event> {
+        self.create_event_numbered(spec, |index| index + 1).await
+    }
+
+    /// [`Catalog::create_event`] with the seat ids `seat_id(index)`, `index` counting the
+    /// seats row by row from 0 (`(r - 1) × cols + (c - 1)`).
+    async fn create_event_numbered(
+        &self,
+        spec: &CreateEvent,
+        seat_id: impl Fn(i64) -> i64,
+    ) -> anyhow::Result<contract::api::Event> {
         let mut tx = self.db.begin().await?;
         let id = store::insert_event(&mut tx, spec).await?;
         let mut seats = Vec::with_capacity((spec.rows * spec.cols) as usize);
         for r in 1..=spec.rows {
             for c in 1..=spec.cols {
                 seats.push(SeatSpec {
-                    seat_id: (r - 1) * spec.cols + c,
+                    seat_id: seat_id((r - 1) * spec.cols + (c - 1)),
                     r,
                     c,
                     price: spec.base_price + c * spec.column_step,
@@ -121,17 +152,18 @@ impl Catalog {
     }
 
     /// Seeds the original's demo data on a first start: 3 shows of 10×10 seats, a seat in
-    /// column c costing 50000 + c × 1000.
+    /// column c costing 50000 + c × 1000, with the original's seat ids (see
+    /// [`demo_seat_id`]), which its k6 scripts hard-code.
     pub async fn seed_demo(&self) -> anyhow::Result<()> {
         if store::count_events(self.db.reader()).await? > 0 {
             return Ok(());
         }
-        let shows = [
+        let shows: [(&str, &str, &str); DEMO_SHOWS as usize] = [
             ("Aurora Live in Seoul", "2025-10-01T19:00:00", "An evening of synth-pop under the northern lights."),
             ("The Nutcracker", "2025-12-20T17:00:00", "The holiday ballet, full orchestra."),
             ("Jazz at the Riverside", "2025-11-08T20:00:00", "A quartet and a long night."),
         ];
-        for (title, date_time, description) in shows {
+        for (show, (title, date_time, description)) in (1..).zip(shows) {
             let spec = CreateEvent {
                 title: title.to_owned(),
                 date_time: date_time.to_owned(),
@@ -141,7 +173,7 @@ impl Catalog {
                 base_price: 50_000,
                 column_step: 1_000,
             };
-            self.create_event(&spec).await?;
+            self.create_event_numbered(&spec, |index| demo_seat_id(show, index)).await?;
         }
         Ok(())
     }

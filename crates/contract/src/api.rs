@@ -144,13 +144,33 @@ pub struct HoldResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtendRequest {
-    pub seconds: i64,
+    /// Seconds added to the time the hold has left (the original's `TTL + seconds`);
+    /// [`DEFAULT_EXTEND_SECONDS`] when absent, as is a request with no body at all.
+    #[serde(default)]
+    pub seconds: Option<i64>,
 }
+
+/// What an extend adds when it names no `seconds` (the original's default).
+pub const DEFAULT_EXTEND_SECONDS: i64 = 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtendResponse {
     pub expires_at: String,
+}
+
+/// Extension: an item of `GET /reservations`, the caller's live holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MyHold {
+    pub event_id: i64,
+    pub seat_id: i64,
+    /// None once an order has the hold (it no longer expires).
+    pub expires_at: Option<String>,
+    /// The hold is pinned to an order being made or made.
+    pub pinned: bool,
+    /// The number of the order the hold is pinned to, once that order is recorded.
+    pub order_id: Option<i64>,
 }
 
 /// `POST /orders` (with an `Idempotency-Key` header).
@@ -192,7 +212,8 @@ impl OrderStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
-    pub order_id: String,
+    /// The order's number: an integer, as the original's `Long` (given in creation order).
+    pub order_id: i64,
     pub status: OrderStatus,
     pub event_id: i64,
     pub seat_ids: Vec<i64>,
@@ -208,13 +229,13 @@ pub struct Order {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthorizeRequest {
-    pub order_id: String,
+    pub order_id: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeResponse {
-    pub order_id: String,
+    pub order_id: i64,
     /// `success` or `fail`
     pub status: String,
     pub trace_id: String,

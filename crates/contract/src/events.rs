@@ -4,6 +4,10 @@
 //! same transaction as the state change. Each event type names its topic and its key:
 //! the show's event id for seat events, the order id for order and payment events, so
 //! one key's events stay in order while different keys run in parallel.
+//!
+//! An order's `order_id` in events is its internal reference (a UUID derived from the
+//! buyer's idempotency key, known before the order is written, so a retried request pins
+//! the same order); its public number, the API's integer `orderId`, is `order_no`.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -164,6 +168,10 @@ event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e.event_id.to_string());
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     pub order_id: String,
+    /// The order's public number (`orderId` in the API). Absent only in events written
+    /// before orders had numbers; `OrderNumbered` announces theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<i64>,
     pub event_id: i64,
     pub seat_ids: Vec<i64>,
     pub amount: i64,
@@ -172,10 +180,22 @@ pub struct OrderCreated {
 }
 event!(OrderCreated, ORDER_TOPIC, |e| e.order_id.clone());
 
+/// The public number of an order created before orders had numbers, announced once
+/// after the upgrade that numbered them, so that the modules that keep it learn it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderNumbered {
+    pub order_id: String,
+    pub order_no: i64,
+}
+event!(OrderNumbered, ORDER_TOPIC, |e| e.order_id.clone());
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderConfirmed {
     pub order_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<i64>,
     pub event_id: i64,
 }
 event!(OrderConfirmed, ORDER_TOPIC, |e| e.order_id.clone());
@@ -184,6 +204,8 @@ event!(OrderConfirmed, ORDER_TOPIC, |e| e.order_id.clone());
 #[serde(rename_all = "camelCase")]
 pub struct OrderCancelled {
     pub order_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<i64>,
     pub event_id: i64,
     /// PAYMENT_FAILED | SEATS_LOST | EVENT_RESET
     pub reason: String,

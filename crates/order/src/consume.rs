@@ -44,14 +44,19 @@ impl Saga {
     }
 
     async fn cancel(&self, tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
-        if let Some((event_id, created_at)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
-            tracing::info!(order_id, reason, "order cancelled");
+        if let Some((event_id, created_at, order_no)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
+            tracing::info!(order_id, order_no, reason, "order cancelled");
             metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
             settled("CANCELLED", created_at);
             let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
             self.settle(order_id, state);
-            outbox::append(tx, &OrderCancelled { order_id: order_id.to_owned(), event_id, reason: reason.to_owned() })
-                .await?;
+            let cancelled = OrderCancelled {
+                order_id: order_id.to_owned(),
+                order_no: Some(order_no),
+                event_id,
+                reason: reason.to_owned(),
+            };
+            outbox::append(tx, &cancelled).await?;
         }
         Ok(())
     }
@@ -86,13 +91,13 @@ impl Handler for Saga {
             self.cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
         } else if let Some(e) = event.decode::<SeatsSold>() {
             let e = e?;
-            if let Some((event_id, created_at)) = store::confirm(tx, &e.order_id).await? {
-                tracing::info!(order_id = %e.order_id, "order confirmed");
+            if let Some((event_id, created_at, order_no)) = store::confirm(tx, &e.order_id).await? {
+                tracing::info!(order_id = %e.order_id, order_no, "order confirmed");
                 metrics::counter!(crate::metrics::CONFIRMED).increment(1);
                 settled("CONFIRMED", created_at);
                 let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
                 self.settle(&e.order_id, state);
-                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, event_id }).await?;
+                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id }).await?;
             }
             Ok(())
         } else if let Some(e) = event.decode::<SeatsSaleFailed>() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use contract::ErrorCode;
 use contract::api::{CreateOrder, Order};
-use contract::events::{CATALOG_TOPIC, OrderCreated, PAYMENT_TOPIC, RESERVATION_TOPIC};
+use contract::events::{CATALOG_TOPIC, OrderCreated, OrderNumbered, PAYMENT_TOPIC, RESERVATION_TOPIC};
 use contract::holds::{Holds, PinRefused, PinRequest};
 use runtime::consumer::Consumer;
 use runtime::db::Backend;
@@ -209,8 +209,9 @@ impl Orders {
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
         let now = contract::now_millis();
-        let row = store::NewOrder {
+        let mut row = store::NewOrder {
             order_id: &order_id,
+            order_no: 0,
             buyer,
             event_id: req.event_id,
             seat_ids: &seat_ids,
@@ -220,8 +221,9 @@ impl Orders {
             hash: &hash,
             now,
         };
-        let created = OrderCreated {
+        let mut created = OrderCreated {
             order_id: order_id.clone(),
+            order_no: None,
             event_id: req.event_id,
             seat_ids: seat_ids.clone(),
             amount,
@@ -229,9 +231,13 @@ impl Orders {
             created_at: now,
         };
         let inserted = if self.db.backend() == Backend::Postgres {
+            row.order_no = store::draw_number(self.db.writer()).await?;
+            created.order_no = Some(row.order_no);
             store::insert_announced(self.db.writer(), &row, outbox::OutboxRow::of(&created)?).await?
         } else {
             let mut tx = self.db.begin().await?;
+            row.order_no = store::next_number(&mut tx).await?;
+            created.order_no = Some(row.order_no);
             let inserted = store::insert(&mut tx, &row).await?;
             if inserted {
                 outbox::append(&mut tx, &created).await?;
@@ -247,9 +253,10 @@ impl Orders {
             };
         }
         self.relay.wake();
-        tracing::info!(order_id, event_id = req.event_id, seats = seat_ids.len(), amount, "order created");
+        let order_no = row.order_no;
+        tracing::info!(order_id, order_no, event_id = req.event_id, seats = seat_ids.len(), amount, "order created");
         let order = Order {
-            order_id,
+            order_id: order_no,
             status: contract::api::OrderStatus::Created,
             event_id: req.event_id,
             seat_ids,
@@ -279,32 +286,31 @@ impl Orders {
         Ok(Replay::Answer(Ok(Created::Replayed(first_answer(used.order)))))
     }
 
-    /// The order, if `buyer` owns it: `Ok(None)` when there is none, `Err(())` when it is
-    /// someone else's.
-    pub async fn get(&self, buyer: &str, order_id: &str) -> anyhow::Result<Result<Option<Order>, ()>> {
-        match store::get(self.db.reader(), order_id).await? {
-            None => Ok(Ok(None)),
-            Some((order, owner, _)) if owner == buyer => Ok(Ok(Some(order))),
-            Some(_) => Ok(Err(())),
-        }
+    /// The order numbered `order_no`, if `buyer` owns it. Another buyer's order is not
+    /// found either: its number tells a prober nothing.
+    async fn owned(&self, buyer: &str, order_no: i64) -> anyhow::Result<Option<store::Stored>> {
+        Ok(store::get(self.db.reader(), order_no).await?.filter(|s| s.buyer == buyer))
+    }
+
+    pub async fn get(&self, buyer: &str, order_no: i64) -> anyhow::Result<Option<Order>> {
+        Ok(self.owned(buyer, order_no).await?.map(|s| s.order))
     }
 
     /// Like `get`, but an order not final yet is read again when it settles, until it is
     /// final or `wait` has passed.
-    pub async fn wait_final(
-        &self,
-        buyer: &str,
-        order_id: &str,
-        wait: Duration,
-    ) -> anyhow::Result<Result<Option<Order>, ()>> {
+    pub async fn wait_final(&self, buyer: &str, order_no: i64, wait: Duration) -> anyhow::Result<Option<Order>> {
         let deadline = tokio::time::Instant::now() + wait;
-        let watch = self.waiters.watch(order_id);
+        let Some(first) = self.owned(buyer, order_no).await? else { return Ok(None) };
+        if first.order.status != contract::api::OrderStatus::Created {
+            return Ok(Some(first.order));
+        }
+        let watch = self.waiters.watch(&first.order_ref);
         let mut recheck = waiters::RECHECK;
         loop {
             let notified = watch.notified();
-            let found = self.get(buyer, order_id).await?;
+            let found = self.get(buyer, order_no).await?;
             let pending = match &found {
-                Ok(Some(o)) if o.status == contract::api::OrderStatus::Created => o,
+                Some(o) if o.status == contract::api::OrderStatus::Created => o,
                 _ => return Ok(found),
             };
             if tokio::time::Instant::now() >= deadline {
@@ -316,9 +322,35 @@ impl Orders {
             // Settled here: the rest of the order is as read, and the buyer's.
             if let Some(settled) = watch.settled() {
                 let order = Order { status: settled.status, cancel_reason: settled.cancel_reason, ..pending.clone() };
-                return Ok(Ok(Some(order)));
+                return Ok(Some(order));
             }
         }
+    }
+
+    /// Announces, once, the numbers the upgrade that brought them gave to orders written
+    /// before (`OrderNumbered`), so that the modules keeping numbers learn them. Returns
+    /// how many it announced.
+    pub async fn announce_numbers(&self) -> anyhow::Result<usize> {
+        let mut announced = 0;
+        loop {
+            let mut tx = self.db.begin().await?;
+            let batch = store::unannounced_numbers(&mut tx).await?;
+            if batch.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            for (order_id, order_no) in &batch {
+                outbox::append(&mut tx, &OrderNumbered { order_id: order_id.clone(), order_no: *order_no }).await?;
+                store::number_announced(&mut tx, order_id).await?;
+            }
+            tx.commit().await?;
+            self.relay.wake();
+            announced += batch.len();
+        }
+        if announced > 0 {
+            tracing::info!(orders = announced, "numbers of orders from before the upgrade announced");
+        }
+        Ok(announced)
     }
 
     /// Orders not final yet.

@@ -13,6 +13,8 @@ pub static MIGRATIONS: Migrations =
 
 pub struct NewOrder<'a> {
     pub order_id: &'a str,
+    /// The public number (`orderId`), from `next_number`.
+    pub order_no: i64,
     pub buyer: &'a str,
     pub event_id: i64,
     pub seat_ids: &'a [i64],
@@ -23,10 +25,10 @@ pub struct NewOrder<'a> {
     pub now: i64,
 }
 
-/// The order's row (`$1`–`$9`), unless an order with its id or key exists.
+/// The order's row (`$1`–`$10`), unless an order with its id or key exists.
 const INSERT: &str = "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
-     key_generation, request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8) \
-     ON CONFLICT DO NOTHING";
+     key_generation, request_hash, created_at, updated_at, order_no) \
+     VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8, $10) ON CONFLICT DO NOTHING";
 
 fn bind_order<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -41,7 +43,24 @@ fn bind_order<'q>(
         .bind(o.key)
         .bind(o.hash)
         .bind(o.now)
-        .bind(o.key_generation))
+        .bind(o.key_generation)
+        .bind(o.order_no))
+}
+
+/// The number the next order takes. SQLite: the highest so far plus one, read in the
+/// transaction that inserts the order (the one writer makes that unique and in creation
+/// order). PostgreSQL: the sequence every replica draws from (gaps where an insert lost
+/// a race for its key; never a number twice).
+pub async fn next_number(tx: &mut Tx) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(order_no), 0) + 1 FROM orders")
+        .fetch_one(&mut **tx)
+        .await
+        .context("failed to number order")
+}
+
+/// PostgreSQL: see `next_number`.
+pub async fn draw_number(db: &Writer) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT nextval('orders_order_no_seq')").fetch_one(db).await.context("failed to number order")
 }
 
 /// Inserts the order; false when an order with this id or key already exists.
@@ -58,7 +77,7 @@ pub async fn insert_announced(db: &Writer, o: &NewOrder<'_>, event: outbox::Outb
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH o AS ({INSERT} RETURNING order_id) INSERT INTO outbox ({}) \
-             SELECT $10, $11, $12, $13, $14, $15 FROM o RETURNING seq",
+             SELECT $11, $12, $13, $14, $15, $16 FROM o RETURNING seq",
             outbox::OutboxRow::COLUMNS
         )
     });
@@ -75,12 +94,12 @@ pub async fn insert_announced(db: &Writer, o: &NewOrder<'_>, event: outbox::Outb
     Ok(announced.is_some())
 }
 
-const COLUMNS: &str =
-    "order_id, buyer, event_id, seat_ids, amount, status, cancel_reason, request_hash, created_at, updated_at";
+const COLUMNS: &str = "order_id, order_no, buyer, event_id, seat_ids, amount, status, cancel_reason, request_hash, \
+     created_at, updated_at";
 
 fn order_from(r: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
     Ok(Order {
-        order_id: r.get("order_id"),
+        order_id: r.get("order_no"),
         status: OrderStatus::parse(&r.get::<String, _>("status")).context("unknown order status")?,
         event_id: r.get("event_id"),
         seat_ids: serde_json::from_str(&r.get::<String, _>("seat_ids"))?,
@@ -90,14 +109,22 @@ fn order_from(r: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
     })
 }
 
-/// The order with its owner and request hash.
-pub async fn get(db: &Reader, order_id: &str) -> anyhow::Result<Option<(Order, String, String)>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
-        .bind(order_id)
+/// An order as stored: what the API shows, and what stays inside.
+pub struct Stored {
+    pub order: Order,
+    /// The internal reference events and pins name the order by.
+    pub order_ref: String,
+    pub buyer: String,
+}
+
+/// The order numbered `order_no`.
+pub async fn get(db: &Reader, order_no: i64) -> anyhow::Result<Option<Stored>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE order_no = $1"))
+        .bind(order_no)
         .fetch_optional(db)
         .await
         .context("failed to read order")?;
-    row.map(|r| Ok((order_from(&r)?, r.get("buyer"), r.get("request_hash")))).transpose()
+    row.map(|r| Ok(Stored { order: order_from(&r)?, order_ref: r.get("order_id"), buyer: r.get("buyer") })).transpose()
 }
 
 /// The latest order a buyer's idempotency key made.
@@ -140,18 +167,15 @@ pub async fn of_buyer(db: &Reader, buyer: &str) -> anyhow::Result<Vec<Order>> {
     rows.iter().map(order_from).collect()
 }
 
-/// Moves a CREATED (or, for a reset, CONFIRMED) order to CANCELLED; if it moved, its
-/// `(event_id, created_at)`.
-pub async fn cancel(
-    tx: &mut Tx,
-    order_id: &str,
-    reason: &str,
-    also_confirmed: bool,
-) -> anyhow::Result<Option<(i64, i64)>> {
+/// What settling an order needs to announce it: `(event_id, created_at, order_no)`.
+pub type Settled = (i64, i64, i64);
+
+/// Moves a CREATED (or, for a reset, CONFIRMED) order to CANCELLED, if it moved.
+pub async fn cancel(tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<Option<Settled>> {
     let from = if also_confirmed { "status IN ('CREATED', 'CONFIRMED')" } else { "status = 'CREATED'" };
     sqlx::query_as(&format!(
         "UPDATE orders SET status = 'CANCELLED', cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from} \
-         RETURNING event_id, created_at"
+         RETURNING event_id, created_at, order_no"
     ))
     .bind(reason)
     .bind(contract::now_millis())
@@ -161,11 +185,11 @@ pub async fn cancel(
     .context("failed to cancel order")
 }
 
-/// Moves a CREATED order to CONFIRMED; if it moved, its `(event_id, created_at)`.
-pub async fn confirm(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<(i64, i64)>> {
+/// Moves a CREATED order to CONFIRMED, if it moved.
+pub async fn confirm(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<Settled>> {
     sqlx::query_as(
         "UPDATE orders SET status = 'CONFIRMED', updated_at = $1 WHERE order_id = $2 AND status = 'CREATED' \
-         RETURNING event_id, created_at",
+         RETURNING event_id, created_at, order_no",
     )
     .bind(contract::now_millis())
     .bind(order_id)
@@ -188,6 +212,21 @@ pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> an
     .bind(before)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Orders numbered by the upgrade that brought numbers, whose numbers are not announced
+/// yet: `(order_id, order_no)`, a batch.
+pub async fn unannounced_numbers(tx: &mut Tx) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT order_id, order_no FROM orders WHERE number_unannounced = 1 ORDER BY order_no LIMIT 500",
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+pub async fn number_announced(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE orders SET number_unannounced = 0 WHERE order_id = $1").bind(order_id).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Orders not settled yet (CREATED), in the words of the `orders_unsettled` index's
@@ -237,7 +276,8 @@ pub async fn summary(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
 /// Every order, for the cross-module audit.
 pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
     let rows = sqlx::query(
-        "SELECT order_id, event_id, seat_ids, amount, status, created_at, updated_at FROM orders ORDER BY created_at",
+        "SELECT order_id, order_no, event_id, seat_ids, amount, status, created_at, updated_at FROM orders \
+         ORDER BY order_no",
     )
     .fetch_all(db)
     .await
@@ -245,7 +285,8 @@ pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
     rows.iter()
         .map(|r| {
             Ok(serde_json::json!({
-                "orderId": r.get::<String, _>("order_id"),
+                "orderId": r.get::<i64, _>("order_no"),
+                "orderRef": r.get::<String, _>("order_id"),
                 "eventId": r.get::<i64, _>("event_id"),
                 "seatIds": serde_json::from_str::<Vec<i64>>(&r.get::<String, _>("seat_ids"))?,
                 "amount": r.get::<i64, _>("amount"),
@@ -259,7 +300,71 @@ pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
 
 #[cfg(test)]
 mod tests {
-    use runtime::db::{Db, Durability};
+    use runtime::db::{Backend, Db, Durability, Migrations};
+    use sqlx::migrate::Migrator;
+
+    /// The order module's migrations from before order numbers (up to 0103).
+    fn before_numbers() -> Migrations {
+        let upto = |m: &Migrator| Migrator {
+            migrations: m.migrations.iter().filter(|m| m.version < 104).cloned().collect::<Vec<_>>().into(),
+            ..Migrator::DEFAULT
+        };
+        Migrations { sqlite: upto(&super::MIGRATIONS.sqlite), postgres: upto(&super::MIGRATIONS.postgres) }
+    }
+
+    /// Orders written before numbers (created out of their insertion order) are numbered
+    /// in creation order, marked to be announced, and the next order takes the next number.
+    async fn earlier_orders_are_numbered_in_creation_order(before: Db, reopen: impl AsyncFnOnce() -> Db) {
+        let mut tx = before.begin().await.unwrap();
+        for (id, created_at) in [("c", 300), ("a", 100), ("b", 200)] {
+            sqlx::query(
+                "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
+                 request_hash, created_at, updated_at) VALUES ($1, 'x', 1, '[1]', 1, 'CONFIRMED', $1, 'h', $2, $2)",
+            )
+            .bind(id)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        drop(before);
+        let db = reopen().await;
+        let mut tx = db.begin().await.unwrap();
+        let numbered: Vec<(String, i64)> =
+            sqlx::query_as("SELECT order_id, order_no FROM orders ORDER BY order_id").fetch_all(&mut *tx).await.unwrap();
+        assert_eq!(numbered, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
+        let unannounced: Vec<(String, i64)> = super::unannounced_numbers(&mut tx).await.unwrap();
+        assert_eq!(unannounced.len(), 3);
+        let next = match db.backend() {
+            Backend::Sqlite => super::next_number(&mut tx).await.unwrap(),
+            Backend::Postgres => super::draw_number(db.writer()).await.unwrap(),
+        };
+        assert_eq!(next, 4);
+        tx.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn earlier_orders_are_numbered_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let before = Db::open_sqlite(&path, Durability::Normal, &before_numbers()).await.unwrap();
+        let reopen = async || Db::open_sqlite(&path, Durability::Normal, &super::MIGRATIONS).await.unwrap();
+        earlier_orders_are_numbered_in_creation_order(before, reopen).await;
+    }
+
+    #[tokio::test]
+    async fn earlier_orders_are_numbered_on_postgres() {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
+            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
+            return;
+        };
+        let name = format!("order_unit_{}", uuid::Uuid::new_v4().simple());
+        let before = Db::open_postgres(&server, &name, 2, &before_numbers()).await.unwrap();
+        let reopen = async || Db::open_postgres(&server, &name, 2, &super::MIGRATIONS).await.unwrap();
+        earlier_orders_are_numbered_in_creation_order(before, reopen).await;
+    }
 
     /// The consistency check runs every few seconds for as long as the process runs: it
     /// reads the index of confirmed, unpaid orders alone, not every confirmed order.

@@ -109,11 +109,15 @@ async fn fixture(gateway: Arc<dyn Gateway>, policy: GatewayPolicy) -> Fixture {
     Fixture { payments: Payments::new(db, bus, gateway).with_policy(policy), _dir: dir }
 }
 
+static NEXT_ORDER_NO: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
 impl Fixture {
     /// Delivers `OrderCreated` for `order_id` as the consumer would, `times` times.
     async fn order_created(&self, order_id: &str, times: usize) {
         let e = OrderCreated {
             order_id: order_id.into(),
+            // Each order its own number, as the order module gives them.
+            order_no: Some(NEXT_ORDER_NO.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             event_id: 1,
             seat_ids: vec![1],
             amount: 51_000,

@@ -6,13 +6,15 @@
 //! - `PaymentSucceeded`: the order's pinned holds become SOLD — all of them, or, if any
 //!   was lost, none (`SeatsSaleFailed`, and the order is cancelled and refunded).
 //! - `OrderCancelled`: the order's seats are freed.
+//! - `OrderNumbered`: a pin of an order from before order numbers learns its number.
 
 use std::sync::LazyLock;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
-    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, PaymentSucceeded, SEATS_PER_EVENT,
+    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded,
+    SEATS_PER_EVENT,
     SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
@@ -39,14 +41,29 @@ impl Handler for Saga {
             payment_succeeded(tx, e?).await
         } else if let Some(e) = event.decode::<OrderCancelled>() {
             order_cancelled(tx, e?).await
+        } else if let Some(e) = event.decode::<OrderNumbered>() {
+            let e = e?;
+            sqlx::query("UPDATE pins SET order_no = $1 WHERE order_id = $2")
+                .bind(e.order_no)
+                .bind(&e.order_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         } else {
             Ok(())
         }
     }
 
     fn wants(&self, kind: &str) -> bool {
-        [EventCreated::TYPE, EventReset::TYPE, OrderCreated::TYPE, PaymentSucceeded::TYPE, OrderCancelled::TYPE]
-            .contains(&kind)
+        [
+            EventCreated::TYPE,
+            EventReset::TYPE,
+            OrderCreated::TYPE,
+            PaymentSucceeded::TYPE,
+            OrderCancelled::TYPE,
+            OrderNumbered::TYPE,
+        ]
+        .contains(&kind)
     }
 
     fn committed(&self) {
@@ -119,17 +136,20 @@ async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
         // The same two steps in one round trip; the pin's row is still locked first (the
         // seats are updated only for the pin's row the first step returns).
         sqlx::query(
-            "WITH pin AS (UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED' \
+            "WITH pin AS (UPDATE pins SET state = 'CONFIRMED', order_no = $2 WHERE order_id = $1 AND state = 'LEASED' \
              RETURNING order_id) \
              UPDATE seats SET expires_at = NULL FROM pin WHERE seats.order_id = pin.order_id AND seats.status = 'HELD'",
         )
         .bind(&e.order_id)
+        .bind(e.order_no)
         .execute(&mut **tx)
         .await?;
         return Ok(());
     }
-    let confirmed = sqlx::query("UPDATE pins SET state = 'CONFIRMED' WHERE order_id = $1 AND state = 'LEASED'")
-        .bind(&e.order_id)
+    let confirmed =
+        sqlx::query("UPDATE pins SET state = 'CONFIRMED', order_no = $2 WHERE order_id = $1 AND state = 'LEASED'")
+            .bind(&e.order_id)
+            .bind(e.order_no)
         .execute(&mut **tx)
         .await?
         .rows_affected();

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::ErrorCode;
+use contract::api::MyHold;
 use contract::events::{SeatVersion, SeatsHeld, SeatsReleased};
 use contract::holds::{Holds, PinRefused, PinRequest, Pinned, PinnedSeat};
 use runtime::outbox;
@@ -207,7 +208,10 @@ impl Reservation {
         Ok(None)
     }
 
-    /// Moves the expiry of the buyer's live, unpinned hold to `secs` from now.
+    /// Adds `secs` to the time the buyer's live, unpinned hold has left, as the original
+    /// did (its Redis script set the TTL to `TTL + seconds`), up to the longest hold from
+    /// now; a hold that already ends later keeps its expiry, so an extend never shortens
+    /// one. Returns the new expiry.
     pub async fn extend(
         &self,
         buyer: &str,
@@ -216,25 +220,29 @@ impl Reservation {
         secs: i64,
     ) -> anyhow::Result<Result<i64, PinRefused>> {
         let now = contract::now_millis();
-        let expires_at = now + self.policy.clamp(secs) * 1000;
+        let longest = now + self.policy.max_secs * 1000;
         let mut tx = self.db.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE seats SET expires_at = $1 WHERE event_id = $2 AND seat_id = $3 AND status = 'HELD' \
-             AND holder = $4 AND order_id IS NULL AND expires_at >= $5",
+        // min(expires_at + added, max(expires_at, longest)), written with CASE so that the
+        // one statement runs on SQLite and PostgreSQL alike.
+        let extended: Option<i64> = sqlx::query_scalar(
+            "UPDATE seats SET expires_at = CASE WHEN expires_at + $1 <= $2 THEN expires_at + $1 \
+             WHEN expires_at > $2 THEN expires_at ELSE $2 END \
+             WHERE event_id = $3 AND seat_id = $4 AND status = 'HELD' AND holder = $5 AND order_id IS NULL \
+             AND expires_at >= $6 RETURNING expires_at",
         )
-        .bind(expires_at)
+        .bind(secs * 1000)
+        .bind(longest)
         .bind(event_id)
         .bind(seat_id)
         .bind(buyer)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .context("failed to extend hold")?
-        .rows_affected();
-        if updated == 0 {
+        .context("failed to extend hold")?;
+        let Some(expires_at) = extended else {
             tx.rollback().await?;
             return Ok(Err(self.explain(buyer, event_id, &[seat_id], now).await?));
-        }
+        };
         tx.commit().await?;
         Ok(Ok(expires_at))
     }
@@ -269,17 +277,27 @@ impl Reservation {
     }
 
     /// The buyer's live holds: `(event_id, seat_id, expires_at, order_id)`.
-    pub async fn holds_of(&self, buyer: &str) -> anyhow::Result<Vec<(i64, i64, Option<i64>, Option<String>)>> {
+    pub async fn holds_of(&self, buyer: &str) -> anyhow::Result<Vec<MyHold>> {
         let rows = sqlx::query(
-            "SELECT event_id, seat_id, expires_at, order_id FROM seats WHERE holder = $1 AND status = 'HELD' \
-             AND (expires_at IS NULL OR expires_at >= $2) ORDER BY event_id, seat_id",
+            "SELECT s.event_id, s.seat_id, s.expires_at, s.order_id, p.order_no FROM seats s \
+             LEFT JOIN pins p ON p.order_id = s.order_id WHERE s.holder = $1 AND s.status = 'HELD' \
+             AND (s.expires_at IS NULL OR s.expires_at >= $2) ORDER BY s.event_id, s.seat_id",
         )
         .bind(buyer)
         .bind(contract::now_millis())
         .fetch_all(self.db.reader())
         .await
         .context("failed to list holds")?;
-        Ok(rows.iter().map(|r| (r.get("event_id"), r.get("seat_id"), r.get("expires_at"), r.get("order_id"))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| MyHold {
+                event_id: r.get("event_id"),
+                seat_id: r.get("seat_id"),
+                expires_at: r.get::<Option<i64>, _>("expires_at").map(contract::rfc3339),
+                pinned: r.get::<Option<String>, _>("order_id").is_some(),
+                order_id: r.get("order_no"),
+            })
+            .collect())
     }
 
     /// Frees pins whose lease lapsed and holds past their expiry; one batch.

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use contract::api::{ExtendRequest, ExtendResponse, HoldRequest, HoldResponse};
+use contract::api::{DEFAULT_EXTEND_SECONDS, ExtendRequest, ExtendResponse, HoldRequest, HoldResponse, MyHold};
 use contract::holds::{PinRefused, PinRequest, Pinned};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, KnownBuyer};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, KnownBuyer, OptionalApiJson};
 use runtime::trace;
 use serde_json::json;
 use sqlx::Row;
@@ -83,13 +83,16 @@ async fn hold(State(r): State<Reservation>, buyer: Buyer, ApiJson(req): ApiJson<
     Ok((StatusCode::CREATED, buyer.set_cookie(), Json(body)).into_response())
 }
 
+/// Adds `seconds` to the time the hold has left, up to the longest hold from now; never
+/// shortens it. Answers the new expiry.
 async fn extend(
     State(r): State<Reservation>,
     KnownBuyer(buyer): KnownBuyer,
     ApiPath((event_id, seat_id)): ApiPath<(i64, i64)>,
-    ApiJson(req): ApiJson<ExtendRequest>,
+    OptionalApiJson(req): OptionalApiJson<ExtendRequest>,
 ) -> ApiResult<Json<ExtendResponse>> {
-    let secs = seconds(req.seconds, "seconds")?;
+    // As the original: no body, or none of `seconds`, adds 30 s.
+    let secs = seconds(req.and_then(|r| r.seconds).unwrap_or(DEFAULT_EXTEND_SECONDS), "seconds")?;
     let expires_at = r.extend(&buyer, event_id, seat_id, secs).await?.map_err(refusal)?;
     Ok(Json(ExtendResponse { expires_at: contract::rfc3339(expires_at) }))
 }
@@ -104,16 +107,8 @@ async fn release(
 }
 
 /// Extension: the caller's live holds, so a page can show its countdowns after a reload.
-async fn my_holds(State(r): State<Reservation>, KnownBuyer(buyer): KnownBuyer) -> ApiResult<Json<serde_json::Value>> {
-    let holds: Vec<_> = r
-        .holds_of(&buyer)
-        .await?
-        .into_iter()
-        .map(|(event_id, seat_id, expires_at, order_id)| {
-            json!({ "eventId": event_id, "seatId": seat_id, "expiresAt": expires_at.map(contract::rfc3339), "orderId": order_id })
-        })
-        .collect();
-    Ok(Json(json!(holds)))
+async fn my_holds(State(r): State<Reservation>, KnownBuyer(buyer): KnownBuyer) -> ApiResult<Json<Vec<MyHold>>> {
+    Ok(Json(r.holds_of(&buyer).await?))
 }
 
 /// The order module's pin call, when it runs in another process (operator token).
@@ -139,7 +134,7 @@ async fn audit(State(r): State<Reservation>, _: Admin) -> ApiResult<Json<serde_j
                 "eventId": s.get::<i64, _>("event_id"),
                 "seatId": s.get::<i64, _>("seat_id"),
                 "status": s.get::<String, _>("status"),
-                "orderId": s.get::<Option<String>, _>("order_id"),
+                "orderRef": s.get::<Option<String>, _>("order_id"),
                 "expiresAt": s.get::<Option<i64>, _>("expires_at"),
             })
         })

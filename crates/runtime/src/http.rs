@@ -100,15 +100,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            let error = ApiError::validation(rejection.body_text());
-            if status == StatusCode::PAYLOAD_TOO_LARGE { error.with_status(status) } else { error }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON body that may be left out: `None` for no body (or only whitespace), else as
+/// [`ApiJson`] — a body that is sent must be valid JSON of the expected shape.
+pub struct OptionalApiJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalApiJson(None));
+        }
+        parse_json(&bytes).map(|value| OptionalApiJson(Some(value)))
+    }
+}
+
+/// The whole body; too large is 413, any other failure 422.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        let status = rejection.status();
+        let error = ApiError::validation(rejection.body_text());
+        if status == StatusCode::PAYLOAD_TOO_LARGE { error.with_status(status) } else { error }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
 }
 
 /// Query parameters; a value of the wrong type or out of range is a 422 naming it.
@@ -332,11 +355,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The module a route belongs to, for spans and logs.
 fn module_of(route: &str) -> &'static str {
-    let rest = route.strip_prefix("/ticketing/api/").unwrap_or(route);
+    let rest = ["/ticketing/api/", "/ticketing/", "/"].iter().find_map(|p| route.strip_prefix(p)).unwrap_or(route);
     let rest = rest.strip_prefix("admin/").unwrap_or(rest);
     let rest = rest.strip_prefix("audit/").unwrap_or(rest);
     match rest.split('/').next().unwrap_or_default() {
-        "events" | "catalog" => "catalog",
+        // `test-reset`: the original's `/admin/test-reset`, outside /ticketing/api.
+        "events" | "catalog" | "test-reset" => "catalog",
         "reservations" | "reservation" => "reservation",
         "orders" | "order" => "order",
         "payments" | "payment" => "payment",
@@ -431,6 +455,18 @@ mod tests {
         assert!(auth.caller("alice").is_err());
         let open = Auth { open_bearer: true, ..test_auth(b"k") };
         assert!(matches!(open.caller("alice"), Ok(Caller::User { ref id, .. }) if id == "user:alice"));
+    }
+
+    #[test]
+    fn routes_name_their_module() {
+        assert_eq!(module_of("/ticketing/api/events/{id}/seats"), "catalog");
+        assert_eq!(module_of("/ticketing/api/admin/events/{id}/reset"), "catalog");
+        assert_eq!(module_of("/admin/test-reset"), "catalog");
+        assert_eq!(module_of("/ticketing/admin/test-reset"), "catalog");
+        assert_eq!(module_of("/ticketing/api/reservations/{event_id}/{seat_id}/extend"), "reservation");
+        assert_eq!(module_of("/ticketing/api/admin/audit/order"), "order");
+        assert_eq!(module_of("/actuator/health"), "boxoffice");
+        assert_eq!(module_of("unmatched"), "boxoffice");
     }
 
     #[test]

@@ -213,7 +213,7 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
     s.record("order", code, due);
     s.check("order answered 201", code == 201);
     let Some(order_id) = (match r {
-        Ok(r) if code == 201 => r.json::<Value>().await.ok().and_then(|o| o["orderId"].as_str().map(str::to_owned)),
+        Ok(r) if code == 201 => r.json::<Value>().await.ok().and_then(|o| o["orderId"].as_i64()),
         _ => None,
     }) else {
         return code != 0;

@@ -8,7 +8,7 @@ use boxoffice::cli::TokenArgs;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, TestApp, args, assert_error, spawn_with};
+use crate::common::{ADMIN, TestApp, args, assert_error, seat, seats, spawn_with};
 
 const SECRET: &str = "test-secret-0123456789abcdef";
 
@@ -32,7 +32,7 @@ fn token(sub: &str, admin: bool, ttl_secs: u64, secret: &str) -> String {
 async fn only_signed_unexpired_tokens_name_a_buyer() {
     let app = signed_only().await;
     let alice = token("alice", false, 600, SECRET);
-    let hold = json!({ "eventId": 1, "seatId": 11 });
+    let hold = json!({ "eventId": 1, "seatId": seat(1, 11) });
     let post = |token: String| app.http.post(app.api("/reservations")).bearer_auth(token).json(&hold).send();
 
     // A plain name, a token signed with another key, a tampered one, an expired one: 401.
@@ -44,7 +44,7 @@ async fn only_signed_unexpired_tokens_name_a_buyer() {
     let expired = token("alice", false, 0, SECRET);
     tokio::time::sleep(Duration::from_millis(6_100)).await; // past the 5 s leeway
     assert_error(post(expired).await.unwrap(), 401, "UNAUTHORIZED").await;
-    assert_eq!(app.seat_status(1, 11).await, "AVAILABLE", "refused requests hold nothing");
+    assert_eq!(app.seat_status(1, seat(1, 11)).await, "AVAILABLE", "refused requests hold nothing");
 
     // The genuine token holds and orders; the order is hers alone.
     let r = post(alice.clone()).await.unwrap();
@@ -54,22 +54,24 @@ async fn only_signed_unexpired_tokens_name_a_buyer() {
         .post(app.api("/orders"))
         .bearer_auth(&alice)
         .header("Idempotency-Key", "k1")
-        .json(&json!({ "eventId": 1, "seatIds": [11] }))
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 11)] }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let order: Value = r.json().await.unwrap();
-    let path = app.api(&format!("/orders/{}", order["orderId"].as_str().unwrap()));
+    let path = app.api(&format!("/orders/{}", order["orderId"].as_i64().unwrap()));
     let r = app.http.get(&path).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let mallory = token("mallory", false, 600, SECRET);
-    assert_error(app.http.get(&path).bearer_auth(&mallory).send().await.unwrap(), 403, "FORBIDDEN").await;
+    // Another buyer's order is not found (a 403 would confirm that the number exists).
+    assert_error(app.http.get(&path).bearer_auth(&mallory).send().await.unwrap(), 404, "NOT_FOUND").await;
     // Neither a forged anonymous cookie nor none at all reads it.
     let forged = app.http.get(&path).header("cookie", "boxoffice_buyer=alice.deadbeef").send().await.unwrap();
     assert_error(forged, 401, "UNAUTHORIZED").await;
     // Nor can Mallory release Alice's seat.
-    let r = app.http.delete(app.api("/reservations/1/11")).bearer_auth(&mallory).send().await.unwrap();
+    let alices = app.api(&format!("/reservations/1/{}", seat(1, 11)));
+    let r = app.http.delete(alices).bearer_auth(&mallory).send().await.unwrap();
     assert_ne!(r.status(), StatusCode::NO_CONTENT);
 }
 
@@ -135,10 +137,10 @@ async fn a_flooding_buyer_gets_429_with_retry_after_and_others_do_not() {
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     assert_error(r, 429, "RATE_LIMITED").await;
     // A limited hold changes nothing.
-    assert_eq!(bot.hold(1, &[21]).await.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(app.seat_status(1, 21).await, "AVAILABLE");
+    assert_eq!(bot.hold(1, &seats(1, [21])).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.seat_status(1, seat(1, 21)).await, "AVAILABLE");
     // Another buyer, operators and the actuator are not held back by the bot.
-    assert_eq!(app.buyer("fan").hold(1, &[22]).await.status(), StatusCode::CREATED);
+    assert_eq!(app.buyer("fan").hold(1, &seats(1, [22])).await.status(), StatusCode::CREATED);
     let r = app.http.get(app.api("/admin/orders/summary")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(app.http.get(format!("{}/actuator/health", app.url)).send().await.unwrap().status(), StatusCode::OK);
@@ -173,24 +175,24 @@ async fn a_buyer_may_hold_and_buy_only_so_many_seats() {
     })
     .await;
     let greedy = app.buyer("greedy");
-    assert_eq!(greedy.hold(1, &[31, 32]).await.status(), StatusCode::CREATED);
-    let body = assert_error(greedy.hold(1, &[33, 34]).await, 422, "VALIDATION_FAILED").await;
+    assert_eq!(greedy.hold(1, &seats(1, [31, 32])).await.status(), StatusCode::CREATED);
+    let body = assert_error(greedy.hold(1, &seats(1, [33, 34])).await, 422, "VALIDATION_FAILED").await;
     assert!(body["message"].as_str().unwrap().contains("at most 3"), "{body}");
-    assert_eq!(app.seat_status(1, 33).await, "AVAILABLE", "a refused hold takes no seat");
+    assert_eq!(app.seat_status(1, seat(1, 33)).await, "AVAILABLE", "a refused hold takes no seat");
     // Holding the same seats again does not count them twice.
-    assert_eq!(greedy.hold(1, &[31, 32]).await.status(), StatusCode::CREATED);
+    assert_eq!(greedy.hold(1, &seats(1, [31, 32])).await.status(), StatusCode::CREATED);
     // Bought seats free the hold allowance but count against the show's.
-    let order = greedy.order("buy-1", 1, &[31, 32]).await.json::<Value>().await.unwrap();
-    greedy.final_order(order["orderId"].as_str().unwrap()).await;
-    assert_eq!(greedy.hold(1, &[33, 34]).await.status(), StatusCode::CREATED);
-    assert_error(greedy.hold(1, &[35]).await, 422, "VALIDATION_FAILED").await;
+    let order = greedy.order("buy-1", 1, &seats(1, [31, 32])).await.json::<Value>().await.unwrap();
+    greedy.final_order(order["orderId"].as_i64().unwrap()).await;
+    assert_eq!(greedy.hold(1, &seats(1, [33, 34])).await.status(), StatusCode::CREATED);
+    assert_error(greedy.hold(1, &seats(1, [35])).await, 422, "VALIDATION_FAILED").await;
     // Another show has its own allowance (one more seat held makes 3 in all).
-    assert_eq!(greedy.hold(2, &[1]).await.status(), StatusCode::CREATED);
-    assert_error(greedy.hold(2, &[2]).await, 422, "VALIDATION_FAILED").await;
+    assert_eq!(greedy.hold(2, &seats(2, [1])).await.status(), StatusCode::CREATED);
+    assert_error(greedy.hold(2, &seats(2, [2])).await, 422, "VALIDATION_FAILED").await;
     // Many at once from the same buyer: never more than the limit held.
     let racer = app.buyer("racer");
     let racer = &racer;
-    let tries = (41..61).map(|seat| async move { racer.hold(1, &[seat]).await });
+    let tries = (41..61).map(|n| async move { racer.hold(1, &[seat(1, n)]).await });
     let granted =
         futures_util::future::join_all(tries).await.iter().filter(|r| r.status() == StatusCode::CREATED).count();
     assert_eq!(granted, 3, "exactly the allowance is granted under a race");
@@ -201,29 +203,29 @@ async fn a_buyer_may_hold_and_buy_only_so_many_seats() {
 async fn idempotency_keys_replay_refuse_and_expire() {
     let app = spawn_with(boxoffice::cli::ServeArgs { idempotency_key_ttl_secs: 2, ..args() }).await;
     let buyer = app.buyer("keyholder");
-    assert_eq!(buyer.hold(1, &[51, 52]).await.status(), StatusCode::CREATED);
-    let first = buyer.order("key-1", 1, &[51]).await;
+    assert_eq!(buyer.hold(1, &seats(1, [51, 52])).await.status(), StatusCode::CREATED);
+    let first = buyer.order("key-1", 1, &seats(1, [51])).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     // The same key and body: the first answer again, and no second order.
-    let again = buyer.order("key-1", 1, &[51]).await;
+    let again = buyer.order("key-1", 1, &seats(1, [51])).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first);
     // The same key with another body: refused.
-    assert_error(buyer.order("key-1", 1, &[52]).await, 422, "IDEMPOTENCY_KEY_REUSED").await;
+    assert_error(buyer.order("key-1", 1, &seats(1, [52])).await, 422, "IDEMPOTENCY_KEY_REUSED").await;
     // Another buyer's same key is theirs alone.
     let other = app.buyer("other");
-    assert_eq!(other.hold(1, &[53]).await.status(), StatusCode::CREATED);
-    assert_eq!(other.order("key-1", 1, &[53]).await.status(), StatusCode::CREATED);
+    assert_eq!(other.hold(1, &seats(1, [53])).await.status(), StatusCode::CREATED);
+    assert_eq!(other.order("key-1", 1, &seats(1, [53])).await.status(), StatusCode::CREATED);
     // Once the key expires it makes a new order.
     tokio::time::sleep(Duration::from_millis(2_300)).await;
-    let later = buyer.order("key-1", 1, &[52]).await;
+    let later = buyer.order("key-1", 1, &seats(1, [52])).await;
     assert_eq!(later.status(), StatusCode::CREATED);
     assert!(later.headers().get("idempotent-replayed").is_none());
     let later: Value = later.json().await.unwrap();
     assert_ne!(later["orderId"], first["orderId"]);
     let mine: Vec<Value> = buyer.get("/orders").await.json().await.unwrap();
     assert_eq!(mine.len(), 2);
-    buyer.final_order(later["orderId"].as_str().unwrap()).await;
+    buyer.final_order(later["orderId"].as_i64().unwrap()).await;
     app.assert_audit_passes().await;
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{self, TestApp, assert_error, spawn_with};
+use crate::common::{self, TestApp, assert_error, seat, spawn_with};
 
 /// The limit a process starts with (`admission::INITIAL_LIMIT`).
 const INITIAL_LIMIT: usize = 64;
@@ -22,12 +22,12 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .unwrap()
 }
 
-/// Holds one seat each (1, 2, …) of `show` for `buyers` buyers.
+/// Holds one seat each (the first, the second, …) of demo show `show` for `buyers` buyers.
 async fn hold_seats(app: &TestApp, show: i64, buyers: usize) -> Vec<common::Buyer> {
     let mut held = Vec::new();
     for i in 0..buyers {
         let buyer = app.buyer(&format!("door-{show}-{i}"));
-        let r = buyer.hold(show, &[i as i64 + 1]).await;
+        let r = buyer.hold(show, &[seat(show, i as i64 + 1)]).await;
         assert_eq!(r.status(), StatusCode::CREATED, "hold: {}", r.text().await.unwrap());
         held.push(buyer);
     }
@@ -46,7 +46,7 @@ async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_
 
     let started = Instant::now();
     let orders = buyers.iter().enumerate().map(|(i, buyer)| async move {
-        let r = buyer.order(&format!("door-key-{i}"), 1, &[i as i64 + 1]).await;
+        let r = buyer.order(&format!("door-key-{i}"), 1, &[seat(1, i as i64 + 1)]).await;
         assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
         started.elapsed()
     });
@@ -60,8 +60,8 @@ async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_
     assert!(answered[INITIAL_LIMIT] >= payment, "the next waited for a settlement: {answered:?}");
     for (i, buyer) in buyers.iter().enumerate() {
         let mine: Value = buyer.get("/orders").await.json().await.unwrap();
-        let order_id = mine[0]["orderId"].as_str().unwrap().to_owned();
-        assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED", "buyer {i}");
+        let order_id = mine[0]["orderId"].as_i64().unwrap();
+        assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED", "buyer {i}");
     }
 
     // Every settlement was heard, so nothing counts against the limit any more: as many
@@ -69,7 +69,7 @@ async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_
     let buyers = hold_seats(&app, 2, INITIAL_LIMIT).await;
     let started = Instant::now();
     futures_util::future::join_all(buyers.iter().enumerate().map(|(i, buyer)| async move {
-        let r = buyer.order(&format!("again-key-{i}"), 2, &[i as i64 + 1]).await;
+        let r = buyer.order(&format!("again-key-{i}"), 2, &[seat(2, i as i64 + 1)]).await;
         assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
     }))
     .await;
@@ -79,8 +79,8 @@ async fn orders_beyond_the_limit_wait_until_earlier_ones_settle_and_then_all_go_
 
 /// A server whose payments are never answered, so that no order settles, with as many
 /// orders settling as it lets in; returns it, the accepted orders, and one more buyer,
-/// who holds seat `INITIAL_LIMIT + 1` of show 1.
-async fn door_full() -> (TestApp, Vec<String>, common::Buyer) {
+/// who holds the seat `LAST_SEAT` of show 1.
+async fn door_full() -> (TestApp, Vec<i64>, common::Buyer) {
     let mut args = common::args();
     args.settle_target_ms = 120_000;
     args.payment_hang_rate = 1.0;
@@ -89,15 +89,16 @@ async fn door_full() -> (TestApp, Vec<String>, common::Buyer) {
     let mut buyers = hold_seats(&app, 1, INITIAL_LIMIT + 1).await;
     let last = buyers.pop().unwrap();
     let orders = buyers.iter().enumerate().map(|(i, buyer)| async move {
-        let r = buyer.order(&format!("door-key-{i}"), 1, &[i as i64 + 1]).await;
+        let r = buyer.order(&format!("door-key-{i}"), 1, &[seat(1, i as i64 + 1)]).await;
         assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
-        r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()
+        r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap()
     });
     let accepted = futures_util::future::join_all(orders).await;
     (app, accepted, last)
 }
 
-const LAST_SEAT: i64 = INITIAL_LIMIT as i64 + 1;
+/// The `INITIAL_LIMIT + 1`th seat of show 1.
+const LAST_SEAT: i64 = catalog::demo_seat_id(1, INITIAL_LIMIT as i64);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_that_cannot_be_let_in_in_time_is_turned_away_and_changes_nothing() {

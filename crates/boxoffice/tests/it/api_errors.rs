@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, assert_error, spawn_app};
+use crate::common::{ADMIN, assert_error, seat, seats, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
@@ -37,7 +37,7 @@ async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
     let holds: Value = app.buyer("mallory").get("/reservations").await.json().await.unwrap();
     assert_eq!(holds, json!([]));
     // (The seat map may still be catching up with the start-up probe of seat 1.)
-    app.wait_seat(1, 1, "AVAILABLE").await;
+    app.wait_seat(1, seat(1, 1), "AVAILABLE").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,18 +52,24 @@ async fn an_oversized_body_is_refused_with_413() {
 async fn bad_orders_are_refused_and_create_nothing() {
     let app = spawn_app().await;
     let buyer = app.buyer("oscar");
-    assert_eq!(buyer.hold(1, &[44]).await.status(), StatusCode::CREATED);
+    assert_eq!(buyer.hold(1, &seats(1, [44])).await.status(), StatusCode::CREATED);
     let url = app.api("/orders");
     // No key, an empty key, and malformed bodies.
-    let r =
-        app.http.post(&url).bearer_auth("oscar").json(&json!({ "eventId": 1, "seatIds": [44] })).send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth("oscar")
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 44)] }))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 422, "VALIDATION_FAILED").await;
     let r = app
         .http
         .post(&url)
         .bearer_auth("oscar")
         .header("Idempotency-Key", "")
-        .json(&json!({ "eventId": 1, "seatIds": [44] }))
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 44)] }))
         .send()
         .await
         .unwrap();
@@ -72,7 +78,7 @@ async fn bad_orders_are_refused_and_create_nothing() {
         json!({ "eventId": 1 }),
         json!({ "eventId": 1, "seatIds": [] }),
         json!({ "eventId": 1, "seatIds": ["44"] }),
-        json!({ "eventId": 1, "seatIds": [44, 44] }),
+        json!({ "eventId": 1, "seatIds": [seat(1, 44), seat(1, 44)] }),
     ] {
         let r =
             app.http.post(&url).bearer_auth("oscar").header("Idempotency-Key", "k").json(&body).send().await.unwrap();
@@ -83,7 +89,7 @@ async fn bad_orders_are_refused_and_create_nothing() {
         .http
         .post(&url)
         .header("Idempotency-Key", "k")
-        .json(&json!({ "eventId": 1, "seatIds": [44] }))
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 44)] }))
         .send()
         .await
         .unwrap();
@@ -93,7 +99,7 @@ async fn bad_orders_are_refused_and_create_nothing() {
     let mine: Value = buyer.get("/orders").await.json().await.unwrap();
     assert_eq!(mine, json!([]));
     // The hold is still there to be ordered properly.
-    assert_eq!(buyer.order("k3", 1, &[44]).await.status(), StatusCode::CREATED);
+    assert_eq!(buyer.order("k3", 1, &seats(1, [44])).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +117,16 @@ async fn unknown_paths_ids_and_methods_get_contract_errors() {
         .post(app.api("/payments/authorize"))
         .bearer_auth("x")
         .json(&json!({ "orderId": "nope" }))
+        .send()
+        .await
+        .unwrap();
+    // The contract's orderId is an integer.
+    assert_error(r, 422, "VALIDATION_FAILED").await;
+    let r = app
+        .http
+        .post(app.api("/payments/authorize"))
+        .bearer_auth("x")
+        .json(&json!({ "orderId": 424242 }))
         .send()
         .await
         .unwrap();
@@ -178,7 +194,7 @@ async fn the_trace_id_comes_from_traceparent_or_trace_id_and_is_always_answered(
         .post(app.api("/reservations"))
         .bearer_auth("tracy")
         .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        .json(&json!({ "eventId": 1, "seatId": 88 }))
+        .json(&json!({ "eventId": 1, "seatId": seat(1, 88) }))
         .send()
         .await
         .unwrap();
@@ -204,6 +220,8 @@ async fn the_openapi_document_describes_every_route() {
         "/ticketing/api/payments/authorize:",
         "/ticketing/api/admin/events:",
         "/ticketing/api/admin/events/{id}/reset:",
+        "/admin/test-reset:",
+        "/ticketing/admin/test-reset:",
         "/actuator/health:",
         "/actuator/consistency:",
     ] {
@@ -224,11 +242,13 @@ async fn a_null_optional_field_of_a_hold_is_the_same_as_none() {
             .body(body)
             .send()
     };
-    let r = post(r#"{"eventId":1,"seatId":5,"seatIds":null,"holdSeconds":null}"#).await.unwrap();
+    // Seats 13 and 16: the fifth and sixth of show 1 (see `common::seat`).
+    assert_eq!(seats(1, [5, 6]), [13, 16]);
+    let r = post(r#"{"eventId":1,"seatId":13,"seatIds":null,"holdSeconds":null}"#).await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let hold: Value = r.json().await.unwrap();
-    assert_eq!((hold["seatIds"].clone(), hold["holdSeconds"].clone()), (json!([5]), json!(60)));
-    let r = post(r#"{"eventId":1,"seatId":null,"seatIds":[6]}"#).await.unwrap();
+    assert_eq!((hold["seatIds"].clone(), hold["holdSeconds"].clone()), (json!([13]), json!(60)));
+    let r = post(r#"{"eventId":1,"seatId":null,"seatIds":[16]}"#).await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_error(post(r#"{"eventId":1,"seatId":null,"seatIds":null}"#).await.unwrap(), 422, "VALIDATION_FAILED").await;
     let spec = app.http.get(app.api("/openapi.yaml")).send().await.unwrap().text().await.unwrap();

@@ -10,6 +10,19 @@ use tempfile::TempDir;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// The id of demo show `event_id`'s `n`th seat (1 to 100, row by row): the original's
+/// database numbered the demo shows' seats together, so show e's are e, e + 3, e + 6, …
+/// (a show made through the API numbers its seats 1, 2, 3, …).
+pub fn seat(event_id: i64, n: i64) -> i64 {
+    assert!((1..=100).contains(&n), "the demo shows have 100 seats");
+    catalog::demo_seat_id(event_id, n - 1)
+}
+
+/// [`seat`] for several seats of one demo show.
+pub fn seats<const N: usize>(event_id: i64, ns: [i64; N]) -> [i64; N] {
+    ns.map(|n| seat(event_id, n))
+}
+
 /// Connections per PostgreSQL database in tests: the test processes together must stay
 /// under the server's `max_connections` (100 by default).
 pub const TEST_POOL: u32 = 4;
@@ -42,6 +55,11 @@ impl Store {
         Store { data: data.to_path_buf(), postgres, kafka: kafka.map(|k| (k, namespace)) }
     }
 
+    /// Embedded databases in `data`, whatever engine the run tests.
+    pub fn sqlite(data: &std::path::Path) -> Store {
+        Store { data: data.to_path_buf(), postgres: None, kafka: None }
+    }
+
     /// The `serve` arguments that put a process's databases here.
     pub fn serve_args(&self) -> Vec<String> {
         let mut args = vec!["--data-dir".to_owned(), self.data.display().to_string()];
@@ -59,6 +77,13 @@ impl Store {
     pub async fn connect(&self, module: &str) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
         sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&self.url(module)).await.unwrap()
+    }
+
+    /// The internal reference (pins, payments and events name orders by it) of the order
+    /// numbered `order_no`.
+    pub async fn order_ref(&self, order_no: i64) -> String {
+        let db = self.connect("order").await;
+        sqlx::query_scalar("SELECT order_id FROM orders WHERE order_no = $1").bind(order_no).fetch_one(&db).await.unwrap()
     }
 
     /// The URL of one module's database.
@@ -150,9 +175,10 @@ impl TestApp {
     /// Waits until the reservation module knows the seats of `event_id`.
     pub async fn wait_for_seats(&self, event_id: i64) {
         let probe = self.buyer("seat-probe");
+        let first = self.first_seat(event_id).await;
         // Kafka consumer groups take a few seconds to form.
         for _ in 0..1000 {
-            let r = probe.hold(event_id, &[1]).await;
+            let r = probe.hold(event_id, &[first]).await;
             if r.status() == StatusCode::TOO_MANY_REQUESTS {
                 // A test of the rate limits: start-up counts against them too.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -160,7 +186,7 @@ impl TestApp {
             }
             if r.status() != StatusCode::NOT_FOUND {
                 if r.status() == StatusCode::CREATED {
-                    while probe.release(event_id, 1).await.status() == StatusCode::TOO_MANY_REQUESTS {
+                    while probe.release(event_id, first).await.status() == StatusCode::TOO_MANY_REQUESTS {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     // Leave the seat map as it was before the probe: both changes applied.
@@ -171,6 +197,20 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("seats of event {event_id} never arrived");
+    }
+
+    /// The id of the first seat of `event_id`'s map (1 for a show made through the API;
+    /// the demo shows keep the original's ids, see [`seat`]).
+    async fn first_seat(&self, event_id: i64) -> i64 {
+        loop {
+            let r = self.http.get(self.api(&format!("/events/{event_id}/seats"))).send().await.unwrap();
+            if r.status() == StatusCode::TOO_MANY_REQUESTS {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let map: Value = r.json().await.unwrap();
+            return map["seats"][0]["id"].as_i64().expect("the show has seats");
+        }
     }
 
     /// Waits until the seat map of `event_id` has applied at least `version` changes.
@@ -282,12 +322,12 @@ impl Buyer {
     }
 
     /// Polls the order until it leaves CREATED; returns it.
-    pub async fn final_order(&self, order_id: &str) -> Value {
+    pub async fn final_order(&self, order_id: i64) -> Value {
         self.order_until(order_id, |s| s != "CREATED").await
     }
 
     /// Polls the order until its status passes `done`; returns it.
-    pub async fn order_until(&self, order_id: &str, done: impl Fn(&str) -> bool) -> Value {
+    pub async fn order_until(&self, order_id: i64, done: impl Fn(&str) -> bool) -> Value {
         let mut order = Value::Null;
         for _ in 0..500 {
             order = self.get(&format!("/orders/{order_id}")).await.json().await.unwrap();
@@ -299,14 +339,14 @@ impl Buyer {
         panic!("order {order_id} never got where expected: {order}");
     }
 
-    /// Holds and orders the seats; returns the order id.
-    pub async fn buy(&self, event_id: i64, seats: &[i64]) -> String {
+    /// Holds and orders the seats; returns the order id (its number).
+    pub async fn buy(&self, event_id: i64, seats: &[i64]) -> i64 {
         let r = self.hold(event_id, seats).await;
         assert_eq!(r.status(), StatusCode::CREATED, "hold: {}", r.text().await.unwrap());
         let r = self.order(&uuid::Uuid::new_v4().to_string(), event_id, seats).await;
         assert_eq!(r.status(), StatusCode::CREATED, "order: {}", r.text().await.unwrap());
         let order: Value = r.json().await.unwrap();
-        order["orderId"].as_str().unwrap().to_owned()
+        order["orderId"].as_i64().unwrap()
     }
 }
 

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{ADMIN, Store, get_json, spawn_app, start_binary};
+use crate::common::{ADMIN, Store, get_json, seat, seats, spawn_app, start_binary};
 
 /// Starts the real binary on `store`; returns it and its base URL once it is healthy.
 async fn start(store: &Store) -> (Child, String) {
@@ -28,7 +28,7 @@ async fn purchase(
     event_id: i64,
     seat: i64,
     accepted: Arc<AtomicUsize>,
-) -> Option<(String, String)> {
+) -> Option<(String, i64)> {
     let buyer = format!("crash-buyer-{event_id}-{seat}");
     let hold = serde_json::json!({ "eventId": event_id, "seatId": seat, "holdSeconds": 60 });
     let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth(&buyer).json(&hold).send().await.ok()?;
@@ -49,7 +49,7 @@ async fn purchase(
     }
     accepted.fetch_add(1, Ordering::SeqCst);
     let body: Value = r.json().await.ok()?;
-    Some((buyer, body["orderId"].as_str()?.to_owned()))
+    Some((buyer, body["orderId"].as_i64()?))
 }
 
 /// Orders the dead process left in CREATED, read straight from its database.
@@ -73,7 +73,7 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
         let event_id = round + 1;
         let so_far = Arc::new(AtomicUsize::new(0));
         let buyers: Vec<_> = (1..=60)
-            .map(|seat| tokio::spawn(purchase(http.clone(), url.clone(), event_id, seat, so_far.clone())))
+            .map(|n| tokio::spawn(purchase(http.clone(), url.clone(), event_id, seat(event_id, n), so_far.clone())))
             .collect();
         // Kill once some orders are in, with payments (50–400 ms) surely still running.
         for _ in 0..500 {
@@ -98,6 +98,8 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
     for (buyer, order_id) in &accepted {
         let order = get_json(&http, &format!("{url}/ticketing/api/orders/{order_id}"), buyer).await;
         assert!(order["status"] == "CONFIRMED" || order["status"] == "CANCELLED", "{order}");
+        // The number it was given before the kills is still its own.
+        assert_eq!(order["orderId"], *order_id, "{order}");
     }
     child.start_kill().unwrap();
 }
@@ -106,20 +108,21 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
 async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
     let app = spawn_app().await;
     let buyer = app.buyer("honest");
-    let order_id = buyer.buy(1, &[98]).await;
-    assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
+    let order_id = buyer.buy(1, &seats(1, [98])).await;
+    assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
     app.assert_audit_passes().await;
     let r = app.http.get(format!("{}/actuator/consistency", app.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // Someone edits the reservation database by hand: a seat sold to nobody, and one
-    // sold to an order that does not exist.
+    // sold to an order that does not exist (seats 295 and 289: show 1's 99th and 97th).
+    assert_eq!(seats(1, [99, 97]), [295, 289]);
     let db = app.store.connect("reservation").await;
-    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = NULL WHERE event_id = 1 AND seat_id = 99")
+    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = NULL WHERE event_id = 1 AND seat_id = 295")
         .execute(&db)
         .await
         .unwrap();
-    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = 'forged-order' WHERE event_id = 1 AND seat_id = 97")
+    sqlx::query("UPDATE seats SET status = 'SOLD', order_id = 'forged-order' WHERE event_id = 1 AND seat_id = 289")
         .execute(&db)
         .await
         .unwrap();
@@ -139,8 +142,8 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
 
     let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_millis(500)).await.unwrap();
     let found = |needle: &str| report.violations.iter().any(|v| v.contains(needle));
-    assert!(found("seat 1/97 is SOLD to no known order"), "{:#?}", report.violations);
-    assert!(found("seat 1/99"), "{:#?}", report.violations);
+    assert!(found("seat 1/289 is SOLD to no known order"), "{:#?}", report.violations);
+    assert!(found("seat 1/295"), "{:#?}", report.violations);
 
     // The command names them and fails.
     let out = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
@@ -150,6 +153,6 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("VIOLATION: seat 1/97 is SOLD to no known order"), "{stdout}");
+    assert!(stdout.contains("VIOLATION: seat 1/289 is SOLD to no known order"), "{stdout}");
     assert!(stdout.contains("audit FAILED"), "{stdout}");
 }

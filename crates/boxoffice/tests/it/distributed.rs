@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Child;
 
-use crate::common::{ADMIN, get_json, start_binary};
+use crate::common::{ADMIN, get_json, seat, start_binary};
 
 pub struct Services {
     pub postgres: String,
@@ -101,7 +101,7 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
             let r = http
                 .post(format!("{res1}/ticketing/api/reservations"))
                 .bearer_auth("probe")
-                .json(&json!({ "eventId": event, "seatId": 100, "holdSeconds": 5 }))
+                .json(&json!({ "eventId": event, "seatId": seat(event, 100), "holdSeconds": 5 }))
                 .send()
                 .await
                 .unwrap();
@@ -119,7 +119,7 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
         let url = if i % 2 == 0 { res1.clone() } else { res2.clone() };
         let http = http.clone();
         async move {
-            let seat = 91 + (i % 6);
+            let seat = seat(3, 91 + (i % 6));
             let r = http
                 .post(format!("{url}/ticketing/api/reservations"))
                 .bearer_auth(format!("racer-{i}"))
@@ -145,7 +145,8 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
     let orders = Arc::new(vec![ord1.clone(), ord2.clone()]);
     let accepted = Arc::new(AtomicUsize::new(0));
     let buyers: Vec<_> = (1..=60i64)
-        .map(|seat| {
+        .map(|n| {
+            let seat = seat(1, n);
             let (http, reservations, orders, accepted) =
                 (http.clone(), reservations.clone(), orders.clone(), accepted.clone());
             tokio::spawn(async move {
@@ -177,7 +178,7 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
                     return None;
                 }
                 accepted.fetch_add(1, Ordering::SeqCst);
-                let id = r.json::<Value>().await.ok()?["orderId"].as_str()?.to_owned();
+                let id = r.json::<Value>().await.ok()?["orderId"].as_i64()?;
                 Some((buyer, id))
             })
         })
@@ -195,6 +196,9 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
         done.extend(b.await.unwrap());
     }
     assert!(done.len() >= 15, "purchases went through ({})", done.len());
+    // Both order replicas numbered orders at once, from one sequence: no number twice.
+    let numbers: std::collections::HashSet<i64> = done.iter().map(|(_, id)| *id).collect();
+    assert_eq!(numbers.len(), done.len(), "order numbers given twice: {done:?}");
 
     // The survivors take over the dead replicas' partitions; every saga finishes.
     let urls = ModuleUrls { catalog, reservation: res1, order: ord1.clone(), payment };

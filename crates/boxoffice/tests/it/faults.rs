@@ -347,7 +347,7 @@ async fn judge(figures: &mut Figures, urls: &ModuleUrls, store: &Store) {
     figures.seats_sold = report.seats_sold;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     let snap = snapshot_modules(&http, urls, ADMIN).await.unwrap();
-    let mut sold_to: HashMap<(i64, i64), &str> = HashMap::new();
+    let mut sold_to: HashMap<(i64, i64), i64> = HashMap::new();
     for o in &snap.orders {
         if o.status != "CREATED" {
             let took = Duration::from_millis((o.updated_at - o.created_at).max(0) as u64);
@@ -358,7 +358,7 @@ async fn judge(figures: &mut Figures, urls: &ModuleUrls, store: &Store) {
         }
         if o.status == "CONFIRMED" {
             for seat in &o.seat_ids {
-                if let Some(other) = sold_to.insert((o.event_id, *seat), &o.order_id) {
+                if let Some(other) = sold_to.insert((o.event_id, *seat), o.order_id) {
                     figures.violations.push(format!("seat {}/{seat} sold to {other} and {}", o.event_id, o.order_id));
                 }
             }
@@ -499,8 +499,8 @@ pub async fn fingerprint(url: &str, store: &Store) -> String {
     snap.now = 0;
     snap.reserved.sort_by_key(|s| (s.event_id, s.seat_id));
     snap.catalog.sort_by_key(|s| (s.event_id, s.seat_id));
-    snap.orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
-    snap.payments.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    snap.orders.sort_by_key(|o| o.order_id);
+    snap.payments.sort_by(|a, b| a.order_ref.cmp(&b.order_ref));
     for payment in &mut snap.payments {
         // The simulated gateway's books live in the process's memory: a restart forgets them.
         payment.gateway_kept = None;

@@ -10,7 +10,7 @@ use regex_lite::Regex;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::common::{TestApp, spawn_app};
+use crate::common::{TestApp, seats, spawn_app};
 
 fn deploy() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -33,8 +33,8 @@ fn tool(name: &str) -> bool {
 
 async fn metrics_after_a_purchase(app: &TestApp) -> String {
     let buyer = app.buyer("observed");
-    let order_id = buyer.buy(2, &[50]).await;
-    buyer.final_order(&order_id).await;
+    let order_id = buyer.buy(2, &seats(2, [50])).await;
+    buyer.final_order(order_id).await;
     app.http.get(format!("{}/actuator/prometheus", app.url)).send().await.unwrap().text().await.unwrap()
 }
 

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::common::{ADMIN, assert_error, free_port, spawn_with};
+use crate::common::{ADMIN, assert_error, free_port, seats, spawn_with};
 
 /// The PostgreSQL server of the tests; `None` (skip) outside CI, a failure in CI.
 fn postgres() -> Option<String> {
@@ -67,7 +67,7 @@ async fn readiness_follows_the_database_and_the_api_answers_503_meanwhile() {
     let app = spawn_with(args).await;
     let health = format!("{}/actuator/health", app.url);
     let buyer = app.buyer("patient");
-    assert_eq!(buyer.hold(1, &[5]).await.status(), StatusCode::CREATED);
+    assert_eq!(buyer.hold(1, &seats(1, [5])).await.status(), StatusCode::CREATED);
 
     // The database goes away: within a few seconds readiness is DOWN and the API says 503.
     link.abort();
@@ -80,7 +80,7 @@ async fn readiness_follows_the_database_and_the_api_answers_503_meanwhile() {
     let cut = Instant::now();
     let r = loop {
         let asked = Instant::now();
-        let r = buyer.hold(1, &[6]).await;
+        let r = buyer.hold(1, &seats(1, [6])).await;
         if r.headers().contains_key("retry-after") && asked.elapsed() < Duration::from_secs(1) {
             break r;
         }
@@ -98,17 +98,17 @@ async fn readiness_follows_the_database_and_the_api_answers_503_meanwhile() {
     let took = wait_status(&app.http, &health, StatusCode::OK).await;
     assert!(took < Duration::from_secs(15), "recovered after {took:?}");
     // Readiness is probed every second: a client that honours Retry-After gets through.
-    let mut held = buyer.hold(1, &[6]).await.status();
+    let mut held = buyer.hold(1, &seats(1, [6])).await.status();
     for _ in 0..5 {
         if held != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        held = buyer.hold(1, &[6]).await.status();
+        held = buyer.hold(1, &seats(1, [6])).await.status();
     }
     assert_eq!(held, StatusCode::CREATED);
-    let order = buyer.buy(1, &[7]).await;
-    assert_eq!(buyer.final_order(&order).await["status"], "CONFIRMED");
+    let order = buyer.buy(1, &seats(1, [7])).await;
+    assert_eq!(buyer.final_order(order).await["status"], "CONFIRMED");
     let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_secs(15)).await.unwrap();
     assert!(report.violations.is_empty(), "audit failed: {:#?}", report.violations);
     link.abort();

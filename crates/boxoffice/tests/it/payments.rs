@@ -23,9 +23,9 @@ async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_agai
     let purchases = (0..30i64).map(|i| {
         let buyer = app.buyer(&format!("flaky-{i}"));
         async move {
-            let seats = [2 * i + 1, 2 * i + 2];
+            let seats = common::seats(1, [2 * i + 1, 2 * i + 2]);
             let order_id = buyer.buy(1, &seats).await;
-            let order = buyer.final_order(&order_id).await;
+            let order = buyer.final_order(order_id).await;
             (seats, order)
         }
     });

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, Store, get_json, start_binary};
+use crate::common::{ADMIN, Store, get_json, seat, start_binary};
 use crate::faults::fingerprint;
 
 async fn backlog(url: &str) -> Value {
@@ -41,7 +41,8 @@ async fn replaying_every_topic_changes_nothing() {
     let http = reqwest::Client::new();
     let api = format!("{url}/ticketing/api");
     let mut orders = Vec::new();
-    for seat in 61..69 {
+    for n in 61..69 {
+        let seat = seat(1, n);
         let buyer = format!("replayer-{seat}");
         let hold = json!({ "eventId": 1, "seatId": seat });
         // The seats reach the reservation module through the bus: retry until they have.
@@ -61,7 +62,7 @@ async fn replaying_every_topic_changes_nothing() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        orders.push((buyer, r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()));
+        orders.push((buyer, r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap()));
     }
     for (buyer, id) in &orders {
         for _ in 0..300 {

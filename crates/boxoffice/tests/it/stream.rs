@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{TestApp, spawn_app};
+use crate::common::{TestApp, seat, seats, spawn_app};
 
 /// Reads SSE messages `(event, id, data)` from a response.
 struct Sse {
@@ -74,13 +74,13 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
     assert_eq!(init_id, map["version"].to_string());
 
     let buyer = app.buyer("sse-buyer");
-    let order_id = buyer.buy(2, &[33]).await;
-    let (held_id, held) = sse.update_of(33).await;
+    let order_id = buyer.buy(2, &seats(2, [33])).await;
+    let (held_id, held) = sse.update_of(seat(2, 33)).await;
     assert_eq!(held["status"], "HELD");
-    let (sold_id, sold) = sse.update_of(33).await;
+    let (sold_id, sold) = sse.update_of(seat(2, 33)).await;
     assert_eq!(sold["status"], "SOLD");
     assert!(sold["version"].as_i64() > held["version"].as_i64());
-    assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
+    assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
 
     // Reconnecting after the INIT replays both changes, in order, with no INIT.
     let mut resumed = Sse::open(&app, 2, Some(&init_id)).await;
@@ -94,8 +94,8 @@ async fn the_stream_shows_a_hold_and_a_sale_and_replays_what_a_client_missed() {
         let mut fresh = Sse::open(&app, 2, Some(bad)).await;
         let (event, _, map) = fresh.next().await;
         assert_eq!(event, "INIT", "Last-Event-ID {bad}");
-        let seat = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == 33).unwrap().clone();
-        assert_eq!(seat["status"], "SOLD");
+        let sold = map["seats"].as_array().unwrap().iter().find(|s| s["id"] == seat(2, 33)).unwrap().clone();
+        assert_eq!(sold["status"], "SOLD");
     }
 }
 
@@ -106,7 +106,7 @@ async fn abandoned_streams_are_cleaned_up() {
     assert_eq!(app.modules.catalog().stream_clients(3), 5);
     drop(streams);
     // A change makes every stream try to write; the closed ones go away.
-    app.buyer("nudge").hold(3, &[5]).await;
+    app.buyer("nudge").hold(3, &seats(3, [5])).await;
     for _ in 0..100 {
         if app.modules.catalog().stream_clients(3) == 0 {
             return;

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::common::{ADMIN, spawn_app};
+use crate::common::{ADMIN, seat, seats, spawn_app};
 
 /// A span as received: its trace id, name, and `module` attribute.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
     let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
     let mut held = None;
     for _ in 0..200 {
-        let hold = json!({ "eventId": 1, "seatId": 9, "holdSeconds": 60 });
+        let hold = json!({ "eventId": 1, "seatId": seat(1, 9), "holdSeconds": 60 });
         let sent = http
             .post(format!("{url}/reservations"))
             .bearer_auth("tracer")
@@ -113,12 +113,12 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
         .bearer_auth("tracer")
         .header("traceparent", &traceparent)
         .header("Idempotency-Key", "traced")
-        .json(&json!({ "eventId": 1, "seatIds": [9] }))
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 9)] }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let order_id = r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
+    let order_no = r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap();
 
     let wanted: BTreeSet<&str> = ["catalog", "reservation", "order", "payment"].into();
     let mut modules = BTreeSet::new();
@@ -143,6 +143,15 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     let logs = std::fs::read_to_string(data.path().join("boxoffice.log")).unwrap();
+    // Logs name the order by its internal reference (with its number where the order
+    // module logs it): the reference of the order numbered `order_no`.
+    let created = logs
+        .lines()
+        .filter(|l| l.contains("order created"))
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON log lines"))
+        .find(|l| l["fields"]["order_no"] == order_no)
+        .unwrap_or_else(|| panic!("no log line of order {order_no} created"));
+    let order_id = created["fields"]["order_id"].as_str().expect("the order's reference").to_owned();
     for message in ["order created", "payment settled", "order confirmed"] {
         let line = logs
             .lines()
@@ -158,10 +167,10 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
 async fn the_metrics_carry_the_originals_names_and_the_lag() {
     let app = spawn_app().await;
     let buyer = app.buyer("metered");
-    let order_id = buyer.buy(1, &[3]).await;
-    assert_eq!(buyer.final_order(&order_id).await["status"], "CONFIRMED");
-    assert_eq!(app.buyer("metered-2").hold(1, &[4]).await.status(), StatusCode::CREATED);
-    assert_eq!(app.buyer("metered-3").hold(1, &[4]).await.status(), StatusCode::CONFLICT);
+    let order_id = buyer.buy(1, &seats(1, [3])).await;
+    assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
+    assert_eq!(app.buyer("metered-2").hold(1, &seats(1, [4])).await.status(), StatusCode::CREATED);
+    assert_eq!(app.buyer("metered-3").hold(1, &seats(1, [4])).await.status(), StatusCode::CONFLICT);
     let r = app.http.get(format!("{}/actuator/prometheus", app.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -207,5 +216,5 @@ async fn the_metrics_carry_the_originals_names_and_the_lag() {
         assert!(text.contains(&bucket), "{bucket}");
     }
     // Routes, never raw paths, label the HTTP metrics.
-    assert!(!text.contains(&order_id));
+    assert!(!text.contains(&format!("/orders/{order_id}")));
 }
