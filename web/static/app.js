@@ -157,11 +157,13 @@ async function showView(eventId) {
     renderPanel();
   }
 
-  // Arrow keys move through the grid.
+  // Arrow keys move through the grid, drawn row by row (seat ids need not be 1, 2, 3…:
+  // the demo shows keep the original's).
   grid.addEventListener('keydown', (e) => {
     const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -event.cols, ArrowDown: event.cols };
     if (!(e.key in moves) || !e.target.dataset.id) return;
-    const next = button(Number(e.target.dataset.id) + moves[e.key]);
+    const buttons = [...grid.children];
+    const next = buttons[buttons.indexOf(e.target) + moves[e.key]];
     if (next) { next.focus(); e.preventDefault(); }
   });
 

@@ -97,7 +97,8 @@ impl Handler for Saga {
                 settled("CONFIRMED", created_at);
                 let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
                 self.settle(&e.order_id, state);
-                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id }).await?;
+                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id })
+                    .await?;
             }
             Ok(())
         } else if let Some(e) = event.decode::<SeatsSaleFailed>() {

@@ -87,11 +87,8 @@ async fn get_order(
     if wait > MAX_WAIT_SECONDS {
         return Err(ApiError::validation(format!("waitSeconds must be 0 to {MAX_WAIT_SECONDS}")));
     }
-    let found = if wait == 0 {
-        o.get(&buyer, id).await?
-    } else {
-        o.wait_final(&buyer, id, Duration::from_secs(wait)).await?
-    };
+    let found =
+        if wait == 0 { o.get(&buyer, id).await? } else { o.wait_final(&buyer, id, Duration::from_secs(wait)).await? };
     // Another buyer's order is answered as one that does not exist.
     found.map(Json).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }

@@ -171,7 +171,12 @@ pub async fn of_buyer(db: &Reader, buyer: &str) -> anyhow::Result<Vec<Order>> {
 pub type Settled = (i64, i64, i64);
 
 /// Moves a CREATED (or, for a reset, CONFIRMED) order to CANCELLED, if it moved.
-pub async fn cancel(tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<Option<Settled>> {
+pub async fn cancel(
+    tx: &mut Tx,
+    order_id: &str,
+    reason: &str,
+    also_confirmed: bool,
+) -> anyhow::Result<Option<Settled>> {
     let from = if also_confirmed { "status IN ('CREATED', 'CONFIRMED')" } else { "status = 'CREATED'" };
     sqlx::query_as(&format!(
         "UPDATE orders SET status = 'CANCELLED', cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from} \
@@ -217,15 +222,16 @@ pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> an
 /// Orders numbered by the upgrade that brought numbers, whose numbers are not announced
 /// yet: `(order_id, order_no)`, a batch.
 pub async fn unannounced_numbers(tx: &mut Tx) -> anyhow::Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT order_id, order_no FROM orders WHERE number_unannounced = 1 ORDER BY order_no LIMIT 500",
-    )
-    .fetch_all(&mut **tx)
-    .await?)
+    Ok(sqlx::query_as("SELECT order_id, order_no FROM orders WHERE number_unannounced = 1 ORDER BY order_no LIMIT 500")
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 pub async fn number_announced(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    sqlx::query("UPDATE orders SET number_unannounced = 0 WHERE order_id = $1").bind(order_id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE orders SET number_unannounced = 0 WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -331,8 +337,10 @@ mod tests {
         drop(before);
         let db = reopen().await;
         let mut tx = db.begin().await.unwrap();
-        let numbered: Vec<(String, i64)> =
-            sqlx::query_as("SELECT order_id, order_no FROM orders ORDER BY order_id").fetch_all(&mut *tx).await.unwrap();
+        let numbered: Vec<(String, i64)> = sqlx::query_as("SELECT order_id, order_no FROM orders ORDER BY order_id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
         assert_eq!(numbered, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
         let unannounced: Vec<(String, i64)> = super::unannounced_numbers(&mut tx).await.unwrap();
         assert_eq!(unannounced.len(), 3);

@@ -68,13 +68,12 @@ async fn authorize(
 }
 
 async fn audit(State(p): State<Payments>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
-    let rows =
-        sqlx::query(
-            "SELECT payment_id, order_id, order_no, amount, status, void_requested FROM payments ORDER BY created_at",
-        )
-            .fetch_all(p.db.reader())
-            .await
-            .map_err(anyhow::Error::from)?;
+    let rows = sqlx::query(
+        "SELECT payment_id, order_id, order_no, amount, status, void_requested FROM payments ORDER BY created_at",
+    )
+    .fetch_all(p.db.reader())
+    .await
+    .map_err(anyhow::Error::from)?;
     let payments: Vec<_> = rows
         .iter()
         .map(|r| {

@@ -14,8 +14,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use contract::events::{
     DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded,
-    SEATS_PER_EVENT,
-    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
+    SEATS_PER_EVENT, SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use runtime::consumer::Handler;
 use runtime::db::Backend;
@@ -150,9 +149,9 @@ async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
         sqlx::query("UPDATE pins SET state = 'CONFIRMED', order_no = $2 WHERE order_id = $1 AND state = 'LEASED'")
             .bind(&e.order_id)
             .bind(e.order_no)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     if confirmed == 1 {
         sqlx::query("UPDATE seats SET expires_at = NULL WHERE order_id = $1 AND status = 'HELD'")
             .bind(&e.order_id)

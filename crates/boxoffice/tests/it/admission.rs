@@ -129,7 +129,9 @@ async fn a_settlement_heard_from_another_replica_lets_the_next_order_in() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "the limit holds the order back");
     let db = app.store.connect("order").await;
-    sqlx::query("SELECT pg_notify('boxoffice_order_settled', $1)").bind(&accepted[0]).execute(&db).await.unwrap();
+    // The notification names the order by its internal reference, as the saga sends it.
+    let settled = app.store.order_ref(accepted[0]).await;
+    sqlx::query("SELECT pg_notify('boxoffice_order_settled', $1)").bind(&settled).execute(&db).await.unwrap();
     let r = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("let in once one settled").unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
 }

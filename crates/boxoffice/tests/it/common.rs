@@ -83,7 +83,11 @@ impl Store {
     /// numbered `order_no`.
     pub async fn order_ref(&self, order_no: i64) -> String {
         let db = self.connect("order").await;
-        sqlx::query_scalar("SELECT order_id FROM orders WHERE order_no = $1").bind(order_no).fetch_one(&db).await.unwrap()
+        sqlx::query_scalar("SELECT order_id FROM orders WHERE order_no = $1")
+            .bind(order_no)
+            .fetch_one(&db)
+            .await
+            .unwrap()
     }
 
     /// The URL of one module's database.

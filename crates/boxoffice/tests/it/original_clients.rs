@@ -60,6 +60,19 @@ async fn an_extend_adds_to_the_time_left_up_to_the_longest_hold_and_never_shorte
     let again = extended(buyer.extend(3, seat(3, 2), 30).await).await;
     assert!(again >= full, "an extend never shortens a hold ({again} < {full})");
     assert!(again - full < 5_000, "and adds no more than the time since the hold ({} ms)", again - full);
+    // One that ends later still (made under a longer maximum) keeps its expiry.
+    let later = contract::now_millis() + 600_000;
+    let db = app.store.connect("reservation").await;
+    sqlx::query("UPDATE seats SET expires_at = $1 WHERE event_id = 3 AND seat_id = $2")
+        .bind(later)
+        .bind(seat(3, 2))
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(extended(buyer.extend(3, seat(3, 2), 30).await).await, later);
+    assert_eq!(extended(buyer.extend(3, seat(3, 2), 86_400).await).await, later);
+    db.close().await;
+    assert_eq!(buyer.release(3, seat(3, 2)).await.status(), StatusCode::NO_CONTENT);
     app.assert_audit_passes().await;
 }
 

@@ -452,3 +452,30 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
     assert_eq!(app.buyer("next").hold(2, &seats(2, [33])).await.status(), StatusCode::CREATED);
     app.assert_audit_passes().await;
 }
+
+/// A buyer's list of holds says which are pinned to an order, and names the order by
+/// the number the buyer was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyers_holds_name_their_order_by_its_number() {
+    let mut args = common::args();
+    args.payment_latency_ms = (3000, 3000);
+    let app = spawn_with(args).await;
+    let buyer = app.buyer("lister");
+    assert_eq!(buyer.hold(2, &seats(2, [5])).await.status(), StatusCode::CREATED);
+    let free: Value = buyer.get("/reservations").await.json().await.unwrap();
+    assert_eq!(free[0]["pinned"], false, "{free}");
+    assert_eq!(free[0]["orderId"], Value::Null, "{free}");
+    let r = buyer.order("list-key", 2, &seats(2, [5])).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let order_id = r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap();
+    let mut holds = Value::Null;
+    for _ in 0..100 {
+        holds = buyer.get("/reservations").await.json().await.unwrap();
+        if holds[0]["orderId"] == order_id {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(holds[0]["orderId"], order_id, "{holds}");
+    assert_eq!(holds[0]["pinned"], true, "{holds}");
+}

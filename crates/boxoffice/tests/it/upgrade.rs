@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::{ADMIN, Store, get_json, start_binary};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/upgrade/data-before-order-numbers.tar.gz");
+const FIXTURE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/upgrade/data-before-order-numbers.tar.gz");
 
 /// The fixture's buyers: buyer n ordered seat n of show 1, in that order; 6's payment
 /// failed; 7, 8 and 9 were in flight when the old process was killed.
