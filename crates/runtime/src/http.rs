@@ -286,6 +286,39 @@ pub fn buyer_of(headers: &HeaderMap, auth: &Auth) -> Option<String> {
     known_buyer(headers, auth).ok().flatten()
 }
 
+/// Who is at the other end of a request: the client's address (the peer's, or — from a
+/// trusted reverse proxy — the one it forwards) and whether the client reached us over
+/// https. Installed as a request extension by the binary's client-address layer; without
+/// it, the peer address of the connection (or 0.0.0.0 when there is none, as in tests
+/// that call a router directly) and plain http.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    pub ip: std::net::IpAddr,
+    pub https: bool,
+}
+
+impl ClientAddr {
+    /// The request's client, from its extensions.
+    pub fn of(extensions: &axum::http::Extensions) -> ClientAddr {
+        if let Some(client) = extensions.get::<ClientAddr>() {
+            return *client;
+        }
+        let ip = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        ClientAddr { ip, https: false }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(&parts.extensions))
+    }
+}
+
 /// The buyer making the request: a bearer token's user, the anonymous buyer of a signed
 /// cookie, or — on a first visit — a new anonymous buyer whose cookie the handler sets
 /// with [`Buyer::set_cookie`].

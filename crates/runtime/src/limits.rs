@@ -1,12 +1,12 @@
 //! Request rate limits per buyer and per client address: the bots of an on-sale get
 //! `429 RATE_LIMITED` with `Retry-After`, while everyone else's requests pass untouched.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::http::header::RETRY_AFTER;
 use axum::middleware::Next;
@@ -88,8 +88,7 @@ pub async fn rate_limit(State(limits): State<Arc<RateLimits>>, req: Request, nex
     if !limited(req.uri().path()) {
         return next.run(req).await;
     }
-    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let address = crate::http::ClientAddr::of(req.extensions()).ip;
     let buyer = || req.extensions().get::<Arc<Auth>>().and_then(|auth| crate::http::buyer_of(req.headers(), auth));
     match limits.check(buyer, address) {
         Ok(()) => next.run(req).await,
