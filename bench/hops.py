@@ -2,11 +2,13 @@
 # Per-hop latencies of a run: p50 and p99 (bucket bounds) of the outbox lag (and of the
 # broker's acknowledgement in it) and of each consumer group's event lag, summed over the
 # processes whose base URLs are given.
-# Usage: python3 bench/hops.py URL...
-import collections, re, sys, urllib.request
+# Usage: ADMIN_TOKEN=… python3 bench/hops.py URL...  (the metrics need the operator's token)
+import collections, os, re, sys, urllib.request
 series = collections.defaultdict(lambda: collections.defaultdict(float))
 for u in sys.argv[1:]:
-    t = urllib.request.urlopen(u + "/actuator/prometheus").read().decode()
+    req = urllib.request.Request(u + "/actuator/prometheus",
+                                 headers={"Authorization": "Bearer " + os.environ.get("ADMIN_TOKEN", "bench")})
+    t = urllib.request.urlopen(req).read().decode()
     for line in t.splitlines():
         m = re.match(r'(outbox_publish_lag_seconds|outbox_broker_ack_seconds|consumer_event_lag_seconds|http_server_request_duration_seconds)_bucket\{(.*)\} (\S+)', line)
         if not m: continue

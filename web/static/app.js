@@ -405,8 +405,8 @@ async function operatorView() {
       const [events, summary, backlog, metrics] = await Promise.all([
         api('/events'),
         api('/admin/orders/summary', auth),
-        fetch('/actuator/backlog').then((r) => r.json()),
-        fetch('/actuator/prometheus').then((r) => r.text()),
+        fetch('/actuator/backlog', auth).then((r) => r.json()),
+        fetch('/actuator/prometheus', auth).then((r) => r.text()),
       ]);
       const maps = await Promise.all(events.map((e) => api(`/events/${e.id}/seats`)));
       const byEvent = new Map(summary.map((s) => [s.eventId, s]));

@@ -1,11 +1,13 @@
-//! `GET /actuator/health` and `GET /actuator/consistency`, and the OpenAPI document.
+//! `GET /actuator/health` (public, for load balancers), the operational data — metrics,
+//! consistency, backlog — for operators only (their token, or their own listener), and
+//! the OpenAPI document.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use runtime::http::ApiResult;
+use runtime::http::{ApiResult, Operations};
 use serde_json::{Value, json};
 
 use crate::app::Modules;
@@ -44,7 +46,7 @@ async fn info() -> Json<Value> {
 
 /// Work still in flight: unpublished events, unapplied events, orders not final, gateway
 /// calls to make. All zero once the system has drained.
-async fn backlog(State(m): State<Modules>) -> ApiResult<Json<Value>> {
+async fn backlog(State(m): State<Modules>, _: Operations) -> ApiResult<Json<Value>> {
     let mut outbox = serde_json::Map::new();
     let mut total = 0;
     for (module, relay) in m.relays() {
@@ -77,12 +79,12 @@ async fn backlog(State(m): State<Modules>) -> ApiResult<Json<Value>> {
 }
 
 /// Metrics in the Prometheus text format.
-async fn prometheus() -> impl IntoResponse {
+async fn prometheus(_: Operations) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], runtime::telemetry::prometheus().render())
 }
 
 /// Each module's own checks of DESIGN.md's invariants; 503 when any fails.
-async fn consistency(State(m): State<Modules>) -> ApiResult<impl IntoResponse> {
+async fn consistency(State(m): State<Modules>, _: Operations) -> ApiResult<impl IntoResponse> {
     let mut modules = Vec::new();
     for (name, checks) in m.consistency().await {
         modules.push((name, checks?));

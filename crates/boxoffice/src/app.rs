@@ -155,20 +155,16 @@ impl Modules {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: Arc<crate::server::ConnectionLimits>,
     tasks: JoinSet<()>,
     pub modules: Modules,
     pub admin_token: String,
 }
 
-/// A secret kept in the data directory: read it, or make and keep a new one.
+/// A secret kept in the data directory: read it (refused when others may read it), or
+/// make and keep a new one, mode 0600.
 fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(existing.trim().to_owned());
-    }
-    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    std::fs::write(&path, &fresh).with_context(|| format!("failed to write {}", path.display()))?;
-    Ok(fresh)
+    crate::secure::secret(dir, name)
 }
 
 /// The key of signed bearer tokens: the configured one, or the data directory's.
@@ -177,7 +173,7 @@ fn auth_secret(configured: Option<&str>, dir: &Path) -> anyhow::Result<String> {
         Some(key) if key.len() >= 16 => Ok(key.to_owned()),
         Some(_) => anyhow::bail!("--auth-secret must be at least 16 characters"),
         None => {
-            std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+            crate::secure::check_dir(dir)?;
             secret(dir, "auth-secret")
         }
     }
@@ -209,8 +205,9 @@ fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
             HeaderName::from_static("traceparent"),
             HeaderName::from_static("trace-id"),
             HeaderName::from_static("last-event-id"),
+            header::IF_NONE_MATCH,
         ])
-        .expose_headers([HeaderName::from_static("trace-id"), header::RETRY_AFTER])
+        .expose_headers([HeaderName::from_static("trace-id"), header::RETRY_AFTER, header::ETAG])
         .allow_credentials(true)
         .max_age(Duration::from_secs(600)))
 }
@@ -222,13 +219,17 @@ async fn open_database(args: &ServeArgs, name: &str, migrations: &runtime::db::M
         Some(server) => {
             Db::open_postgres(server, &format!("{}_{name}", args.database_prefix), args.postgres_pool, migrations).await
         }
-        None => Db::open_sqlite(&data_dir(args)?.join(format!("{name}.db")), durability(args), migrations).await,
+        None => {
+            let path = data_dir(args)?.join(format!("{name}.db"));
+            crate::secure::create_private_file(&path)?;
+            Db::open_sqlite(&path, durability(args), migrations).await
+        }
     }
 }
 
-/// DATA_DIR, created if missing.
+/// DATA_DIR, created (mode 0700) if missing.
 fn data_dir(args: &ServeArgs) -> anyhow::Result<&Path> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+    crate::secure::create_dir(&args.data_dir)?;
     Ok(&args.data_dir)
 }
 
@@ -249,7 +250,9 @@ async fn open_bus(args: &ServeArgs) -> anyhow::Result<(Arc<dyn Bus>, Option<Embe
             (Arc::new(bus.with_fetch_wait(Duration::from_millis(args.kafka_fetch_wait_ms.max(1)))), None)
         }
         None => {
-            let bus = EmbeddedBus::open(&data_dir(args)?.join("bus.db"), durability(args)).await?;
+            let path = data_dir(args)?.join("bus.db");
+            crate::secure::create_private_file(&path)?;
+            let bus = EmbeddedBus::open(&path, durability(args)).await?;
             (Arc::new(bus.clone()), Some(bus))
         }
     })
@@ -330,8 +333,11 @@ impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
         // Before the modules, so that what they record as they start is kept.
         runtime::telemetry::prometheus();
+        // Connections and databases both take file descriptors: as many as allowed.
+        let files = crate::server::raise_file_limit();
         let dir = &args.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        // 0700 if made now; refused when others may write to it, warned about when read.
+        crate::secure::check_dir(dir)?;
         let admin_token = match &args.admin_token {
             Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
             _ => {
@@ -349,6 +355,8 @@ impl Application {
             },
             token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
             open_bearer: args.open_bearer,
+            secure_cookies: args.secure_cookies,
+            ..Auth::default()
         });
         if args.open_bearer {
             tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
@@ -367,6 +375,10 @@ impl Application {
             max_seats: args.max_seats_per_hold,
             max_held_per_buyer: args.max_held_seats_per_buyer,
             max_seats_per_buyer_per_event: args.max_seats_per_buyer_per_event,
+            max_held_per_address: args.max_held_seats_per_address,
+            max_life_secs: args.max_hold_life_seconds.min(i64::MAX as u64) as i64,
+            cooldown_secs: args.hold_cooldown_seconds.min(i64::MAX as u64) as i64,
+            require_signed_buyers: args.require_signed_buyers,
             pin_lease: Duration::from_secs(args.pin_lease_seconds),
             sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         };
@@ -494,26 +506,42 @@ impl Application {
                 databases && bus
             }
         }));
+        let trusted = crate::proxy::TrustedProxies::new(args.trusted_proxies.clone());
         let limits =
             RateLimits::new(RateLimitConfig { per_buyer: args.rate_limit_buyer, per_address: args.rate_limit_address });
         tasks.spawn(limits.clone().run_cleanup());
 
         // Layers run bottom-up: trace, then CORS (pre-flights answered before anything
-        // else), then readiness, then the rate limits, which need the Auth extension.
+        // else), then readiness, then the rate limits, which need the Auth extension,
+        // then the refusal of cross-site browser writes.
         let router = router
             .merge(crate::actuator::router(modules.clone()))
             .merge(crate::web::router())
             .fallback(runtime::http::not_found)
             .layer(DefaultBodyLimit::max(args.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                runtime::same_site::AllowedOrigins(Arc::new(args.cors_origins.clone())),
+                runtime::same_site::guard,
+            ))
             .layer(axum::middleware::from_fn_with_state(limits, runtime::limits::rate_limit))
+            // The client's address (behind a trusted proxy, the one it forwards), before
+            // the rate limits count it.
+            .layer(axum::middleware::from_fn_with_state(trusted.clone(), crate::proxy::client_addr))
             .layer(axum::Extension(auth))
             .layer(axum::middleware::from_fn_with_state(readiness, runtime::readiness::gate))
             .layer(cors(&args.cors_origins)?)
+            .layer(axum::middleware::from_fn(crate::server::require_host))
             .layer(axum::middleware::from_fn(runtime::http::trace_middleware));
 
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("failed to listen on {}", args.addr))?;
-        Ok(Application { listener, router, tasks, modules, admin_token })
+        let connections = Arc::new(crate::server::ConnectionLimits::new(&args, files, trusted));
+        tracing::info!(
+            max_connections = connections.max_connections,
+            max_connections_per_address = connections.max_per_address,
+            "connection limits"
+        );
+        Ok(Application { listener, router, connections, tasks, modules, admin_token })
     }
 
     /// The address actually listened on.
@@ -525,18 +553,15 @@ impl Application {
     /// the background tasks.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let mut stopped = stop_rx.clone();
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        });
+        // Our own accept loop (not axum::serve): timeouts and caps on connections.
+        let server = crate::server::serve(self.listener, self.router, self.connections, stop_rx.clone());
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
         let mut tasks = self.tasks;
         tokio::select! {
-            result = server => result.context("server failed")?,
+            () = server => {}
             // Streams that never end must not hold the process up.
             _ = async { let _ = stop_rx.wait_for(|s| *s).await; tokio::time::sleep(cli::SHUTDOWN_GRACE).await } => {}
         }

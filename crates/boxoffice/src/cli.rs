@@ -112,6 +112,16 @@ pub struct ServeArgs {
     /// `https://tickets.example.com`; none by default (same origin only).
     #[arg(long, env = "BOXOFFICE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Buyer cookies only over https (`Secure`): set it when buyers reach boxoffice over
+    /// TLS. Requests that a trusted proxy (--trusted-proxies) says came over https get
+    /// `Secure` cookies without it.
+    #[arg(long, env = "BOXOFFICE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// A second listener (e.g. `10.0.0.5:9090`) for the operator's network: it serves the
+    /// same routes, and the operational data (`/actuator/prometheus`, `/actuator/consistency`,
+    /// `/actuator/backlog`) without a token. On the public listener they need the operator's token.
+    #[arg(long, env = "BOXOFFICE_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     /// Requests per second one buyer may make to the API, with bursts of twice as many
     /// (0: no limit); beyond it 429 with Retry-After.
     #[arg(long, env = "BOXOFFICE_RATE_LIMIT_BUYER", default_value_t = 20)]
@@ -156,6 +166,25 @@ pub struct ServeArgs {
     /// Most seats one buyer may hold and buy of one show (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub max_seats_per_buyer_per_event: usize,
+    /// Most seats held at once from one client address by buyers without a bearer token
+    /// (each request without a cookie is a new anonymous buyer), all together; sized for a
+    /// family behind one NAT (0: no limit). Beyond it 422, nothing held.
+    #[arg(long, default_value_t = 12)]
+    pub max_held_seats_per_address: usize,
+    /// Longest a buyer may keep one seat held from the start of its hold, however it is
+    /// extended or held again, in seconds (0: no limit). Pinned holds (an order being
+    /// paid) are not bound by it.
+    #[arg(long, default_value_t = 600)]
+    pub max_hold_life_seconds: u64,
+    /// How long a buyer, or an anonymous buyer's address, may not hold again a seat whose
+    /// hold it let expire, in seconds (others may hold it at once); a seat it released it
+    /// may hold again, but the hold's life goes on from where it was (0: neither).
+    #[arg(long, default_value_t = 60)]
+    pub hold_cooldown_seconds: u64,
+    /// Only buyers with a signed bearer token may hold seats: holds without one are
+    /// refused with 401 (for on-sales restricted to signed-in buyers).
+    #[arg(long)]
+    pub require_signed_buyers: bool,
     /// How long an order's Idempotency-Key is remembered, in seconds: a repeat within it
     /// gets the first answer; after it the key may be used for a new order.
     #[arg(long, default_value_t = 86_400)]
@@ -174,6 +203,34 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) in bytes; beyond it 431.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most connections open at once; a new one beyond it is closed at once. Default: the
+    /// open-file limit (raised to its hard limit at start) less 256 kept for the databases.
+    #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (trusted proxies excepted);
+    /// a new one beyond it is closed at once. Default: a quarter of --max-connections.
+    #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// How long a client has to send a request's headers, in ms (for the first request
+    /// from connecting, for later ones from their first byte); then the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Longest pause while a request's body arrives, in ms; then 408.
+    #[arg(long, default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request, and a client may
+    /// leave a response unread, in ms; then the connection is closed. A response being
+    /// sent (an SSE stream) is not cut.
+    #[arg(long, default_value_t = 75_000)]
+    pub idle_timeout_ms: u64,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` (client address) and
+    /// `X-Forwarded-Proto` are believed: networks or addresses, comma-separated, e.g.
+    /// `10.0.0.0/8,fd00::/8`; none by default (the headers are ignored).
+    #[arg(long, env = "BOXOFFICE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::proxy::parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long published events are kept (outboxes, bus log), in hours; inboxes keep
     /// event ids twice as long.
     #[arg(long, default_value_t = 24)]

@@ -9,5 +9,8 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod load;
+pub mod proxy;
 pub mod remote;
+pub mod secure;
+pub mod server;
 pub mod web;

@@ -7,5 +7,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Before any file is made: the data directory's secrets and databases, and whatever
+    // else this process creates, are its user's alone.
+    boxoffice::secure::restrict_umask();
     boxoffice::cli::run(boxoffice::cli::Cli::parse()).await
 }

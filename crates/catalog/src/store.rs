@@ -115,32 +115,104 @@ pub async fn seat_map(db: &Reader, event_id: i64) -> anyhow::Result<Option<SeatM
     }))
 }
 
-/// The changes of a map after `version`, or `None` when they are no longer all kept.
-pub async fn changes_since(db: &Reader, event_id: i64, version: i64) -> anyhow::Result<Option<Vec<SeatUpdate>>> {
+/// What a seat map's validator and its stream need without reading the seats: its seat
+/// count, version and creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapHead {
+    pub seats: i64,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+pub async fn map_head(db: &Reader, event_id: i64) -> anyhow::Result<Option<MapHead>> {
+    let row = sqlx::query("SELECT rows_count * cols_count AS seats, version, created_at FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(db)
+        .await
+        .context("failed to read a map's version")?;
+    Ok(row.map(|r| MapHead { seats: r.get("seats"), version: r.get("version"), created_at: r.get("created_at") }))
+}
+
+/// What changes whenever the list of events does (events are only ever added): their
+/// count, the highest id and the latest creation time.
+pub async fn events_head(db: &Reader) -> anyhow::Result<(i64, i64, i64)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS last_id, COALESCE(MAX(created_at), 0) AS last_created FROM events",
+    )
+    .fetch_one(db)
+    .await
+    .context("failed to read the events' version")?;
+    Ok((row.get("n"), row.get("last_id"), row.get("last_created")))
+}
+
+/// At most `limit` changes of a map after version `after` and up to `until`, oldest
+/// first. Versions are contiguous, and pruning removes only the oldest, so a first
+/// change other than `after + 1` means the ones between are no longer kept.
+pub async fn changes_between(
+    db: &Reader,
+    event_id: i64,
+    after: i64,
+    until: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<SeatUpdate>> {
     let rows = sqlx::query(
-        "SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 ORDER BY version",
+        "SELECT version, seat_id, status FROM seat_changes WHERE event_id = $1 AND version > $2 AND version <= $3 \
+         ORDER BY version LIMIT $4",
     )
     .bind(event_id)
-    .bind(version)
+    .bind(after)
+    .bind(until)
+    .bind(limit)
     .fetch_all(db)
     .await
     .context("failed to read seat changes")?;
-    let updates: Vec<SeatUpdate> = rows
+    Ok(rows
         .iter()
         .map(|r| SeatUpdate {
             seat_id: r.get("seat_id"),
             version: r.get("version"),
             status: SeatStatus::parse(&r.get::<String, _>("status")).unwrap_or(SeatStatus::Available),
         })
-        .collect();
-    // A gap means pruned history: the caller must start over from a full map.
-    let contiguous = updates.first().is_none_or(|u| u.version == version + 1);
-    Ok(contiguous.then_some(updates))
+        .collect())
+}
+
+/// A show's history is pruned once every this many changes.
+pub const PRUNE_EVERY: i64 = 256;
+
+/// Forgets the changes of a show that a reconnecting client would never be sent: all
+/// but its last `rows × cols` (missing more than that, a client gets `INIT` instead,
+/// which costs less). Always keeps the latest change.
+pub async fn prune_changes(tx: &mut Tx, event_id: i64, version: i64) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM seat_changes WHERE event_id = $1 \
+         AND version < $2 - (SELECT rows_count * cols_count FROM events WHERE id = $1)",
+    )
+    .bind(event_id)
+    .bind(version)
+    .execute(&mut **tx)
+    .await
+    .context("failed to prune seat changes")?
+    .rows_affected())
 }
 
 /// Applies a seat change from the reservation module if it is newer than what the map
-/// has; returns the map version it got, or `None` for a stale or unknown seat.
+/// has; returns the map version it got, or `None` for a stale or unknown seat. Every
+/// [`PRUNE_EVERY`] versions, the show's history is pruned ([`prune_changes`]).
 pub async fn apply_seat_change(
+    tx: &mut Tx,
+    event_id: i64,
+    seat_id: i64,
+    status: SeatStatus,
+    source_version: i64,
+) -> anyhow::Result<Option<i64>> {
+    let version = record_seat_change(tx, event_id, seat_id, status, source_version).await?;
+    if let Some(version) = version.filter(|v| v % PRUNE_EVERY == 0) {
+        prune_changes(tx, event_id, version).await?;
+    }
+    Ok(version)
+}
+
+async fn record_seat_change(
     tx: &mut Tx,
     event_id: i64,
     seat_id: i64,
@@ -230,7 +302,7 @@ mod tests {
     use contract::api::{CreateEvent, SeatStatus};
     use runtime::db::{Db, Durability};
 
-    use super::{apply_seat_change, insert_event, insert_seats};
+    use super::{PRUNE_EVERY, apply_seat_change, changes_between, insert_event, insert_seats, map_head};
 
     /// A seat change takes effect only when newer than the map's, and each change that
     /// does gets the next map version and a line in the history — on both engines (on
@@ -276,6 +348,82 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(map, [(1, "SOLD".into()), (2, "HELD".into())]);
+    }
+
+    /// A show's history keeps what a reconnecting client can be sent — its last rows × cols
+    /// changes at least, and the latest — and no more than a pruning period beyond that;
+    /// it is read a bounded page at a time.
+    async fn the_history_stays_bounded(db: Db) {
+        let spec = CreateEvent {
+            title: "t".into(),
+            date_time: "2026-12-01T20:00:00".into(),
+            description: String::new(),
+            rows: 2,
+            cols: 5,
+            base_price: 1,
+            column_step: 0,
+        };
+        let seats = 10;
+        let mut tx = db.begin().await.unwrap();
+        let show = insert_event(&mut tx, &spec).await.unwrap();
+        let specs = (1..=seats).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1 });
+        insert_seats(&mut tx, show, &specs.collect::<Vec<_>>()).await.unwrap();
+        tx.commit().await.unwrap();
+        let changes = 3 * PRUNE_EVERY + 7;
+        let kept = async || -> (i64, i64, i64) {
+            sqlx::query_as("SELECT COUNT(*), MIN(version), MAX(version) FROM seat_changes WHERE event_id = $1")
+                .bind(show)
+                .fetch_one(db.reader())
+                .await
+                .unwrap()
+        };
+        for version in 1..=changes {
+            let mut tx = db.begin().await.unwrap();
+            let status = if version % 2 == 1 { SeatStatus::Held } else { SeatStatus::Available };
+            let applied = apply_seat_change(&mut tx, show, 1 + version % seats, status, version).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(applied, Some(version));
+            let (count, oldest, latest) = kept().await;
+            assert_eq!(latest, version);
+            assert!(count <= seats + PRUNE_EVERY + 1, "{count} changes kept after {version}");
+            assert!(oldest <= (version - seats).max(1), "change {} pruned too early at {version}", version - seats);
+        }
+        let (count, oldest, _) = kept().await;
+        assert_eq!((count, oldest), (changes - 3 * PRUNE_EVERY + seats + 1, 3 * PRUNE_EVERY - seats));
+        let head = map_head(db.reader(), show).await.unwrap().unwrap();
+        assert_eq!((head.seats, head.version), (seats, changes));
+        // A bounded page, oldest first, up to the version asked for.
+        let page = changes_between(db.reader(), show, changes - 8, changes - 2, 4).await.unwrap();
+        assert_eq!(page.iter().map(|u| u.version).collect::<Vec<_>>(), (changes - 7..=changes - 4).collect::<Vec<_>>());
+        let rest = changes_between(db.reader(), show, changes - 4, changes - 2, 4).await.unwrap();
+        assert_eq!(rest.iter().map(|u| u.version).collect::<Vec<_>>(), [changes - 3, changes - 2]);
+    }
+
+    async fn postgres(name: &str) -> Option<Db> {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
+            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
+            return None;
+        };
+        let name = format!("catalog_{name}_{}", uuid::Uuid::new_v4().simple());
+        Some(Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap())
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Db {
+        Db::open_sqlite(&dir.path().join("c.db"), Durability::Normal, &crate::MIGRATIONS).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn history_bounded_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        the_history_stays_bounded(sqlite(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn history_bounded_on_postgres() {
+        if let Some(db) = postgres("history").await {
+            the_history_stays_bounded(db).await;
+        }
     }
 
     #[tokio::test]

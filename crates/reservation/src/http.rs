@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::api::{DEFAULT_EXTEND_SECONDS, ExtendRequest, ExtendResponse, HoldRequest, HoldResponse, MyHold};
 use contract::holds::{PinRefused, PinRequest, Pinned};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, KnownBuyer, OptionalApiJson};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, ClientAddr, KnownBuyer, OptionalApiJson};
 use runtime::trace;
 use serde_json::json;
 use sqlx::Row;
@@ -38,7 +38,21 @@ fn seconds(value: i64, field: &str) -> Result<i64, ApiError> {
     Ok(value)
 }
 
-async fn hold(State(r): State<Reservation>, buyer: Buyer, ApiJson(req): ApiJson<HoldRequest>) -> ApiResult<Response> {
+async fn hold(
+    State(r): State<Reservation>,
+    buyer: Buyer,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<HoldRequest>,
+) -> ApiResult<Response> {
+    // Anonymous buyers cost nothing to make, so their address stands for them: it is
+    // counted, and remembered for the cool-down. A bearer token's buyer is counted alone.
+    let anonymous = crate::is_anonymous(&buyer.id);
+    if anonymous && r.policy.require_signed_buyers {
+        // Answered without the cookie of a new anonymous buyer.
+        let message = "this on-sale admits only signed-in buyers: send a bearer token (Authorization: Bearer …)";
+        return Err(ApiError::new(contract::ErrorCode::Unauthorized, message));
+    }
+    let addr = anonymous.then(|| crate::address_key(client.ip));
     let seat_ids = match (&req.seat_ids, req.seat_id) {
         (Some(ids), first) => {
             if first.is_some_and(|f| !ids.contains(&f)) {
@@ -59,7 +73,7 @@ async fn hold(State(r): State<Reservation>, buyer: Buyer, ApiJson(req): ApiJson<
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
     let secs = seconds(req.hold_seconds.unwrap_or(r.policy.default_secs), "holdSeconds")?;
-    let outcome = r.hold(&buyer.id, req.event_id, &sorted, secs).await?;
+    let outcome = r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs).await?;
     match &outcome {
         Ok(_) => metrics::counter!(crate::metrics::HOLD_SUCCESS).increment(1),
         Err(refused) if refused.code == contract::ErrorCode::ReservationConflict => {

@@ -51,6 +51,20 @@ pub struct HoldPolicy {
     pub max_held_per_buyer: usize,
     /// Most seats one buyer may hold and buy in one show (0: no limit).
     pub max_seats_per_buyer_per_event: usize,
+    /// Most seats held at once from one client address by anonymous buyers (those of a
+    /// cookie, and new ones), all of them together (0: no limit). Buyers named by a
+    /// bearer token are counted per buyer instead.
+    pub max_held_per_address: usize,
+    /// Longest a buyer may keep one seat held, from the moment the hold began, however
+    /// it is extended or held again (0: no limit). Pinned holds (an order being paid) are
+    /// not bound by it.
+    pub max_life_secs: i64,
+    /// How long a buyer, and an anonymous buyer's address, may not hold again a seat
+    /// they let expire; a seat they released they may, but the hold's life goes on from
+    /// where it was (0: neither).
+    pub cooldown_secs: i64,
+    /// Only buyers named by a bearer token may hold: anonymous holds are refused (401).
+    pub require_signed_buyers: bool,
     /// How long a pin waits for its order to be confirmed written before it lapses.
     pub pin_lease: Duration,
     /// How often expired holds are freed; no hold outlives its expiry by more.
@@ -66,6 +80,10 @@ impl Default for HoldPolicy {
             max_seats: 20,
             max_held_per_buyer: 20,
             max_seats_per_buyer_per_event: 0,
+            max_held_per_address: 12,
+            max_life_secs: 600,
+            cooldown_secs: 60,
+            require_signed_buyers: false,
             pin_lease: Duration::from_secs(120),
             sweep_interval: Duration::from_millis(500),
         }
@@ -75,6 +93,43 @@ impl Default for HoldPolicy {
 impl HoldPolicy {
     pub fn clamp(&self, secs: i64) -> i64 {
         secs.clamp(self.min_secs, self.max_secs)
+    }
+
+    /// The longest life of a hold in ms; "no limit" is a life no hold reaches (about
+    /// 35,000 years), so that one statement serves both.
+    pub(crate) fn life_ms(&self) -> i64 {
+        if self.max_life_secs > 0 { self.max_life_secs.saturating_mul(1000).min(LIFE_OFF_MS) } else { LIFE_OFF_MS }
+    }
+
+    /// Until when a seat given up now is remembered for its last holder (0, the past,
+    /// with the cool-down off).
+    pub(crate) fn cooldown_until(&self, now: i64) -> i64 {
+        if self.cooldown_secs > 0 { now + self.cooldown_secs.saturating_mul(1000) } else { 0 }
+    }
+}
+
+/// See [`HoldPolicy::life_ms`].
+const LIFE_OFF_MS: i64 = 1 << 50;
+
+/// Whether a buyer id names an anonymous buyer (a cookie's, or a new one).
+pub fn is_anonymous(buyer: &str) -> bool {
+    buyer.starts_with("anon:")
+}
+
+/// The key under which an anonymous buyer's address is counted: an IPv4 address as it
+/// is, an IPv6 address by its /64 prefix (one subscriber's network; a host that has one
+/// can take a new address in it at will), an IPv4-mapped IPv6 address as its IPv4.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
     }
 }
 

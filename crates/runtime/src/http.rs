@@ -25,12 +25,14 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for the `Retry-After` header (every 503 has 1 at least).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let status = StatusCode::from_u16(code.status()).expect("contract statuses are valid");
-        ApiError { code, status, message: message.into() }
+        ApiError { code, status, message: message.into(), retry_after: None }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -39,6 +41,12 @@ impl ApiError {
 
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, what)
+    }
+
+    /// Tells the client when to ask again (`Retry-After`, in seconds).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The same code sent with another status (413 for an oversized body, 405, …).
@@ -78,13 +86,13 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry = self.code == ErrorCode::Unavailable;
+        // Whatever is unavailable (a dependency, a place to settle an order), a client may
+        // try again in a second.
+        let retry = self.retry_after.or((self.code == ErrorCode::Unavailable).then_some(1));
         let body = ErrorBody { code: self.code, message: self.message, trace_id: trace::current_trace_id() };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if retry {
-            // Whatever is unavailable (a dependency, a place to settle an order), a client
-            // may try again in a second.
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(seconds) = retry {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -121,13 +129,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> 
     }
 }
 
-/// The whole body; too large is 413, any other failure 422.
+/// The whole body; too large is 413, a body that stops arriving (the server's body-read
+/// timeout, `tower_http::timeout::TimeoutBody`) 408, any other failure 422.
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         let status = rejection.status();
+        if timed_out(&rejection) {
+            return ApiError::validation("the request body stopped arriving").with_status(StatusCode::REQUEST_TIMEOUT);
+        }
         let error = ApiError::validation(rejection.body_text());
         if status == StatusCode::PAYLOAD_TOO_LARGE { error.with_status(status) } else { error }
     })
+}
+
+/// Whether a failure to read the body was the body-read timeout.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -164,6 +188,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 
 /// Who may do what: the operator's token, the key that signs buyer cookies, and the key
 /// that signs bearer tokens. Installed as a request extension by the binary.
+#[derive(Default)]
 pub struct Auth {
     pub admin_token: Option<String>,
     pub cookie_key: Vec<u8>,
@@ -172,6 +197,46 @@ pub struct Auth {
     /// Take any bearer token that is not a signed one as the name of its user, as the
     /// original did (its load-test clients); for trusted test set-ups only.
     pub open_bearer: bool,
+    /// Buyer cookies only over https (`Secure`); also set for requests a trusted proxy
+    /// says came over https.
+    pub secure_cookies: bool,
+    /// Wrong operator tokens, counted per address.
+    pub admin_failures: AdminFailures,
+}
+
+/// Wrong operator tokens counted per client address: past [`AdminFailures::ALLOWED`] in
+/// a window, every operator request from that address is refused (429) until the window
+/// ends — guessing the token takes forever, and other addresses are not affected.
+#[derive(Default)]
+pub struct AdminFailures {
+    seen: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl AdminFailures {
+    pub const ALLOWED: u32 = 10;
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    /// Addresses remembered at most (a flood of addresses forgets the oldest windows).
+    const REMEMBERED: usize = 100_000;
+
+    /// How long `ip` must wait, if it used up its failures.
+    fn blocked(&self, ip: std::net::IpAddr) -> Option<std::time::Duration> {
+        let seen = self.seen.lock().expect("admin failures lock");
+        let (since, count) = seen.get(&ip)?;
+        let left = Self::WINDOW.checked_sub(since.elapsed())?;
+        (*count >= Self::ALLOWED).then_some(left)
+    }
+
+    fn failed(&self, ip: std::net::IpAddr) {
+        let mut seen = self.seen.lock().expect("admin failures lock");
+        if seen.len() >= Self::REMEMBERED {
+            seen.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = seen.entry(ip).or_insert((std::time::Instant::now(), 0));
+        if entry.0.elapsed() >= Self::WINDOW {
+            *entry = (std::time::Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
 }
 
 /// What a bearer token says: who (`sub`), until when (`exp`, seconds since the epoch),
@@ -195,7 +260,7 @@ enum Caller {
 impl Auth {
     /// Only the bearer-token key: for issuing tokens (`boxoffice token`, the load tool).
     pub fn token_signer(token_key: &[u8]) -> Auth {
-        Auth { admin_token: None, cookie_key: Vec::new(), token_key: token_key.to_vec(), open_bearer: false }
+        Auth { token_key: token_key.to_vec(), ..Auth::default() }
     }
 
     /// A signed bearer token for `sub`, valid for `ttl`.
@@ -325,13 +390,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 pub struct Buyer {
     pub id: String,
     new_cookie: Option<String>,
+    /// The cookie goes only over https.
+    secure: bool,
 }
 
 impl Buyer {
     /// The `Set-Cookie` header for a new anonymous buyer, if this is one.
     pub fn set_cookie(&self) -> Option<[(axum::http::HeaderName, HeaderValue); 1]> {
         let value = self.new_cookie.as_ref()?;
-        let cookie = format!("{BUYER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000");
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!("{BUYER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{secure}");
         Some([(SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie is ascii"))])
     }
 }
@@ -342,11 +410,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Buyer {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = auth(parts);
         if let Some(id) = known_buyer(&parts.headers, &auth)? {
-            return Ok(Buyer { id, new_cookie: None });
+            return Ok(Buyer { id, new_cookie: None, secure: false });
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let value = format!("{id}.{}", auth.sign(&id));
-        Ok(Buyer { id: format!("anon:{id}"), new_cookie: Some(value) })
+        let secure = auth.secure_cookies || ClientAddr::of(&parts.extensions).https;
+        Ok(Buyer { id: format!("anon:{id}"), new_cookie: Some(value), secure })
     }
 }
 
@@ -372,13 +441,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let auth = auth(parts);
+        let ip = ClientAddr::of(&parts.extensions).ip;
+        if let Some(wait) = auth.admin_failures.blocked(ip) {
+            metrics::counter!(crate::metrics::ADMIN_AUTH_FAILED, "throttled" => "true").increment(1);
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(ApiError::new(ErrorCode::RateLimited, "too many wrong operator tokens from this address")
+                .retry_after(secs));
+        }
         let Some(token) = bearer(&parts.headers) else {
             return Err(ApiError::new(ErrorCode::Unauthorized, "admin token required"));
         };
-        match auth.caller(token)? {
-            Caller::Operator | Caller::User { admin: true, .. } => Ok(Admin),
-            Caller::User { admin: false, .. } => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
+        match auth.caller(token) {
+            Ok(Caller::Operator | Caller::User { admin: true, .. }) => Ok(Admin),
+            Ok(Caller::User { admin: false, .. }) => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
+            Err(refused) => {
+                metrics::counter!(crate::metrics::ADMIN_AUTH_FAILED, "throttled" => "false").increment(1);
+                auth.admin_failures.failed(ip);
+                Err(refused)
+            }
         }
+    }
+}
+
+/// Marks a request that came in on the operator's own listener (`--admin-addr`), which
+/// only the operator's network reaches.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminListener;
+
+/// Who may read operational data (metrics, consistency, backlog): a request on the
+/// operator's listener, or else one with the operator's token ([`Admin`]).
+pub struct Operations;
+
+impl<S: Send + Sync> FromRequestParts<S> for Operations {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<AdminListener>().is_some() {
+            return Ok(Operations);
+        }
+        Admin::from_request_parts(parts, state).await.map(|_| Operations)
     }
 }
 
@@ -466,7 +567,7 @@ mod tests {
     use super::*;
 
     fn test_auth(key: &[u8]) -> Auth {
-        Auth { admin_token: Some("op".into()), cookie_key: key.to_vec(), token_key: key.to_vec(), open_bearer: false }
+        Auth { admin_token: Some("op".into()), cookie_key: key.to_vec(), token_key: key.to_vec(), ..Auth::default() }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   extractors and middleware, and the log subscriber.
 //! - `limits`: request rate limits per buyer and per client address (429).
 //! - `readiness`: whether the databases and the bus answer; 503 for the API while not.
+//! - `same_site`: browser writes from other sites refused (415, 403).
 
 pub mod bus;
 pub mod consumer;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod readiness;
+pub mod same_site;
 pub mod telemetry;
 pub mod trace;
 

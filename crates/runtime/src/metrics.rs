@@ -22,8 +22,14 @@ pub const CONSISTENCY_FAILED: &str = "consistency_check_failed";
 pub const RATE_LIMITED: &str = "http_rate_limited_total";
 /// 1 while the process cannot reach its databases or its bus and answers 503.
 pub const READY: &str = "ready";
+/// Browser writes refused as cross-site (415 not JSON, 403 foreign Origin), by reason.
+pub const CROSS_SITE_REFUSED: &str = "http_cross_site_refused_total";
+/// Requests with a wrong operator token, refused (429) for the address's repeated failures.
+pub const ADMIN_AUTH_FAILED: &str = "http_admin_auth_failed_total";
 
 pub fn describe() {
+    metrics::describe_counter!(CROSS_SITE_REFUSED, "Browser writes refused as cross-site, by reason");
+    metrics::describe_counter!(ADMIN_AUTH_FAILED, "Requests with a wrong operator token, by whether they were throttled");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
     metrics::describe_histogram!(
         HTTP_DURATION,

@@ -28,6 +28,11 @@ pub enum Scenario {
     Throughput,
     /// A trivial endpoint, as the ceiling of this machine and this generator.
     Ceiling,
+    /// Seat spinning: the users buy as in `original`, while a bot without credentials
+    /// (a new anonymous buyer each request, all from this address) holds seats of the
+    /// same show as fast as it is answered and holds again what lapses. Reports the most
+    /// seats the bot held at once beside the users' holds granted and refused.
+    Spinning,
 }
 
 /// One ramping stage: reach `target` users over `duration`.
@@ -115,6 +120,10 @@ pub struct LoadArgs {
     /// Fail when the p99 of holds or orders exceeds this, in milliseconds.
     #[arg(long)]
     pub max_api_p99_ms: Option<f64>,
+    /// `spinning`: fail when the bot held more seats than this at once (the server's
+    /// --max-held-seats-per-address).
+    #[arg(long)]
+    pub bot_cap: Option<u64>,
     /// Write the report as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -53,6 +53,9 @@ pub struct Report {
     pub thresholds: Vec<Threshold>,
     pub passed: bool,
     pub timeline: Vec<TimelinePoint>,
+    /// The `spinning` scenario's bot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot: Option<super::run::BotSummary>,
 }
 
 fn row(name: &str, s: &Summary) -> String {
@@ -88,6 +91,13 @@ impl Report {
         );
         if self.seats > 0 {
             let _ = writeln!(out, "  seats sold: {} of {}", self.seats_sold, self.seats);
+        }
+        if let Some(bot) = &self.bot {
+            let _ = writeln!(
+                out,
+                "  bot: {} holds asked, {} granted, at most {} seats held at once",
+                bot.requests, bot.granted, bot.held_max
+            );
         }
         if let Some(ms) = self.outbox_lag_p99_ms {
             let _ = writeln!(out, "  outbox lag p99 ≤ {ms} ms (histogram bucket bound)");

@@ -111,7 +111,7 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
     let holds = format!("{}/ticketing/api", targets.reservation[0]);
     let (rows, cols) = match args.scenario {
         Scenario::Ceiling => return Ok((0, 0)),
-        Scenario::Original => (10, 10),
+        Scenario::Original | Scenario::Spinning => (10, 10),
         Scenario::Throughput => (args.rows, args.cols),
     };
     let show = json!({ "title": format!("load test ({:?})", args.scenario), "dateTime": "2026-12-31T20:00:00", "rows": rows, "cols": cols });
@@ -162,7 +162,7 @@ async fn user(id: usize, s: Arc<Shared>) {
                 s.check("info answered 200", status(&r) == 200);
                 r.is_ok()
             }
-            Scenario::Original => {
+            Scenario::Original | Scenario::Spinning => {
                 let seat = rand::rng().random_range(1..=s.seats);
                 purchase(&s, id, &buyer, seat, due).await
             }
@@ -283,10 +283,10 @@ pub fn stage_at(stages: &[super::Stage], elapsed: Duration) -> Option<(usize, us
 
 /// What is still in flight in every process: orders not final, events not published
 /// or not applied, gateway calls to make.
-async fn backlog(http: &reqwest::Client, targets: &Targets) -> Option<i64> {
+async fn backlog(http: &reqwest::Client, targets: &Targets, admin_token: &str) -> Option<i64> {
     let mut total = 0;
     for url in targets.all() {
-        let r = http.get(format!("{url}/actuator/backlog")).send().await.ok()?;
+        let r = http.get(format!("{url}/actuator/backlog")).bearer_auth(admin_token).send().await.ok()?;
         let body: Value = r.json().await.ok()?;
         total += body["total"].as_i64()?;
     }
@@ -294,10 +294,11 @@ async fn backlog(http: &reqwest::Client, targets: &Targets) -> Option<i64> {
 }
 
 /// The p99 in ms of a Prometheus histogram, its buckets summed over every process.
-async fn scraped_p99(http: &reqwest::Client, targets: &Targets, metric: &str) -> Option<f64> {
+async fn scraped_p99(http: &reqwest::Client, targets: &Targets, admin_token: &str, metric: &str) -> Option<f64> {
     let mut texts = Vec::new();
     for url in targets.all() {
-        texts.push(http.get(format!("{url}/actuator/prometheus")).send().await.ok()?.text().await.ok()?);
+        let r = http.get(format!("{url}/actuator/prometheus")).bearer_auth(admin_token).send().await.ok()?;
+        texts.push(r.text().await.ok()?);
     }
     p99_of(&texts, metric)
 }
@@ -334,7 +335,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         auth: args.auth_secret.as_ref().map(|key| runtime::http::Auth::token_signer(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
-        think: Duration::from_millis(args.think_ms.unwrap_or(if args.scenario == Scenario::Original {
+        think: Duration::from_millis(args.think_ms.unwrap_or(if matches!(args.scenario, Scenario::Original | Scenario::Spinning) {
             1000
         } else {
             0
@@ -356,6 +357,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             }
         }
     });
+    let bot = (args.scenario == Scenario::Spinning).then(|| tokio::spawn(spin(shared.clone())));
     let mut users: Vec<Option<JoinHandle<()>>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
@@ -405,6 +407,10 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     for handle in users.into_iter().flatten() {
         let _ = handle.await;
     }
+    let bot = match bot {
+        Some(handle) => Some(handle.await?),
+        None => None,
+    };
     let load_seconds = shared.start.elapsed().as_secs_f64();
     if !args.quiet {
         eprintln!();
@@ -414,7 +420,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let stopped = Instant::now();
     let mut drained = None;
     while stopped.elapsed() < Duration::from_secs(args.drain_timeout_secs) {
-        if backlog(&http, &targets).await == Some(0) {
+        if backlog(&http, &targets, &args.admin_token).await == Some(0) {
             drained = Some(stopped.elapsed());
             break;
         }
@@ -442,7 +448,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     }
 
     interrupt.abort();
-    let outbox_lag_p99_ms = scraped_p99(&http, &targets, runtime::metrics::OUTBOX_LAG).await;
+    let outbox_lag_p99_ms = scraped_p99(&http, &targets, &args.admin_token, runtime::metrics::OUTBOX_LAG).await;
     let stats = shared.stats.lock().expect("stats");
     let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();
     let requests: u64 = stats.timeline.iter().map(|s| s.requests).sum();
@@ -479,6 +485,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             ),
         ));
     }
+    if let (Some(bot), Some(cap)) = (&bot, args.bot_cap) {
+        thresholds.push(Threshold::new(
+            "bot held at most its cap",
+            bot.held_max <= cap,
+            format!("{} seats at most ≤ {cap}", bot.held_max),
+        ));
+    }
     if args.scenario == Scenario::Original {
         thresholds.push(Threshold::new(
             "sold out",
@@ -511,7 +524,59 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         thresholds,
         passed,
         timeline: stats.timeline(),
+        bot,
     })
+}
+
+/// Seats a spinning bot asks for at once, and how long it asks to hold them.
+const BOT_SEATS: usize = 4;
+const BOT_HOLD_SECONDS: u64 = 120;
+
+/// What the spinning bot achieved.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BotSummary {
+    pub requests: u64,
+    pub granted: u64,
+    /// The most seats it held at once (counting each grant until its expiry).
+    pub held_max: u64,
+}
+
+/// The bot of the `spinning` scenario: no credentials (a new anonymous buyer each time),
+/// random seats, as fast as answered, until the users stop.
+async fn spin(s: Arc<Shared>) -> BotSummary {
+    let url = format!("{}/ticketing/api/reservations", s.targets.reservation[0]);
+    let mut summary = BotSummary::default();
+    let mut held: Vec<(Instant, u64)> = Vec::new();
+    // The users start at the first stage's first tick.
+    while s.desired.load(Ordering::Relaxed) == 0 && s.start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while s.desired.load(Ordering::Relaxed) > 0 {
+        let seats: Vec<i64> = {
+            let mut rng = rand::rng();
+            let mut seats: Vec<i64> = (0..BOT_SEATS).map(|_| rng.random_range(1..=s.seats)).collect();
+            seats.sort_unstable();
+            seats.dedup();
+            seats
+        };
+        let due = Instant::now();
+        let body = json!({ "eventId": s.event_id, "seatIds": seats, "holdSeconds": BOT_HOLD_SECONDS });
+        let r = s.http.post(&url).json(&body).send().await;
+        let code = status(&r);
+        s.record(if code == 201 { "bot hold" } else { "bot hold refused" }, code, due);
+        summary.requests += 1;
+        if code == 201 {
+            summary.granted += 1;
+            held.push((Instant::now() + Duration::from_secs(BOT_HOLD_SECONDS), seats.len() as u64));
+        }
+        held.retain(|(until, _)| *until > Instant::now());
+        summary.held_max = summary.held_max.max(held.iter().map(|(_, n)| n).sum());
+        if code == 0 || code == 429 {
+            tokio::time::sleep(UNREACHABLE_PAUSE).await;
+        }
+    }
+    summary
 }
 
 #[cfg(test)]

@@ -47,3 +47,28 @@ async fn a_run_that_breaks_a_threshold_exits_non_zero() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL API p99"), "{stdout}");
 }
+
+/// Seat spinning as the load tool plays it: a bot without credentials holding seats of
+/// the show the users buy; the per-address cap keeps it to a handful of seats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_bot_holds_at_most_its_cap_while_users_buy() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        .args(["load", "--quiet", "--url", &app.url, "--admin-token", ADMIN, "--scenario", "spinning"])
+        .args(["--stages", "2s:10,1s:10", "--think-ms", "50", "--bot-cap", "12"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let bot = &report["bot"];
+    assert!(bot["requests"].as_u64().unwrap() > 20, "the bot kept asking: {bot}");
+    assert!((1..=12).contains(&bot["heldMax"].as_u64().unwrap()), "{bot}");
+    assert!(report["purchases"].as_u64().unwrap() > 0);
+    assert_eq!(report["auditViolations"], serde_json::json!([]));
+}

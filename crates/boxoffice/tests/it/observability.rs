@@ -10,7 +10,7 @@ use regex_lite::Regex;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::common::{TestApp, seats, spawn_app};
+use crate::common::{ADMIN, TestApp, seats, spawn_app};
 
 fn deploy() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -35,7 +35,7 @@ async fn metrics_after_a_purchase(app: &TestApp) -> String {
     let buyer = app.buyer("observed");
     let order_id = buyer.buy(2, &seats(2, [50])).await;
     buyer.final_order(order_id).await;
-    app.http.get(format!("{}/actuator/prometheus", app.url)).send().await.unwrap().text().await.unwrap()
+    app.http.get(format!("{}/actuator/prometheus", app.url)).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap()
 }
 
 /// Metric names a PromQL expression reads (label names and functions removed).
@@ -88,7 +88,13 @@ async fn promtool_accepts_the_config_and_the_alerts_behave() {
     if !tool("promtool") {
         return;
     }
-    let dir = deploy().join("prometheus");
+    // The config reads the operator's token from a file beside it.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["prometheus.yml", "alerts.yml", "alerts_test.yml"] {
+        std::fs::copy(deploy().join("prometheus").join(file), dir.path().join(file)).unwrap();
+    }
+    std::fs::write(dir.path().join("admin-token"), ADMIN).unwrap();
+    let dir = dir.path();
     for args in [
         &["check", "config", "prometheus.yml"][..],
         &["check", "rules", "alerts.yml"],
@@ -119,6 +125,7 @@ async fn a_real_prometheus_scrapes_boxoffice_and_loads_the_alerts() {
         .replace("scrape_interval: 5s", "scrape_interval: 1s");
     std::fs::write(work.path().join("prometheus.yml"), config).unwrap();
     std::fs::copy(deploy().join("prometheus/alerts.yml"), work.path().join("alerts.yml")).unwrap();
+    std::fs::write(work.path().join("admin-token"), ADMIN).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", work.path().join("prometheus.yml").display()))

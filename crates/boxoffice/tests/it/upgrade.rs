@@ -26,6 +26,13 @@ async fn orders_of_an_earlier_build_keep_working_under_their_new_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let untar = std::process::Command::new("tar").arg("-xzf").arg(FIXTURE).arg("-C").arg(dir.path()).status().unwrap();
     assert!(untar.success(), "the fixture unpacks");
+    // The earlier build wrote its secrets 0644, and tar keeps modes: this build refuses
+    // secrets that others may read, so they are tightened first, as its refusal tells an
+    // operator to (chmod 600).
+    for secret in ["auth-secret", "cookie-key"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join(secret), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let store = Store::sqlite(dir.path());
     let args: Vec<String> =
         // The payments in flight in the fixture were asked for long ago: a deadline that
