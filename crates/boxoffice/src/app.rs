@@ -154,6 +154,8 @@ impl Modules {
 
 pub struct Application {
     listener: TcpListener,
+    /// The operator's own listener (`--admin-addr`), if any.
+    admin_listener: Option<TcpListener>,
     router: Router,
     connections: Arc<crate::server::ConnectionLimits>,
     tasks: JoinSet<()>,
@@ -447,6 +449,7 @@ impl Application {
             reservation::metrics::describe,
             order::metrics::describe,
             payment::metrics::describe,
+            crate::server::describe_metrics,
         ] {
             describe();
         }
@@ -535,13 +538,19 @@ impl Application {
 
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("failed to listen on {}", args.addr))?;
+        let admin_listener = match args.admin_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr).await.with_context(|| format!("failed to listen on --admin-addr {addr}"))?,
+            ),
+            None => None,
+        };
         let connections = Arc::new(crate::server::ConnectionLimits::new(&args, files, trusted));
         tracing::info!(
             max_connections = connections.max_connections,
             max_connections_per_address = connections.max_per_address,
             "connection limits"
         );
-        Ok(Application { listener, router, connections, tasks, modules, admin_token })
+        Ok(Application { listener, admin_listener, router, connections, tasks, modules, admin_token })
     }
 
     /// The address actually listened on.
@@ -549,12 +558,31 @@ impl Application {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// The address the operator's listener actually listens on, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref().map(|l| l.local_addr().expect("bound listener has an address"))
+    }
+
     /// Serves until `shutdown` completes, then gives open connections a moment and stops
     /// the background tasks.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        // Our own accept loop (not axum::serve): timeouts and caps on connections.
-        let server = crate::server::serve(self.listener, self.router, self.connections, stop_rx.clone());
+        // Our own accept loop (not axum::serve): timeouts and caps on connections. The
+        // operator's listener serves the same routes, its requests marked as the
+        // operator's network's (operational data without a token).
+        let admin = self.admin_listener.map(|listener| {
+            let router = self.router.clone().layer(axum::Extension(runtime::http::AdminListener));
+            crate::server::serve(listener, router, self.connections.clone(), stop_rx.clone())
+        });
+        let public = crate::server::serve(self.listener, self.router, self.connections, stop_rx.clone());
+        let server = async move {
+            match admin {
+                Some(admin) => {
+                    tokio::join!(public, admin);
+                }
+                None => public.await,
+            }
+        };
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

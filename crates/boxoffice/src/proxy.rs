@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(p.client(peer, &h), ClientAddr { ip: ip("2001:db8:cafe::17"), https: true });
         let h = headers(&[("forwarded", r#"For="[2001:db8::1]""#)]);
         assert_eq!(p.client(peer, &h).ip, ip("2001:db8::1"));
-        let h = headers(&[("forwarded", r#"for=192.0.2.60;proto=http, for="198.51.100.17:8080";proto=https, for="[fd00::2]""#)]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for=192.0.2.60;proto=http, for="198.51.100.17:8080";proto=https, for="[fd00::2]""#,
+        )]);
         assert_eq!(p.client(peer, &h), ClientAddr { ip: ip("198.51.100.17"), https: true });
         // Forwarded wins over X-Forwarded-For; one without `for=` does not.
         let h = headers(&[("forwarded", "for=192.0.2.1"), ("x-forwarded-for", "192.0.2.2")]);

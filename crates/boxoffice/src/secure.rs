@@ -80,19 +80,25 @@ pub fn secret(dir: &Path, name: &str) -> anyhow::Result<String> {
             check_private(&path)?;
             let existing =
                 std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            anyhow::ensure!(!existing.trim().is_empty(), "{} is empty; remove it to make a new one", path.display());
             return Ok(existing.trim().to_owned());
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
     }
     let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    // create_new: two processes starting together must not both write one.
+    // Written in full under a name of its own, then linked into place: a process starting
+    // at the same moment reads either no secret or the whole of one, and never makes a
+    // second one (the link fails when the name is taken).
+    let draft = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| file.write_all(fresh.as_bytes()).and_then(|()| file.sync_all()));
+        .open(&draft)
+        .and_then(|mut file| file.write_all(fresh.as_bytes()).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::hard_link(&draft, &path));
+    let _ = std::fs::remove_file(&draft);
     match written {
         Ok(()) => Ok(fresh),
         // Another process made it first: use theirs.
@@ -145,6 +151,21 @@ mod tests {
         }
         set_mode(&dir.join("admin-token"), 0o400);
         assert_eq!(secret(&dir, "admin-token").unwrap(), made, "read-only for its owner is fine");
+    }
+
+    #[test]
+    fn processes_starting_together_agree_on_one_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let made: Vec<String> = std::thread::scope(|s| {
+            let makers: Vec<_> = (0..8).map(|_| s.spawn(|| secret(dir.path(), "cookie-key").unwrap())).collect();
+            makers.into_iter().map(|m| m.join().unwrap()).collect()
+        });
+        assert!(made.iter().all(|m| *m == made[0] && m.len() == 64), "{made:?}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["cookie-key"], "no drafts left behind");
+        std::fs::write(dir.path().join("cookie-key"), "").unwrap();
+        let error = format!("{:#}", secret(dir.path(), "cookie-key").unwrap_err());
+        assert!(error.ends_with("cookie-key is empty; remove it to make a new one"), "{error}");
     }
 
     #[test]

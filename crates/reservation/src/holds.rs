@@ -71,7 +71,7 @@ impl Holding<'_> {
             holder.as_deref() == Some(buyer) || (!self.addr.is_empty() && addr.as_deref() == Some(self.addr))
         };
         let life_ms = self.policy.life_ms();
-        let life = |since: i64| (since + life_ms <= now).then(|| self.policy.max_life_secs);
+        let life = |since: i64| (since + life_ms <= now).then_some(self.policy.max_life_secs);
         let lapsed = |wait: i64| {
             let message = format!(
                 "you let your hold on seat {seat_id} expire: you may hold it again in {wait} s (other buyers may hold it now)"
@@ -89,7 +89,11 @@ impl Holding<'_> {
             let since = row.get::<Option<i64>, _>("held_since").unwrap_or(now);
             return (mine && !pinned).then(|| life(since)).flatten().map(|life| too_long(life, None));
         }
-        if status == "HELD" && !pinned && self.policy.cooldown_secs > 0 && same(row.get("holder"), row.get("holder_addr")) {
+        if status == "HELD"
+            && !pinned
+            && self.policy.cooldown_secs > 0
+            && same(row.get("holder"), row.get("holder_addr"))
+        {
             // Expired, not swept yet: the cool-down starts when it is.
             return Some(lapsed(self.policy.cooldown_secs));
         }
@@ -248,13 +252,8 @@ impl Reservation {
              RETURNING event_id, seat_id, version, expires_at",
             placeholders(7, seat_ids.len())
         );
-        let mut query = sqlx::query(&sql)
-            .bind(buyer)
-            .bind(wanted)
-            .bind(event_id)
-            .bind(now)
-            .bind(addr)
-            .bind(self.policy.life_ms());
+        let mut query =
+            sqlx::query(&sql).bind(buyer).bind(wanted).bind(event_id).bind(now).bind(addr).bind(self.policy.life_ms());
         for id in seat_ids {
             query = query.bind(*id);
         }
@@ -381,7 +380,8 @@ impl Reservation {
         // min(expires_at + added, max(expires_at, longest)), then the same against the end
         // of the hold's life, written with CASE so that the one statement runs on SQLite
         // and PostgreSQL alike. A hold from before its start was kept starts now.
-        let added = "CASE WHEN expires_at + $1 <= $2 THEN expires_at + $1 WHEN expires_at > $2 THEN expires_at ELSE $2 END";
+        let added =
+            "CASE WHEN expires_at + $1 <= $2 THEN expires_at + $1 WHEN expires_at > $2 THEN expires_at ELSE $2 END";
         let end_of_life = "COALESCE(held_since, $6) + $7";
         let sql = format!(
             "UPDATE seats SET held_since = COALESCE(held_since, $6), expires_at = CASE WHEN {added} <= {end_of_life} \
@@ -719,7 +719,8 @@ mod tests {
         /// Makes the seat's hold end in the past, as if its time had run out.
         async fn run_out(db: &Db, seat: i64) {
             let past = contract::now_millis() - 1;
-            exec(db, "UPDATE seats SET expires_at = $1 WHERE event_id = $2 AND seat_id = $3", &[past, SHOW, seat]).await;
+            exec(db, "UPDATE seats SET expires_at = $1 WHERE event_id = $2 AND seat_id = $3", &[past, SHOW, seat])
+                .await;
         }
 
         #[tokio::test]

@@ -101,6 +101,8 @@ impl Store {
 
 pub struct TestApp {
     pub url: String,
+    /// The operator's listener (`--admin-addr`), when the test asked for one.
+    pub admin_url: Option<String>,
     pub store: Store,
     pub modules: Modules,
     /// Kept for as long as the app runs.
@@ -145,12 +147,13 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     }
     let app = Application::build(args).await.expect("app builds");
     let url = format!("http://{}", app.addr());
+    let admin_url = app.admin_addr().map(|a| format!("http://{a}"));
     let modules = app.modules.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let test = TestApp { url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
+    let test = TestApp { url, admin_url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
     // The demo seats reach the reservation module through the bus.
     for event_id in 1..=3 {
         test.wait_for_seats(event_id).await;

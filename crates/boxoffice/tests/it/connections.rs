@@ -207,12 +207,7 @@ async fn idle_and_half_sent_connections_do_not_take_the_server() {
 
 #[tokio::test]
 async fn the_total_cap_closes_new_connections_at_once() {
-    let app = spawn_with(ServeArgs {
-        max_connections: Some(6),
-        max_connections_per_address: Some(3),
-        ..args()
-    })
-    .await;
+    let app = spawn_with(ServeArgs { max_connections: Some(6), max_connections_per_address: Some(3), ..args() }).await;
     let addr = addr_of(&app.url);
     let mut held = Vec::new();
     for from in [[127, 0, 0, 4], [127, 0, 0, 5]] {
@@ -259,7 +254,8 @@ async fn kept_alive_connections_idle_out_but_streams_do_not() {
 
     // An SSE stream sending nothing new for longer than that stays open.
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = "GET /ticketing/api/events/1/seats/stream HTTP/1.1\r\nHost: boxoffice\r\nAccept: text/event-stream\r\n\r\n";
+    let request =
+        "GET /ticketing/api/events/1/seats/stream HTTP/1.1\r\nHost: boxoffice\r\nAccept: text/event-stream\r\n\r\n";
     stream.write_all(request.as_bytes()).await.unwrap();
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -304,10 +300,8 @@ async fn errors_of_the_http_layer_carry_the_contract_body() {
     assert_eq!(answer.status, 200, "{}", answer.body);
 
     // A 64 KiB cookie: hyper refuses it before any service runs, with our body.
-    let request = format!(
-        "GET /ticketing/api/events HTTP/1.1\r\nHost: boxoffice\r\nCookie: c={}\r\n\r\n",
-        "x".repeat(64 * 1024)
-    );
+    let request =
+        format!("GET /ticketing/api/events HTTP/1.1\r\nHost: boxoffice\r\nCookie: c={}\r\n\r\n", "x".repeat(64 * 1024));
     raw(addr, request.as_bytes()).await.expect("an answer").assert_error(431, "VALIDATION_FAILED");
     // Too many headers is the same.
     let mut request = "GET /ticketing/api/events HTTP/1.1\r\nHost: boxoffice\r\n".to_owned();

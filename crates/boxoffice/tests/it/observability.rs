@@ -100,7 +100,7 @@ async fn promtool_accepts_the_config_and_the_alerts_behave() {
         &["check", "rules", "alerts.yml"],
         &["test", "rules", "alerts_test.yml"],
     ] {
-        let out = Command::new("promtool").args(args).current_dir(&dir).output().await.unwrap();
+        let out = Command::new("promtool").args(args).current_dir(dir).output().await.unwrap();
         assert!(
             out.status.success(),
             "promtool {args:?}: {}{}",

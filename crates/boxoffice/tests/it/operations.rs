@@ -20,6 +20,25 @@ async fn metrics_consistency_and_backlog_need_the_operators_token_and_health_doe
     assert_eq!(health.status(), StatusCode::OK);
 }
 
+/// On the operator's own listener, operational data needs no token; the public one still
+/// wants it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_listener_serves_operational_data_without_a_token() {
+    let mut args = common::args();
+    args.admin_addr = Some("127.0.0.1:0".parse().unwrap());
+    let app = spawn_with(args).await;
+    let admin = app.admin_url.clone().expect("an operator's listener");
+    for path in ["/actuator/prometheus", "/actuator/consistency", "/actuator/backlog"] {
+        let r = app.http.get(format!("{admin}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let r = app.http.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_error(r, 401, "UNAUTHORIZED").await;
+    }
+    // It is the same service, nothing more: an operator's write still needs the token.
+    let r = app.http.post(format!("{admin}/ticketing/api/admin/events")).json(&json!({})).send().await.unwrap();
+    assert_error(r, 401, "UNAUTHORIZED").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_that_keeps_guessing_the_operators_token_is_turned_away() {
     // Bearer tokens must be signed here (no --open-bearer), as in production.

@@ -120,12 +120,8 @@ async fn the_address_cap_holds_when_its_buyers_come_all_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_extend_keeps_a_hold_past_its_life() {
-    let app = spawn_with(boxoffice::cli::ServeArgs {
-        hold_seconds: (1, 120),
-        max_hold_life_seconds: 3,
-        ..args()
-    })
-    .await;
+    let app =
+        spawn_with(boxoffice::cli::ServeArgs { hold_seconds: (1, 120), max_hold_life_seconds: 3, ..args() }).await;
     let buyer = app.buyer("extender");
     let before = contract::now_millis();
     let r = buyer.hold_for(3, seat(3, 5), 2).await;
@@ -169,7 +165,8 @@ async fn a_seat_let_expire_is_kept_from_its_buyer_and_address_for_the_cooldown()
     app.wait_seat(1, spun, "AVAILABLE").await;
     app.wait_seat(1, dropped, "AVAILABLE").await;
     // The buyer who let it expire, and any new anonymous buyer of its address: 409, wait.
-    for r in [first.hold(1, &[spun]).await, anonymous_hold(&app, &bot, 1, &[spun]).await, erin.hold(1, &[dropped]).await]
+    for r in
+        [first.hold(1, &[spun]).await, anonymous_hold(&app, &bot, 1, &[spun]).await, erin.hold(1, &[dropped]).await]
     {
         let body = assert_error(r, 409, "RESERVATION_CONFLICT").await;
         assert!(body["message"].as_str().unwrap().contains("you may hold it again in"), "{body}");
