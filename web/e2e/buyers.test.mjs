@@ -137,6 +137,8 @@ test('the operator sees seats and orders by state, and the lag and SLA figures',
   assert.equal(Number(cells[3]), 2, `sold seats of the Nutcracker: ${cells}`);
   assert.equal(Number(cells[5]), 1, `confirmed orders: ${cells}`);
   await page.getByText('Final state p99').waitFor();
+  // What the defences turned away: the wrong token above is one.
+  await page.locator('#defences').getByText('Connections open').waitFor();
   await shot(page, 'operator');
   await context.close();
 });

@@ -417,7 +417,7 @@ async function operatorView() {
       const fail = sum(samples(metrics, 'payment_fail_total'));
       board.innerHTML = `
         <h2>Seats and orders</h2>
-        <table><thead><tr><th class="num">Order</th><th>Show</th><th class="num">Available</th><th class="num">Held</th><th class="num">Sold</th>
+        <table><thead><tr><th>Show</th><th class="num">Available</th><th class="num">Held</th><th class="num">Sold</th>
           <th class="num">Orders in flight</th><th class="num">Confirmed</th><th class="num">Cancelled</th></tr></thead><tbody>
         ${events.map((e, i) => { const s = byEvent.get(e.id) || {}; return `<tr><td>${esc(e.title)}</td>
           <td class="num">${count(maps[i], 'AVAILABLE')}</td><td class="num">${count(maps[i], 'HELD')}</td><td class="num">${count(maps[i], 'SOLD')}</td>
@@ -434,6 +434,15 @@ async function operatorView() {
           ${stat('Outbox lag p99', ms(quantile(metrics, 'outbox_publish_lag_seconds', 0.99)))}
           ${stat('Payments ok / failed', `${pay} / ${fail}`)}
           ${stat('Holds ok / conflicts', `${sum(samples(metrics, 'reservation_hold_success_total'))} / ${sum(samples(metrics, 'reservation_hold_conflict_total'))}`)}
+        </div>
+        <h2>Defences (since start)</h2>
+        <div class="stats" id="defences">
+          ${stat('Connections open', sum(samples(metrics, 'http_connections_open')))}
+          ${stat('Connections refused (caps)', sum(samples(metrics, 'http_connections_refused_total')))}
+          ${stat('Connections timed out', sum(samples(metrics, 'http_connections_timed_out_total')))}
+          ${stat('Requests rate-limited', sum(samples(metrics, 'http_rate_limited_total')))}
+          ${stat('Cross-site writes refused', sum(samples(metrics, 'http_cross_site_refused_total')))}
+          ${stat('Wrong operator tokens', sum(samples(metrics, 'http_admin_auth_failed_total')))}
         </div>`;
     } catch (e) {
       board.innerHTML = `<p>${esc(e.status === 401 || e.status === 403 ? 'That is not the admin token.' : e.message)}</p>`;
