@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use runtime::http::{ApiResult, Operations};
 use serde_json::{Value, json};
 
-use crate::app::Modules;
+use crate::modules::Modules;
 
 pub const OPENAPI: &str = include_str!("../openapi.yaml");
 

@@ -21,62 +21,14 @@ use runtime::bus::kafka::KafkaBus;
 use runtime::db::{Backend, Db, Durability};
 use runtime::http::Auth;
 use runtime::limits::{RateLimitConfig, RateLimits};
-use runtime::outbox::Relay;
 use runtime::readiness::Readiness;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::cli::{self, Module, ServeArgs};
+pub use crate::modules::Modules;
 
-/// The modules this process runs (all four in the embedded mode, one with `--module`),
-/// for the actuator and for tests that look inside.
-#[derive(Clone)]
-pub struct Modules {
-    pub catalog: Option<Catalog>,
-    pub reservation: Option<Reservation>,
-    pub orders: Option<Orders>,
-    pub payments: Option<Payments>,
-    pub bus: Arc<dyn Bus>,
-    /// Every consumer group's subscription, `(topic, group)`.
-    pub subscriptions: Arc<Vec<(&'static str, &'static str)>>,
-}
-
-impl Modules {
-    pub fn relays(&self) -> Vec<(&'static str, &Relay)> {
-        let mut relays = Vec::new();
-        if let Some(m) = &self.catalog {
-            relays.push(("catalog", m.relay()));
-        }
-        if let Some(m) = &self.reservation {
-            relays.push(("reservation", m.relay()));
-        }
-        if let Some(m) = &self.orders {
-            relays.push(("order", m.relay()));
-        }
-        if let Some(m) = &self.payments {
-            relays.push(("payment", m.relay()));
-        }
-        relays
-    }
-
-    /// The catalog module; panics in a process that does not run it (tests only).
-    pub fn catalog(&self) -> &Catalog {
-        self.catalog.as_ref().expect("this process runs the catalog module")
-    }
-
-    /// True when every database this process uses answers.
-    pub async fn databases_up(&self) -> bool {
-        // All at once: each may take the probe's whole timeout when its server is gone.
-        let checks = tokio::join!(
-            async { if let Some(m) = &self.catalog { m.ping().await } else { true } },
-            async { if let Some(m) = &self.reservation { m.ping().await } else { true } },
-            async { if let Some(m) = &self.orders { m.ping().await } else { true } },
-            async { if let Some(m) = &self.payments { m.ping().await } else { true } },
-        );
-        checks.0 && checks.1 && checks.2 && checks.3
-    }
-}
-
+/// The modules' background tasks, which the application starts.
 impl Modules {
     /// Keeps the gauges current: outbox backlogs and consumer lag every 2 s, the
     /// consistency checks every 15 s.
@@ -110,24 +62,6 @@ impl Modules {
         }
     }
 
-    /// The consistency checks of every module this process runs.
-    pub async fn consistency(&self) -> Vec<(&'static str, anyhow::Result<Vec<runtime::health::Check>>)> {
-        let mut out = Vec::new();
-        if let Some(m) = &self.catalog {
-            out.push(("catalog", m.consistency().await));
-        }
-        if let Some(m) = &self.reservation {
-            out.push(("reservation", m.consistency().await));
-        }
-        if let Some(m) = &self.orders {
-            out.push(("order", m.consistency().await));
-        }
-        if let Some(m) = &self.payments {
-            out.push(("payment", m.consistency().await));
-        }
-        out
-    }
-
     /// Every ten minutes, forgets events older than `retention` that were delivered.
     async fn run_retention(self, retention: Duration) {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -151,6 +85,9 @@ impl Modules {
         }
     }
 }
+
+/// How long open connections (SSE streams) get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 pub struct Application {
     listener: TcpListener,
@@ -591,7 +528,7 @@ impl Application {
         tokio::select! {
             () = server => {}
             // Streams that never end must not hold the process up.
-            _ = async { let _ = stop_rx.wait_for(|s| *s).await; tokio::time::sleep(cli::SHUTDOWN_GRACE).await } => {}
+            _ = async { let _ = stop_rx.wait_for(|s| *s).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {}
         }
         tasks.shutdown().await;
         tracing::info!("boxoffice stopped");

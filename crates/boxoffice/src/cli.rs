@@ -1,9 +1,8 @@
-//! The command line: `boxoffice serve` (the default) and `boxoffice audit`.
+//! The command line: `boxoffice serve` (the default), `audit`, `load` and the others —
+//! only what they take; `main` runs them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -21,7 +20,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check every invariant across all modules of a running boxoffice; exits non-zero
     /// naming each violation.
-    Audit(AuditArgs),
+    Audit(audit::AuditArgs),
     /// Create and migrate the databases (the same storage options as `serve`; `serve`
     /// migrates at start-up too), then exit.
     Migrate(ServeArgs),
@@ -33,7 +32,7 @@ pub enum Command {
     /// Run the original's load test (or another scenario) against a running boxoffice,
     /// measuring API latency and time to final state; exits non-zero when a threshold
     /// or the audit fails.
-    Load(crate::load::LoadArgs),
+    Load(loadtest::LoadArgs),
     /// Print a signed bearer token for a buyer or an operator, made with the same key as
     /// `serve` uses (--auth-secret, or the one kept in DATA_DIR).
     Token(TokenArgs),
@@ -276,31 +275,6 @@ pub struct TokenArgs {
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct AuditArgs {
-    /// Base URL of the boxoffice to audit.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// The operator's bearer token.
-    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
-    /// Base URL of each module when they run in separate processes (default: --url).
-    #[arg(long)]
-    pub catalog_url: Option<String>,
-    #[arg(long)]
-    pub reservation_url: Option<String>,
-    #[arg(long)]
-    pub order_url: Option<String>,
-    #[arg(long)]
-    pub payment_url: Option<String>,
-    /// How long to wait for in-flight orders to settle before judging, in seconds.
-    #[arg(long, default_value_t = 30)]
-    pub settle_seconds: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 fn parse_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=1.0).contains(&v) { Ok(v) } else { Err("must be between 0 and 1".into()) }
@@ -312,53 +286,3 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
         (a.trim().parse().map_err(|e| format!("{e}"))?, b.trim().parse().map_err(|e| format!("{e}"))?);
     if a > b { Err("MIN must not exceed MAX".into()) } else { Ok((a, b)) }
 }
-
-pub async fn run(cli: Cli) -> ExitCode {
-    let _telemetry = runtime::telemetry::init("boxoffice");
-    let command = cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default()));
-    let result = match command {
-        Command::Serve(args) => serve(args).await,
-        Command::Migrate(args) => crate::app::migrate(&args).await.map(|done| {
-            for database in done {
-                println!("migrated {database}");
-            }
-        }),
-        Command::Replay(args) => crate::app::replay(&args).await.map(|done| {
-            for (group, topic, messages) in done {
-                println!("{group} <- {topic}: rewound, {messages} messages to read again");
-            }
-        }),
-        Command::Audit(args) => return crate::audit::run(args).await,
-        Command::Load(args) => return crate::load::run(args).await,
-        Command::Token(args) => crate::app::token(&args).map(|token| println!("{token}")),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "boxoffice failed");
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let app = crate::app::Application::build(args).await?;
-    tracing::info!(addr = %app.addr(), "boxoffice listening");
-    app.run_until(shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-/// How long open connections (SSE streams) get to finish after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -1,14 +1,14 @@
 //! boxoffice: the binary's library — configuration, the application that wires the four
-//! modules together, the actuator endpoints, and the cross-module audit.
+//! modules together, and the actuator endpoints. The cross-module audit and the load
+//! generator are crates of their own (`audit`, `loadtest`).
 //!
-//! `main` only parses the command line and calls [`cli::run`]; tests build the same
-//! [`app::Application`] on port 0.
+//! `main` only parses the command line ([`cli::Cli`]) and runs the command; tests build
+//! the same [`app::Application`] on port 0.
 
 pub mod actuator;
 pub mod app;
-pub mod audit;
 pub mod cli;
-pub mod load;
+pub mod modules;
 pub mod proxy;
 pub mod remote;
 pub mod secure;

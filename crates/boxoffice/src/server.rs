@@ -51,7 +51,10 @@ pub const TIMED_OUT_CONNECTIONS: &str = "http_connections_timed_out_total";
 pub fn describe_metrics() {
     metrics::describe_gauge!(OPEN_CONNECTIONS, "HTTP connections open now");
     metrics::describe_counter!(REFUSED_CONNECTIONS, "Connections closed at once for a cap, by reason (total, address)");
-    metrics::describe_counter!(TIMED_OUT_CONNECTIONS, "Connections closed by a timeout, by reason (header, idle, send)");
+    metrics::describe_counter!(
+        TIMED_OUT_CONNECTIONS,
+        "Connections closed by a timeout, by reason (header, idle, send)"
+    );
 }
 
 /// How connections are kept in check (see the module's documentation).

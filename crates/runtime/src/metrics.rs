@@ -29,7 +29,10 @@ pub const ADMIN_AUTH_FAILED: &str = "http_admin_auth_failed_total";
 
 pub fn describe() {
     metrics::describe_counter!(CROSS_SITE_REFUSED, "Browser writes refused as cross-site, by reason");
-    metrics::describe_counter!(ADMIN_AUTH_FAILED, "Requests with a wrong operator token, by whether they were throttled");
+    metrics::describe_counter!(
+        ADMIN_AUTH_FAILED,
+        "Requests with a wrong operator token, by whether they were throttled"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
     metrics::describe_histogram!(
         HTTP_DURATION,

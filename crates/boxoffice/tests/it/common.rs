@@ -255,8 +255,8 @@ impl TestApp {
         panic!("seat {event_id}/{seat_id} never became {status}; it is {}", self.seat_status(event_id, seat_id).await);
     }
 
-    pub async fn audit(&self) -> boxoffice::audit::Report {
-        boxoffice::audit::audit(&self.url, ADMIN, Duration::from_secs(15)).await.unwrap()
+    pub async fn audit(&self) -> audit::Report {
+        audit::audit(&self.url, ADMIN, Duration::from_secs(15)).await.unwrap()
     }
 
     pub async fn assert_audit_passes(&self) {

@@ -93,7 +93,7 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
     assert!(!accepted.is_empty(), "some purchases were accepted before the kills");
     assert!(in_flight_at_kill > 0, "the kills came while sagas were in flight");
 
-    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
+    let report = audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     for (buyer, order_id) in &accepted {
         let order = get_json(&http, &format!("{url}/ticketing/api/orders/{order_id}"), buyer).await;
@@ -111,7 +111,13 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
     let order_id = buyer.buy(1, &seats(1, [98])).await;
     assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
     app.assert_audit_passes().await;
-    let r = app.http.get(format!("{}/actuator/consistency", app.url)).bearer_auth(crate::common::ADMIN).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/actuator/consistency", app.url))
+        .bearer_auth(crate::common::ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // Someone edits the reservation database by hand: a seat sold to nobody, and one
@@ -127,7 +133,13 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
         .await
         .unwrap();
 
-    let r = app.http.get(format!("{}/actuator/consistency", app.url)).bearer_auth(crate::common::ADMIN).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/actuator/consistency", app.url))
+        .bearer_auth(crate::common::ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "DOWN");
@@ -140,7 +152,7 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
         .collect();
     assert!(failing.contains(&"sold_seats_have_an_order"), "{failing:?}");
 
-    let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_millis(500)).await.unwrap();
+    let report = audit::audit(&app.url, ADMIN, Duration::from_millis(500)).await.unwrap();
     let found = |needle: &str| report.violations.iter().any(|v| v.contains(needle));
     assert!(found("seat 1/289 is SOLD to no known order"), "{:#?}", report.violations);
     assert!(found("seat 1/295"), "{:#?}", report.violations);

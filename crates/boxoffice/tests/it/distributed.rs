@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use boxoffice::audit::{ModuleUrls, audit_modules};
+use audit::{ModuleUrls, audit_modules};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Child;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use boxoffice::audit::{ModuleUrls, Snapshot, audit_modules, snapshot_modules};
+use audit::{ModuleUrls, Snapshot, audit_modules, snapshot_modules};
 use rand::Rng;
 use serde_json::Value;
 use sqlx::Row;

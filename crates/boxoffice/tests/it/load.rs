@@ -1,5 +1,7 @@
 //! `boxoffice load` against a real server: it buys, reports, and judges.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::common::{ADMIN, spawn_app};
@@ -71,4 +73,19 @@ async fn a_spinning_bot_holds_at_most_its_cap_while_users_buy() {
     assert!((1..=12).contains(&bot["heldMax"].as_u64().unwrap()), "{bot}");
     assert!(report["purchases"].as_u64().unwrap() > 0);
     assert_eq!(report["auditViolations"], serde_json::json!([]));
+}
+
+/// The load tool signs its users' tokens and names the outbox-lag metric without the
+/// server's code: the server takes its tokens, and the name is the one it exposes.
+#[test]
+fn the_load_tools_tokens_and_metric_name_are_the_servers() {
+    let server = runtime::http::Auth { token_key: b"the key".to_vec(), ..Default::default() };
+    let signer = loadtest::token::TokenSigner::new(b"the key");
+    let buyer = server.verify_token(&signer.issue("alice", false, Duration::from_secs(60))).expect("accepted");
+    assert_eq!((buyer.sub.as_str(), buyer.role), ("alice", None));
+    let operator = server.verify_token(&signer.issue("ops", true, Duration::from_secs(60))).expect("accepted");
+    assert_eq!(operator.role.as_deref(), Some(runtime::http::ADMIN_ROLE));
+    let foreign = loadtest::token::TokenSigner::new(b"another key").issue("mallory", false, Duration::from_secs(60));
+    assert!(server.verify_token(&foreign).is_none());
+    assert_eq!(loadtest::OUTBOX_LAG_METRIC, runtime::metrics::OUTBOX_LAG);
 }

@@ -60,7 +60,8 @@ async fn an_address_that_keeps_guessing_the_operators_token_is_turned_away() {
     assert_error(r, 429, "RATE_LIMITED").await;
     // Even a right guess now is refused; so is the real operator from that address, for
     // the rest of the window — and nothing was done.
-    let r = app.admin_post("/admin/events", json!({ "title": "x", "dateTime": "2030-01-01T20:00:00", "rows": 1, "cols": 1 }));
+    let r = app
+        .admin_post("/admin/events", json!({ "title": "x", "dateTime": "2030-01-01T20:00:00", "rows": 1, "cols": 1 }));
     assert_error(r.await, 429, "RATE_LIMITED").await;
     let events: serde_json::Value = app.http.get(app.api("/events")).send().await.unwrap().json().await.unwrap();
     assert_eq!(events.as_array().unwrap().len(), 3, "no show created");

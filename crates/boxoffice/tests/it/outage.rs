@@ -109,7 +109,7 @@ async fn readiness_follows_the_database_and_the_api_answers_503_meanwhile() {
     assert_eq!(held, StatusCode::CREATED);
     let order = buyer.buy(1, &seats(1, [7])).await;
     assert_eq!(buyer.final_order(order).await["status"], "CONFIRMED");
-    let report = boxoffice::audit::audit(&app.url, ADMIN, Duration::from_secs(15)).await.unwrap();
+    let report = audit::audit(&app.url, ADMIN, Duration::from_secs(15)).await.unwrap();
     assert!(report.violations.is_empty(), "audit failed: {:#?}", report.violations);
     link.abort();
 }

@@ -93,6 +93,6 @@ async fn replaying_every_topic_changes_nothing() {
     let (_child, url) = start_binary(&args).await;
     drained(&url).await;
     assert_eq!(fingerprint(&url, &store).await, before, "the replay changed nothing");
-    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(15)).await.unwrap();
+    let report = audit::audit(&url, ADMIN, Duration::from_secs(15)).await.unwrap();
     assert!(report.violations.is_empty(), "audit failed: {:#?}", report.violations);
 }

@@ -103,7 +103,7 @@ async fn orders_of_an_earlier_build_keep_working_under_their_new_numbers() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.json::<Value>().await.unwrap()["orderId"], BUYERS + 1);
 
-    let report = boxoffice::audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
+    let report = audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert_eq!(report.orders, BUYERS as usize + 1);
 

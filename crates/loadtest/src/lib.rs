@@ -1,15 +1,18 @@
-//! `boxoffice load`: the original's k6 test, built in, measuring both SLAs.
+//! The load generator: the original's k6 test, built in, measuring both SLAs.
 //!
 //! Virtual users ramp through stages, as k6 does; each runs purchases — hold a seat,
 //! order it, wait for the order's final state — with checks like k6's. Latency is taken
 //! from when a request was due, not when it was sent, so a stalled generator or server
 //! is not hidden. At the end: per-step latency, throughput, the time from order accepted
 //! to its final state (as the server recorded it), how long the system took to drain
-//! after the last user stopped, and the cross-module audit.
+//! after the last user stopped, and the cross-module [`audit`]. It talks to boxoffice
+//! over HTTP only (the contract's API, the operator's endpoints), so it depends on no
+//! part of the server; the binary runs it as `boxoffice load` ([`LoadArgs`], [`run`]).
 
 mod report;
 mod run;
 pub mod stats;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +20,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-pub use report::Report;
+pub use report::{Report, Threshold};
+pub use run::BotSummary;
+
+/// The server's histogram of outbox lag (row committed → published), as it names it in
+/// `/actuator/prometheus` (`runtime::metrics::OUTBOX_LAG`; a test of the binary's checks
+/// that the two agree).
+pub const OUTBOX_LAG_METRIC: &str = "outbox_publish_lag_seconds";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,6 +144,8 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
+/// `boxoffice load`: runs, prints and writes the report; exits 0 when every threshold
+/// passed, 1 when one failed, 2 when the run could not be made.
 pub async fn run(args: LoadArgs) -> ExitCode {
     match run::run(&args).await {
         Ok(report) => {

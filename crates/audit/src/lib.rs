@@ -1,18 +1,47 @@
-//! `boxoffice audit`: every invariant of DESIGN.md checked across all modules.
+//! The audit: every invariant of DESIGN.md checked across all modules of a running
+//! boxoffice, from the outside, over HTTP.
 //!
 //! Each module answers only for its own tables (`/actuator/consistency`); only by
-//! putting their snapshots side by side can one see a seat sold to an order that was
-//! cancelled, or money kept for an order without seats. The audit first waits for
-//! in-flight orders to settle, then judges.
+//! putting their snapshots side by side (the operator's `/ticketing/api/admin/audit/…`
+//! endpoints) can one see a seat sold to an order that was cancelled, or money kept for
+//! an order without seats. [`audit`] first waits for in-flight orders to settle, then
+//! [`judge`]s a [`Snapshot`]. It depends on the contract and an HTTP client, not on the
+//! server: `boxoffice audit` ([`AuditArgs`], [`run`]), the load generator's end-of-run
+//! check and the integration tests all call it.
 
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::AuditArgs;
+// The flags of `boxoffice audit` (no doc comment: the subcommand's help is its own).
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Base URL of the boxoffice to audit.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The operator's bearer token.
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Base URL of each module when they run in separate processes (default: --url).
+    #[arg(long)]
+    pub catalog_url: Option<String>,
+    #[arg(long)]
+    pub reservation_url: Option<String>,
+    #[arg(long)]
+    pub order_url: Option<String>,
+    #[arg(long)]
+    pub payment_url: Option<String>,
+    /// How long to wait for in-flight orders to settle before judging, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub settle_seconds: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -312,6 +341,8 @@ pub async fn audit_modules(urls: &ModuleUrls, token: &str, settle: Duration) -> 
     }
 }
 
+/// `boxoffice audit`: prints the report; exits 0 when it passed, 1 naming each violation,
+/// 2 when the audit could not run.
 pub async fn run(args: AuditArgs) -> ExitCode {
     let all = ModuleUrls::all(&args.url);
     let urls = ModuleUrls {

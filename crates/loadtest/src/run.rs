@@ -11,9 +11,10 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::report::{Report, Threshold};
-use super::stats::{Stats, summarize};
-use super::{LoadArgs, Scenario};
+use crate::report::{Report, Threshold};
+use crate::stats::{Stats, summarize};
+use crate::token::TokenSigner;
+use crate::{LoadArgs, OUTBOX_LAG_METRIC, Scenario};
 
 /// Where each module answers: replicas' base URLs per module.
 #[derive(Clone)]
@@ -49,8 +50,8 @@ impl Targets {
         all
     }
 
-    fn modules(&self) -> crate::audit::ModuleUrls {
-        crate::audit::ModuleUrls {
+    fn modules(&self) -> audit::ModuleUrls {
+        audit::ModuleUrls {
             catalog: self.catalog[0].clone(),
             reservation: self.reservation[0].clone(),
             order: self.order[0].clone(),
@@ -78,7 +79,7 @@ struct Shared {
     start: Instant,
     run_id: String,
     /// Signs the users' bearer tokens, when the server wants signed ones.
-    auth: Option<runtime::http::Auth>,
+    auth: Option<TokenSigner>,
     stats: Mutex<Stats>,
 }
 
@@ -267,7 +268,7 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
 
 /// Where the run is `elapsed` into the stages: the stage's number (from 1) and the users
 /// wanted then, on a linear ramp within each stage, as k6 does.
-pub fn stage_at(stages: &[super::Stage], elapsed: Duration) -> Option<(usize, usize)> {
+pub fn stage_at(stages: &[crate::Stage], elapsed: Duration) -> Option<(usize, usize)> {
     let mut from = 0usize;
     let mut t = Duration::ZERO;
     for (number, stage) in (1..).zip(stages) {
@@ -332,14 +333,16 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         event_id,
         seats,
         next_seat: AtomicI64::new(1),
-        auth: args.auth_secret.as_ref().map(|key| runtime::http::Auth::token_signer(key.trim().as_bytes())),
+        auth: args.auth_secret.as_ref().map(|key| TokenSigner::new(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
-        think: Duration::from_millis(args.think_ms.unwrap_or(if matches!(args.scenario, Scenario::Original | Scenario::Spinning) {
-            1000
-        } else {
-            0
-        })),
+        think: Duration::from_millis(
+            args.think_ms.unwrap_or(if matches!(args.scenario, Scenario::Original | Scenario::Spinning) {
+                1000
+            } else {
+                0
+            }),
+        ),
         start: Instant::now(),
         run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         stats: Mutex::new(Stats::default()),
@@ -430,13 +433,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let audit = if args.scenario == Scenario::Ceiling {
         None
     } else {
-        Some(crate::audit::audit_modules(&targets.modules(), &args.admin_token, Duration::from_secs(30)).await?)
+        Some(audit::audit_modules(&targets.modules(), &args.admin_token, Duration::from_secs(30)).await?)
     };
     let snapshot = if args.scenario == Scenario::Ceiling {
         None
     } else {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Some(crate::audit::snapshot_modules(&client, &targets.modules(), &args.admin_token).await?)
+        Some(audit::snapshot_modules(&client, &targets.modules(), &args.admin_token).await?)
     };
     let mut server_final = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut seats_sold = 0;
@@ -448,7 +451,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     }
 
     interrupt.abort();
-    let outbox_lag_p99_ms = scraped_p99(&http, &targets, &args.admin_token, runtime::metrics::OUTBOX_LAG).await;
+    let outbox_lag_p99_ms = scraped_p99(&http, &targets, &args.admin_token, OUTBOX_LAG_METRIC).await;
     let stats = shared.stats.lock().expect("stats");
     let steps: BTreeMap<String, _> = stats.steps.iter().map(|(k, h)| (k.to_string(), summarize(h))).collect();
     let requests: u64 = stats.timeline.iter().map(|s| s.requests).sum();
@@ -582,7 +585,7 @@ async fn spin(s: Arc<Shared>) -> BotSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::parse_stages;
+    use crate::parse_stages;
 
     #[test]
     fn a_p99_comes_from_the_summed_buckets() {

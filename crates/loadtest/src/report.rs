@@ -5,8 +5,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::stats::{Check, Summary, TimelinePoint};
-use super::{Scenario, Stage};
+use crate::run::BotSummary;
+use crate::stats::{Check, Summary, TimelinePoint};
+use crate::{Scenario, Stage};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Threshold {
@@ -55,7 +56,7 @@ pub struct Report {
     pub timeline: Vec<TimelinePoint>,
     /// The `spinning` scenario's bot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub bot: Option<super::run::BotSummary>,
+    pub bot: Option<BotSummary>,
 }
 
 fn row(name: &str, s: &Summary) -> String {
