@@ -120,15 +120,31 @@ async fn start_limited(extra: &[&str]) -> (tokio::process::Child, String, tempfi
         .expect("prlimit (util-linux) runs the binary");
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
+    let mut healthy = false;
     for _ in 0..400 {
         if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
             && r.status() == StatusCode::OK
         {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "boxoffice under prlimit did not become healthy");
+    // The demo seats reach the reservation module through the bus (on Kafka, once the
+    // consumer groups have formed): a probe's hold tells when, and is let go.
+    let probe = seat(3, 100);
+    for _ in 0..600 {
+        let hold = json!({ "eventId": 3, "seatId": probe, "holdSeconds": 5 });
+        let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth("probe").json(&hold).send().await;
+        if r.is_ok_and(|r| r.status() == StatusCode::CREATED) {
+            let release = format!("{url}/ticketing/api/reservations/3/{probe}");
+            http.delete(release).bearer_auth("probe").send().await.unwrap();
             return (child, url, data);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("boxoffice under prlimit did not become healthy");
+    panic!("the demo seats never became holdable");
 }
 
 #[tokio::test]
