@@ -1,69 +1,61 @@
 //! The seat map follows `reservation.events`.
 
-use std::sync::Mutex;
-
-use async_trait::async_trait;
 use contract::api::{SeatStatus, SeatUpdate};
-use contract::events::{DomainEvent, Envelope, SeatVersion, SeatsHeld, SeatsReleased, SeatsSold};
+use contract::events::{SeatVersion, SeatsHeld, SeatsReleased, SeatsSold};
 use runtime::Tx;
-use runtime::consumer::Handler;
+use runtime::consumer::{Cx, Handlers, Module};
 
 use crate::{Catalog, store};
 
 pub struct SeatProjection {
     pub catalog: Catalog,
-    /// Changes applied in the open transaction, streamed once it commits.
-    pub pending: Mutex<Vec<(i64, SeatUpdate)>>,
 }
 
-impl SeatProjection {
-    async fn apply_seats(
-        &self,
-        tx: &mut Tx,
-        event_id: i64,
-        seats: &[SeatVersion],
-        status: SeatStatus,
-    ) -> anyhow::Result<()> {
-        for seat in seats {
-            if let Some(version) = store::apply_seat_change(tx, event_id, seat.seat_id, status, seat.version).await? {
-                let update = SeatUpdate { seat_id: seat.seat_id, status, version };
-                self.pending.lock().expect("pending lock").push((event_id, update));
-            }
-        }
-        Ok(())
-    }
+/// Changes applied in a transaction, streamed once it commits.
+type Batch = Vec<(i64, SeatUpdate)>;
+
+/// The projection's consumer: one handler per seat event.
+pub fn handlers(catalog: Catalog) -> Handlers<SeatProjection> {
+    Handlers::new(SeatProjection { catalog })
+        .on::<SeatsHeld>(seats_held)
+        .on::<SeatsReleased>(seats_released)
+        .on::<SeatsSold>(seats_sold)
 }
 
-#[async_trait]
-impl Handler for SeatProjection {
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
-        if let Some(e) = event.decode::<SeatsHeld>() {
-            let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Held).await
-        } else if let Some(e) = event.decode::<SeatsReleased>() {
-            let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Available).await
-        } else if let Some(e) = event.decode::<SeatsSold>() {
-            let e = e?;
-            self.apply_seats(tx, e.event_id, &e.seats, SeatStatus::Sold).await
-        } else {
-            Ok(())
+async fn seats_held(_: &SeatProjection, tx: &mut Tx, e: SeatsHeld, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    apply_seats(tx, cx.batch, e.event_id, &e.seats, SeatStatus::Held).await
+}
+
+async fn seats_released(_: &SeatProjection, tx: &mut Tx, e: SeatsReleased, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    apply_seats(tx, cx.batch, e.event_id, &e.seats, SeatStatus::Available).await
+}
+
+async fn seats_sold(_: &SeatProjection, tx: &mut Tx, e: SeatsSold, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    apply_seats(tx, cx.batch, e.event_id, &e.seats, SeatStatus::Sold).await
+}
+
+async fn apply_seats(
+    tx: &mut Tx,
+    batch: &mut Batch,
+    event_id: i64,
+    seats: &[SeatVersion],
+    status: SeatStatus,
+) -> anyhow::Result<()> {
+    for seat in seats {
+        if let Some(version) = store::apply_seat_change(tx, event_id, seat.seat_id, status, seat.version).await? {
+            batch.push((event_id, SeatUpdate { seat_id: seat.seat_id, status, version }));
         }
     }
+    Ok(())
+}
 
-    fn wants(&self, kind: &str) -> bool {
-        [SeatsHeld::TYPE, SeatsReleased::TYPE, SeatsSold::TYPE].contains(&kind)
-    }
+impl Module for SeatProjection {
+    type Batch = Batch;
 
-    fn committed(&self) {
-        let pending = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
+    fn committed(&self, pending: Batch) {
         metrics::counter!(crate::metrics::SEAT_UPDATES).increment(pending.len() as u64);
         for (event_id, update) in pending {
             self.catalog.streams.send(event_id, update);
         }
-    }
-
-    fn aborted(&self) {
-        self.pending.lock().expect("pending lock").clear();
     }
 }

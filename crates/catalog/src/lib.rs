@@ -89,7 +89,7 @@ impl Catalog {
             bus,
             topic,
             group: GROUP,
-            handler: Arc::new(consume::SeatProjection { catalog: self.clone(), pending: Default::default() }),
+            handler: Arc::new(consume::handlers(self.clone())),
         }]
     }
 

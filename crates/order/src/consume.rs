@@ -7,26 +7,35 @@
 //!   CANCELLED (and Payment refunds what it took).
 //! - `EventReset`: every order of the show made before the reset is CANCELLED.
 
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use contract::api::OrderStatus;
 use contract::events::{
-    DomainEvent, Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
+    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
     SeatsSaleFailed, SeatsSold,
 };
-use runtime::consumer::Handler;
+use runtime::consumer::{Cx, Handlers, Module};
 use runtime::{Tx, outbox};
 
 use crate::waiters::Settled;
 use crate::{Orders, store};
 
-/// One per consumer: `settled` belongs to that consumer's open transaction.
 pub struct Saga {
     pub orders: Orders,
-    /// Orders made final in the open transaction; their waiters are handed the final
-    /// state once it commits.
-    pub settled: Mutex<Vec<(String, Settled)>>,
+}
+
+/// Orders made final in a transaction; their waiters are handed the final state once it
+/// commits.
+type Batch = Vec<(String, Settled)>;
+
+/// The saga's consumer: one handler per event type it reacts to.
+pub fn handlers(orders: Orders) -> Handlers<Saga> {
+    Handlers::new(Saga { orders })
+        .on::<PaymentSucceeded>(payment_succeeded)
+        .on::<PaymentFailed>(payment_failed)
+        .on::<SeatsSold>(seats_sold)
+        .on::<SeatsSaleFailed>(seats_sale_failed)
+        .on::<SeatsReleased>(seats_released)
+        .on::<EventReset>(event_reset)
 }
 
 /// Seconds since an order was accepted, into the final-state SLA histogram.
@@ -35,31 +44,71 @@ fn settled(status: &'static str, created_at: i64) {
     metrics::histogram!(crate::metrics::FINAL_STATE, "status" => status).record(seconds);
 }
 
-impl Saga {
-    /// Notes that the open transaction makes the order final: this process's waiters are
-    /// woken once it commits, and other replicas' by a notification sent with it (see
-    /// `finish` and `Orders::listen_for_settlements`).
-    fn settle(&self, order_id: &str, settled: Settled) {
-        self.settled.lock().expect("settled lock").push((order_id.to_owned(), settled));
-    }
+async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_, Batch>) -> anyhow::Result<()> {
+    store::mark_paid(tx, &e.order_id).await
+}
 
-    async fn cancel(&self, tx: &mut Tx, order_id: &str, reason: &str, also_confirmed: bool) -> anyhow::Result<()> {
-        if let Some((event_id, created_at, order_no)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
-            tracing::info!(order_id, order_no, reason, "order cancelled");
-            metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
-            settled("CANCELLED", created_at);
-            let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
-            self.settle(order_id, state);
-            let cancelled = OrderCancelled {
-                order_id: order_id.to_owned(),
-                order_no: Some(order_no),
-                event_id,
-                reason: reason.to_owned(),
-            };
-            outbox::append(tx, &cancelled).await?;
-        }
-        Ok(())
+async fn payment_failed(_: &Saga, tx: &mut Tx, e: PaymentFailed, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    cancel(tx, cx.batch, &e.order_id, "PAYMENT_FAILED", false).await
+}
+
+async fn seats_sold(_: &Saga, tx: &mut Tx, e: SeatsSold, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    if let Some((event_id, created_at, order_no)) = store::confirm(tx, &e.order_id).await? {
+        tracing::info!(order_id = %e.order_id, order_no, "order confirmed");
+        metrics::counter!(crate::metrics::CONFIRMED).increment(1);
+        settled("CONFIRMED", created_at);
+        let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
+        cx.batch.push((e.order_id.clone(), state));
+        outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id }).await?;
     }
+    Ok(())
+}
+
+async fn seats_sale_failed(_: &Saga, tx: &mut Tx, e: SeatsSaleFailed, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    cancel(tx, cx.batch, &e.order_id, "SEATS_LOST", false).await
+}
+
+async fn seats_released(_: &Saga, tx: &mut Tx, e: SeatsReleased, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    match e {
+        SeatsReleased { reason, order_id: Some(order_id), .. } if reason == "PIN_LAPSED" => {
+            cancel(tx, cx.batch, &order_id, "HOLDS_LAPSED", false).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
+    for order_id in store::live_orders_of_event(tx, e.event_id, e.reset_at).await? {
+        cancel(tx, cx.batch, &order_id, "EVENT_RESET", true).await?;
+    }
+    Ok(())
+}
+
+/// Cancels the order, noting in `batch` that the transaction makes it final: this
+/// process's waiters are woken once it commits, and other replicas' by a notification
+/// sent with it (see `finish` and `Orders::listen_for_settlements`).
+async fn cancel(
+    tx: &mut Tx,
+    batch: &mut Batch,
+    order_id: &str,
+    reason: &str,
+    also_confirmed: bool,
+) -> anyhow::Result<()> {
+    if let Some((event_id, created_at, order_no)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
+        tracing::info!(order_id, order_no, reason, "order cancelled");
+        metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
+        settled("CANCELLED", created_at);
+        let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
+        batch.push((order_id.to_owned(), state));
+        let cancelled = OrderCancelled {
+            order_id: order_id.to_owned(),
+            order_no: Some(order_no),
+            event_id,
+            reason: reason.to_owned(),
+        };
+        outbox::append(tx, &cancelled).await?;
+    }
+    Ok(())
 }
 
 /// The order an event is about, or else its aggregate.
@@ -76,7 +125,9 @@ fn order_of(event: &Envelope) -> String {
 }
 
 #[async_trait]
-impl Handler for Saga {
+impl Module for Saga {
+    type Batch = Batch;
+
     /// Every event here settles one order: its row is the lock. (The seats' events are
     /// keyed by show, so the default would order this consumer's locks by show and the
     /// payments' consumer's by order, and the two could deadlock.)
@@ -84,72 +135,18 @@ impl Handler for Saga {
         order_of(event)
     }
 
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
-        if let Some(e) = event.decode::<PaymentSucceeded>() {
-            store::mark_paid(tx, &e?.order_id).await
-        } else if let Some(e) = event.decode::<PaymentFailed>() {
-            self.cancel(tx, &e?.order_id, "PAYMENT_FAILED", false).await
-        } else if let Some(e) = event.decode::<SeatsSold>() {
-            let e = e?;
-            if let Some((event_id, created_at, order_no)) = store::confirm(tx, &e.order_id).await? {
-                tracing::info!(order_id = %e.order_id, order_no, "order confirmed");
-                metrics::counter!(crate::metrics::CONFIRMED).increment(1);
-                settled("CONFIRMED", created_at);
-                let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
-                self.settle(&e.order_id, state);
-                outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id })
-                    .await?;
-            }
-            Ok(())
-        } else if let Some(e) = event.decode::<SeatsSaleFailed>() {
-            self.cancel(tx, &e?.order_id, "SEATS_LOST", false).await
-        } else if let Some(e) = event.decode::<SeatsReleased>() {
-            match e? {
-                SeatsReleased { reason, order_id: Some(order_id), .. } if reason == "PIN_LAPSED" => {
-                    self.cancel(tx, &order_id, "HOLDS_LAPSED", false).await
-                }
-                _ => Ok(()),
-            }
-        } else if let Some(e) = event.decode::<EventReset>() {
-            let e = e?;
-            for order_id in store::live_orders_of_event(tx, e.event_id, e.reset_at).await? {
-                self.cancel(tx, &order_id, "EVENT_RESET", true).await?;
-            }
-            Ok(())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn wants(&self, kind: &str) -> bool {
-        [
-            PaymentSucceeded::TYPE,
-            PaymentFailed::TYPE,
-            SeatsSold::TYPE,
-            SeatsSaleFailed::TYPE,
-            SeatsReleased::TYPE,
-            EventReset::TYPE,
-        ]
-        .contains(&kind)
-    }
-
     /// Tells the other replicas of the batch's settled orders, in one statement.
-    async fn finish(&self, tx: &mut Tx) -> anyhow::Result<()> {
-        let ids: Vec<String> = self.settled.lock().expect("settled lock").iter().map(|(id, _)| id.clone()).collect();
+    async fn finish(&self, tx: &mut Tx, batch: &Batch) -> anyhow::Result<()> {
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
         self.orders.db.notify(tx, crate::SETTLED_CHANNEL, &ids).await
     }
 
-    fn committed(&self) {
+    fn committed(&self, settled: Batch) {
         self.orders.relay.wake();
-        let settled = std::mem::take(&mut *self.settled.lock().expect("settled lock"));
         if let Some(admission) = &self.orders.admission {
             admission.settled(settled.iter().map(|(id, _)| id.as_str()));
         }
         self.orders.waiters.settled(settled);
-    }
-
-    fn aborted(&self) {
-        self.settled.lock().expect("settled lock").clear();
     }
 }
 

@@ -126,6 +126,7 @@ impl Orders {
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let handler = Arc::new(consume::handlers(self.clone()));
         CONSUMES
             .into_iter()
             .map(|topic| Consumer {
@@ -133,7 +134,7 @@ impl Orders {
                 bus: bus.clone(),
                 topic,
                 group: GROUP,
-                handler: Arc::new(consume::Saga { orders: self.clone(), settled: Default::default() }),
+                handler: handler.clone(),
             })
             .collect()
     }

@@ -6,9 +6,8 @@
 //! - `OrderNumbered`: the payment of an order from before the upgrade that brought order
 //!   numbers learns its order's number.
 
-use async_trait::async_trait;
-use contract::events::{DomainEvent, Envelope, OrderCancelled, OrderCreated, OrderNumbered};
-use runtime::consumer::Handler;
+use contract::events::{OrderCancelled, OrderCreated, OrderNumbered};
+use runtime::consumer::{Cx, Handlers, Module};
 use runtime::{Tx, trace};
 
 use crate::{Payments, worker};
@@ -17,46 +16,49 @@ pub struct Saga {
     pub payments: Payments,
 }
 
-#[async_trait]
-impl Handler for Saga {
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
-        if let Some(e) = event.decode::<OrderCreated>() {
-            let e = e?;
-            let now = contract::now_millis();
-            sqlx::query(
-                "INSERT INTO payments (payment_id, order_id, order_no, buyer, amount, status, traceparent, created_at, \
-                 updated_at) VALUES ($1, $2, $7, $3, $4, 'REQUESTED', $5, $6, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&e.order_id)
-            .bind(&e.buyer)
-            .bind(e.amount)
-            .bind(trace::current_traceparent())
-            .bind(now)
-            .bind(e.order_no)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        } else if let Some(e) = event.decode::<OrderCancelled>() {
-            worker::cancel(tx, &e?.order_id).await
-        } else if let Some(e) = event.decode::<OrderNumbered>() {
-            let e = e?;
-            sqlx::query("UPDATE payments SET order_no = $1 WHERE order_id = $2")
-                .bind(e.order_no)
-                .bind(&e.order_id)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        } else {
-            Ok(())
-        }
-    }
+/// The saga's consumer: one handler per event type it reacts to.
+pub fn handlers(payments: Payments) -> Handlers<Saga> {
+    Handlers::new(Saga { payments })
+        .on::<OrderCreated>(order_created)
+        .on::<OrderCancelled>(order_cancelled)
+        .on::<OrderNumbered>(order_numbered)
+}
 
-    fn wants(&self, kind: &str) -> bool {
-        [OrderCreated::TYPE, OrderCancelled::TYPE, OrderNumbered::TYPE].contains(&kind)
-    }
+async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    let now = contract::now_millis();
+    sqlx::query(
+        "INSERT INTO payments (payment_id, order_id, order_no, buyer, amount, status, traceparent, created_at, \
+         updated_at) VALUES ($1, $2, $7, $3, $4, 'REQUESTED', $5, $6, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&e.order_id)
+    .bind(&e.buyer)
+    .bind(e.amount)
+    .bind(trace::current_traceparent())
+    .bind(now)
+    .bind(e.order_no)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
-    fn committed(&self) {
+async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    worker::cancel(tx, &e.order_id).await
+}
+
+async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    sqlx::query("UPDATE payments SET order_no = $1 WHERE order_id = $2")
+        .bind(e.order_no)
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Module for Saga {
+    type Batch = ();
+
+    fn committed(&self, _: ()) {
         self.payments.work.notify_one();
         self.payments.relay.wake();
     }

@@ -136,7 +136,7 @@ impl Payments {
             bus,
             topic,
             group: GROUP,
-            handler: Arc::new(consume::Saga { payments: self.clone() }),
+            handler: Arc::new(consume::handlers(self.clone())),
         }]
     }
 

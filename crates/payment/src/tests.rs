@@ -125,10 +125,10 @@ impl Fixture {
             created_at: contract::now_millis(),
         };
         let envelope = Envelope::wrap(&e, contract::now_millis(), None);
-        let saga = crate::consume::Saga { payments: self.payments.clone() };
+        let handlers = crate::consume::handlers(self.payments.clone());
         for _ in 0..times {
             let mut tx = self.payments.db.begin().await.unwrap();
-            saga.apply(&mut tx, &envelope).await.unwrap();
+            handlers.batch().apply(&mut tx, &envelope).await.unwrap();
             tx.commit().await.unwrap();
         }
     }

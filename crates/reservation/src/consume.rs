@@ -11,12 +11,11 @@
 use std::sync::LazyLock;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use contract::events::{
-    DomainEvent, Envelope, EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded,
-    SEATS_PER_EVENT, SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
+    EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded, SEATS_PER_EVENT,
+    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
-use runtime::consumer::Handler;
+use runtime::consumer::{Cx, Handlers, Module};
 use runtime::db::Backend;
 use runtime::{Tx, outbox};
 use sqlx::Row;
@@ -27,50 +26,35 @@ pub struct Saga {
     pub reservation: Reservation,
 }
 
-#[async_trait]
-impl Handler for Saga {
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
-        if let Some(e) = event.decode::<EventCreated>() {
-            event_created(tx, e?).await
-        } else if let Some(e) = event.decode::<EventReset>() {
-            event_reset(tx, e?).await
-        } else if let Some(e) = event.decode::<OrderCreated>() {
-            order_created(tx, e?).await
-        } else if let Some(e) = event.decode::<PaymentSucceeded>() {
-            payment_succeeded(tx, e?).await
-        } else if let Some(e) = event.decode::<OrderCancelled>() {
-            order_cancelled(tx, e?).await
-        } else if let Some(e) = event.decode::<OrderNumbered>() {
-            let e = e?;
-            sqlx::query("UPDATE pins SET order_no = $1 WHERE order_id = $2")
-                .bind(e.order_no)
-                .bind(&e.order_id)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        } else {
-            Ok(())
-        }
-    }
+/// The saga's consumers: one handler per event type it reacts to.
+pub fn handlers(reservation: Reservation) -> Handlers<Saga> {
+    Handlers::new(Saga { reservation })
+        .on::<EventCreated>(event_created)
+        .on::<EventReset>(event_reset)
+        .on::<OrderCreated>(order_created)
+        .on::<PaymentSucceeded>(payment_succeeded)
+        .on::<OrderCancelled>(order_cancelled)
+        .on::<OrderNumbered>(order_numbered)
+}
 
-    fn wants(&self, kind: &str) -> bool {
-        [
-            EventCreated::TYPE,
-            EventReset::TYPE,
-            OrderCreated::TYPE,
-            PaymentSucceeded::TYPE,
-            OrderCancelled::TYPE,
-            OrderNumbered::TYPE,
-        ]
-        .contains(&kind)
-    }
+impl Module for Saga {
+    type Batch = ();
 
-    fn committed(&self) {
+    fn committed(&self, _: ()) {
         self.reservation.relay.wake();
     }
 }
 
-async fn event_created(tx: &mut Tx, e: EventCreated) -> anyhow::Result<()> {
+async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    sqlx::query("UPDATE pins SET order_no = $1 WHERE order_id = $2")
+        .bind(e.order_no)
+        .bind(&e.order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn event_created(_: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
     for chunk in e.seats.chunks(300) {
         let values: Vec<String> =
             (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
@@ -119,7 +103,7 @@ pub(crate) async fn free_seats(
     Ok(rows.len())
 }
 
-async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
+async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, _: Cx<'_, ()>) -> anyhow::Result<()> {
     let id = e.event_id.to_string();
     sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE event_id = CAST($1 AS BIGINT) AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
         .bind(&id)
@@ -130,7 +114,7 @@ async fn event_reset(tx: &mut Tx, e: EventReset) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn order_created(tx: &mut Tx, e: OrderCreated) -> anyhow::Result<()> {
+async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
     if tx.backend() == Backend::Postgres {
         // The same two steps in one round trip; the pin's row is still locked first (the
         // seats are updated only for the pin's row the first step returns).
@@ -189,7 +173,7 @@ static SELL_PIN_AND_SEATS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn payment_succeeded(tx: &mut Tx, e: PaymentSucceeded) -> anyhow::Result<()> {
+async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_, ()>) -> anyhow::Result<()> {
     let sold_at_once: Option<(i64, i64, Vec<sqlx::any::AnyRow>)> = if tx.backend() == Backend::Postgres {
         let rows = sqlx::query(&SELL_PIN_AND_SEATS).bind(&e.order_id).fetch_all(&mut **tx).await?;
         rows.first().map(|pin| (pin.get("pin_event_id"), pin.get("seat_count"))).map(|(event_id, pinned)| {
@@ -269,7 +253,7 @@ async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any
     sqlx::query(&SELL_SEATS).bind(order_id).fetch_all(&mut **tx).await.context("failed to sell seats")
 }
 
-async fn order_cancelled(tx: &mut Tx, e: OrderCancelled) -> anyhow::Result<()> {
+async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, _: Cx<'_, ()>) -> anyhow::Result<()> {
     sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
         .bind(&e.order_id)
         .execute(&mut **tx)

@@ -158,7 +158,7 @@ impl Reservation {
     /// The consumers this module runs: seat layouts from the catalog, orders created and
     /// cancelled, payments succeeded.
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        let handler = Arc::new(consume::Saga { reservation: self.clone() });
+        let handler = Arc::new(consume::handlers(self.clone()));
         CONSUMES
             .into_iter()
             .map(|topic| Consumer {

@@ -4,24 +4,35 @@
 //! record of its id; an id already in the inbox is skipped, so redelivery (after a crash,
 //! a republished outbox row, a replayed topic) changes nothing. The group's offset is
 //! committed only after that transaction, never before.
+//!
+//! A module says what it does with events in [`Handlers`]: one async fn per event type,
+//! given the module's state, the transaction, the decoded event and a [`Cx`] — the
+//! envelope, and the transaction's [`Module::Batch`], where a handler notes what is to be
+//! done once the transaction commits ([`Module::committed`]) or just before
+//! ([`Module::finish`]). Which events a consumer takes follows from what is registered;
+//! a batch that rolls back is dropped, and what it noted with it.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use contract::events::Envelope;
+use contract::events::{DomainEvent, Envelope};
+use futures_util::future::BoxFuture;
 use tracing::Instrument;
 
 use crate::bus::{Bus, Delivery, Subscription};
 use crate::db::{Db, Tx};
 use crate::trace::TraceContext;
 
-#[async_trait]
+/// What a consumer runs: which events it takes, how it orders their locks, and a
+/// [`Batch`] per transaction. A module builds one with [`Handlers`].
 pub trait Handler: Send + Sync + 'static {
-    /// Applies one event inside `tx`; the events it causes go to the outbox in `tx` too.
-    /// Errors are for infrastructure failures only: the event is retried.
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
+    /// Whether events of this type have any effect here; others are passed over
+    /// without a transaction or an inbox record.
+    fn wants(&self, kind: &str) -> bool;
 
     /// The rows an event locks, as a key. A batch is applied in the order of its events'
     /// keys (one key's events in the order they came), so that two transactions of a
@@ -29,28 +40,182 @@ pub trait Handler: Send + Sync + 'static {
     /// never deadlock: PostgreSQL breaks a deadlock only after `deadlock_timeout` (1 s),
     /// and then the batch is applied again one event at a time. Events of different
     /// keys have no order between them anyway: on Kafka they may be in different
-    /// partitions. By default the event's aggregate, which is its message key.
+    /// partitions.
+    fn lock_key(&self, event: &Envelope) -> String;
+
+    /// A new transaction's worth of events: what it notes belongs to it alone.
+    fn batch(&self) -> Box<dyn Batch + '_>;
+}
+
+/// One transaction of a consumer's events, and what its events noted for after it. A
+/// batch that rolled back is dropped, and what it noted with it.
+pub trait Batch: Send {
+    /// Applies one event inside `tx`; the events it causes go to the outbox in `tx` too.
+    /// Errors are for infrastructure failures only: the event is retried.
+    fn apply<'a>(&'a mut self, tx: &'a mut Tx, event: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Called in the transaction after its events were applied, just before the commit.
+    fn finish<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Called once the transaction has committed.
+    fn committed(self: Box<Self>);
+}
+
+/// A module's side of its consumers: its state, which every handler it registers in
+/// [`Handlers`] is given, and what is done once per transaction of events.
+#[async_trait]
+pub trait Module: Send + Sync + 'static {
+    /// What a transaction's handlers note for after it (say, the orders it settled);
+    /// a new one for each transaction, handed to `finish` and `committed`.
+    type Batch: Default + Send + Sync + 'static;
+
+    /// The rows an event locks (see [`Handler::lock_key`]). By default the event's
+    /// aggregate, which is its message key.
     fn lock_key(&self, event: &Envelope) -> String {
         event.aggregate_id.clone()
     }
 
-    /// Whether events of this type have any effect here; others are passed over
-    /// without a transaction or an inbox record.
-    fn wants(&self, _kind: &str) -> bool {
-        true
-    }
-
-    /// Called in a batch's transaction after its events were applied, just before the
-    /// commit: for what is done once per batch rather than once per event.
-    async fn finish(&self, _tx: &mut Tx) -> anyhow::Result<()> {
+    /// Called in a transaction after its events were applied, just before the commit:
+    /// for what is done once per transaction rather than once per event.
+    async fn finish(&self, _tx: &mut Tx, _batch: &Self::Batch) -> anyhow::Result<()> {
         Ok(())
     }
 
-    /// Called after a batch of events has committed (wake the relay, notify watchers).
-    fn committed(&self) {}
+    /// Called after a transaction of events has committed (wake the relay, notify
+    /// watchers).
+    fn committed(&self, _batch: Self::Batch) {}
+}
 
-    /// Called when a transaction of events rolled back (forget what `apply` noted).
-    fn aborted(&self) {}
+/// What a handler is given besides the module, its transaction and its event.
+pub struct Cx<'a, B> {
+    /// The event's envelope (its id, its trace).
+    pub envelope: &'a Envelope,
+    /// What the open transaction notes for after it.
+    pub batch: &'a mut B,
+}
+
+/// A handler of events of type `E`: an `async fn(&S, &mut Tx, E, Cx<'_, S::Batch>) ->
+/// anyhow::Result<()>`.
+pub trait HandlerFn<'a, S: Module, E>: Send + Sync + 'static {
+    type Future: Future<Output = anyhow::Result<()>> + Send + 'a;
+    fn call(&self, module: &'a S, tx: &'a mut Tx, event: E, cx: Cx<'a, S::Batch>) -> Self::Future;
+}
+
+impl<'a, S, E, F, Fut> HandlerFn<'a, S, E> for F
+where
+    S: Module,
+    F: Fn(&'a S, &'a mut Tx, E, Cx<'a, S::Batch>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'a,
+{
+    type Future = Fut;
+    fn call(&self, module: &'a S, tx: &'a mut Tx, event: E, cx: Cx<'a, S::Batch>) -> Fut {
+        self(module, tx, event, cx)
+    }
+}
+
+/// A handler with its event type erased: decodes the envelope's payload and calls it.
+trait Route<S: Module>: Send + Sync {
+    fn apply<'a>(
+        &'a self,
+        module: &'a S,
+        tx: &'a mut Tx,
+        envelope: &'a Envelope,
+        batch: &'a mut S::Batch,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+struct Typed<E, F>(F, PhantomData<fn() -> E>);
+
+impl<S, E, F> Route<S> for Typed<E, F>
+where
+    S: Module,
+    E: DomainEvent + Send + 'static,
+    F: for<'a> HandlerFn<'a, S, E>,
+{
+    fn apply<'a>(
+        &'a self,
+        module: &'a S,
+        tx: &'a mut Tx,
+        envelope: &'a Envelope,
+        batch: &'a mut S::Batch,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        match serde_json::from_str::<E>(envelope.payload.get()) {
+            Ok(event) => Box::pin(self.0.call(module, tx, event, Cx { envelope, batch })),
+            Err(error) => Box::pin(std::future::ready(Err(
+                anyhow::Error::new(error).context(format!("undecodable {} {}", envelope.kind, envelope.id))
+            ))),
+        }
+    }
+}
+
+/// A module's handlers, one per event type it consumes: what a consumer takes follows
+/// from them, events of other types are passed over.
+///
+/// ```text
+/// Handlers::new(Saga { .. }).on::<PaymentSucceeded>(payment_succeeded).on::<SeatsSold>(seats_sold)
+/// ```
+pub struct Handlers<S: Module> {
+    module: S,
+    routes: Vec<(&'static str, Box<dyn Route<S>>)>,
+}
+
+impl<S: Module> Handlers<S> {
+    pub fn new(module: S) -> Self {
+        Handlers { module, routes: Vec::new() }
+    }
+
+    /// Registers the handler of events of type `E`. One handler per type.
+    pub fn on<E>(mut self, handler: impl for<'a> HandlerFn<'a, S, E>) -> Self
+    where
+        E: DomainEvent + Send + 'static,
+    {
+        assert!(!self.wants(E::TYPE), "a second handler of {}", E::TYPE);
+        self.routes.push((E::TYPE, Box::new(Typed(handler, PhantomData))));
+        self
+    }
+
+    /// The event types handled, in the order they were registered.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.routes.iter().map(|(kind, _)| *kind)
+    }
+}
+
+impl<S: Module> Handler for Handlers<S> {
+    fn wants(&self, kind: &str) -> bool {
+        self.routes.iter().any(|(k, _)| *k == kind)
+    }
+
+    fn lock_key(&self, event: &Envelope) -> String {
+        self.module.lock_key(event)
+    }
+
+    fn batch(&self) -> Box<dyn Batch + '_> {
+        Box::new(Open { handlers: self, batch: S::Batch::default() })
+    }
+}
+
+/// A transaction's batch of a module's events.
+struct Open<'h, S: Module> {
+    handlers: &'h Handlers<S>,
+    batch: S::Batch,
+}
+
+impl<S: Module> Batch for Open<'_, S> {
+    fn apply<'a>(&'a mut self, tx: &'a mut Tx, event: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>> {
+        let handlers = self.handlers;
+        match handlers.routes.iter().find(|(kind, _)| *kind == event.kind) {
+            Some((_, route)) => route.apply(&handlers.module, tx, event, &mut self.batch),
+            None => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
+    fn finish<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.handlers.module.finish(tx, &self.batch)
+    }
+
+    fn committed(self: Box<Self>) {
+        self.handlers.module.committed(self.batch)
+    }
 }
 
 pub struct Consumer {
@@ -132,6 +297,7 @@ impl Consumer {
         if events.is_empty() {
             return Ok(());
         }
+        let mut batch = self.handler.batch();
         let result = async {
             let mut tx = self.db.begin().await?;
             let fresh = self.record_in_inbox(&mut tx, events).await?;
@@ -143,16 +309,16 @@ impl Consumer {
             // Stable: one key's events stay in their order.
             fresh.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, event) in fresh {
-                self.apply_event(&mut tx, event).await?;
+                self.apply_event(&mut tx, &mut *batch, event).await?;
             }
-            self.handler.finish(&mut tx).await?;
+            batch.finish(&mut tx).await?;
             tx.commit().await?;
             anyhow::Ok(())
         }
         .await;
-        match &result {
-            Ok(()) => self.handler.committed(),
-            Err(_) => self.handler.aborted(),
+        // A batch that rolled back is dropped with what its events noted.
+        if result.is_ok() {
+            batch.committed();
         }
         result
     }
@@ -203,7 +369,7 @@ impl Consumer {
         Ok(fresh)
     }
 
-    async fn apply_event(&self, tx: &mut Tx, envelope: &Envelope) -> anyhow::Result<()> {
+    async fn apply_event(&self, tx: &mut Tx, batch: &mut dyn Batch, envelope: &Envelope) -> anyhow::Result<()> {
         let parent = envelope.traceparent.as_deref().and_then(TraceContext::from_traceparent);
         let (ctx, span) = TraceContext::start(parent, |ctx| {
             tracing::info_span!(
@@ -217,7 +383,7 @@ impl Consumer {
                 span_id = ctx.span_id.as_str(),
             )
         });
-        ctx.scope(self.handler.apply(tx, envelope)).instrument(span).await?;
+        ctx.scope(batch.apply(tx, envelope)).instrument(span).await?;
         // How long after it happened the event took effect here: the saga's steps.
         let labels =
             [("topic", self.topic.to_owned()), ("group", self.group.to_owned()), ("type", envelope.kind.clone())];

@@ -8,7 +8,8 @@
 //! - `bus`: the topic log between modules; `bus::embedded` is a durable log in SQLite
 //!   with consumer-group offsets, the same semantics the Kafka bus gives.
 //! - `consumer`: a module's event loop — each event applied once (inbox) in the same
-//!   transaction as its effect, the offset committed only after that.
+//!   transaction as its effect by the handler the module registered for its type, the
+//!   offset committed only after that.
 //! - `trace`, `http`, `telemetry`: W3C trace context, the contract's error body,
 //!   extractors and middleware, and the log subscriber.
 //! - `limits`: request rate limits per buyer and per client address (429).

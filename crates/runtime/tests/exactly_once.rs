@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use contract::events::{Envelope, EventReset};
 use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::{Bus, Outgoing};
-use runtime::consumer::{Consumer, Handler};
+use runtime::consumer::{Consumer, Cx, Handlers, Module};
 use runtime::db::Migrations;
 use runtime::db::{Db, Durability};
 use runtime::outbox::{self, Relay};
@@ -26,20 +25,22 @@ struct Recorder {
     fail_first: AtomicU32,
 }
 
-#[async_trait]
-impl Handler for Recorder {
-    async fn apply(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO applied (event_id, topic) VALUES ($1, $2)")
-            .bind(event.id.to_string())
-            .bind(event.traceparent.clone().unwrap_or_default())
-            .execute(&mut **tx)
-            .await?;
-        if self.fail_first.load(Ordering::SeqCst) > 0 {
-            self.fail_first.fetch_sub(1, Ordering::SeqCst);
-            anyhow::bail!("injected failure");
-        }
-        Ok(())
+impl Module for Recorder {
+    type Batch = ();
+}
+
+async fn record(recorder: &Recorder, tx: &mut Tx, _: EventReset, cx: Cx<'_, ()>) -> anyhow::Result<()> {
+    let event = cx.envelope;
+    sqlx::query("INSERT INTO applied (event_id, topic) VALUES ($1, $2)")
+        .bind(event.id.to_string())
+        .bind(event.traceparent.clone().unwrap_or_default())
+        .execute(&mut **tx)
+        .await?;
+    if recorder.fail_first.load(Ordering::SeqCst) > 0 {
+        recorder.fail_first.fetch_sub(1, Ordering::SeqCst);
+        anyhow::bail!("injected failure");
     }
+    Ok(())
 }
 
 async fn setup() -> (tempfile::TempDir, Arc<dyn Bus>, Db) {
@@ -73,7 +74,7 @@ fn consumer(db: &Db, bus: &Arc<dyn Bus>, fail_first: u32) -> Consumer {
         bus: bus.clone(),
         topic: TOPIC,
         group: "test",
-        handler: Arc::new(Recorder { fail_first: AtomicU32::new(fail_first) }),
+        handler: Arc::new(Handlers::new(Recorder { fail_first: AtomicU32::new(fail_first) }).on::<EventReset>(record)),
     }
 }
 
