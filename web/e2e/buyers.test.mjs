@@ -58,6 +58,9 @@ test('a held seat turns HELD for the other buyer within a second; the sale shows
   assert.match(await seat(pa, 3, 4).getAttribute('aria-label'), /held by you/);
   assert.match(await pa.getByRole('timer').textContent(), /^[0-2]:\d\d$/);
   await shot(pa, 'seat-map-held');
+  // An extend adds to the time left, up to the longest hold: the page says how far.
+  await pa.getByRole('button', { name: 'Extend 60 s' }).click();
+  await pa.getByRole('alert').filter({ hasText: /extended (by 60 s|as far as it may go)/ }).waitFor();
 
   // B cannot take it: the page says so, and the server refuses B's own request.
   await seat(pb, 3, 4).click();

@@ -234,9 +234,14 @@ async function showView(eventId) {
         const r = await api(`/reservations/${eventId}/${id}/extend`, { method: 'POST', body: JSON.stringify({ seconds: 60 }) });
         expiresAt = Math.min(expiresAt === state.hold.expiresAt ? Infinity : expiresAt, Date.parse(r.expiresAt));
       }
+      // The server adds to the time left, but never past the longest hold, nor past the
+      // longest a hold may last from its start: say when it gave less than asked.
+      const before = state.hold.expiresAt;
       state.hold.expiresAt = expiresAt;
       renderPanel();
-      flash('Your hold was extended.', true);
+      const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+      flash(expiresAt - before >= 59000 ? 'Your hold was extended by 60 s.'
+        : `Your hold was extended as far as it may go: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')} left.`, true);
     } catch (e) { lost(e); }
   }
 
