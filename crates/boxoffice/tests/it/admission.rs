@@ -13,16 +13,7 @@ use crate::common::{self, TestApp, assert_error, seat, spawn_with};
 const INITIAL_LIMIT: usize = 64;
 
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(format!("{}/actuator/prometheus", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.operations("/actuator/prometheus").await.text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no {name} in the metrics"))

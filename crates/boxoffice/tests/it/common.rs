@@ -175,6 +175,12 @@ impl TestApp {
         Buyer { app_url: self.url.clone(), http: self.http.clone(), token: None, cookie: None }
     }
 
+    /// An operator's read of operational data (`/actuator/prometheus`, `…/consistency`,
+    /// `…/backlog`), with the operator's token.
+    pub async fn operations(&self, path: &str) -> Response {
+        self.http.get(format!("{}{path}", self.url)).bearer_auth(ADMIN).send().await.unwrap()
+    }
+
     pub async fn admin_post(&self, path: &str, body: Value) -> Response {
         self.http.post(self.api(path)).bearer_auth(ADMIN).json(&body).send().await.unwrap()
     }

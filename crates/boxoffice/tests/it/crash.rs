@@ -111,13 +111,7 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
     let order_id = buyer.buy(1, &seats(1, [98])).await;
     assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
     app.assert_audit_passes().await;
-    let r = app
-        .http
-        .get(format!("{}/actuator/consistency", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.operations("/actuator/consistency").await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // Someone edits the reservation database by hand: a seat sold to nobody, and one
@@ -133,13 +127,7 @@ async fn planted_violations_are_reported_by_the_checks_and_the_audit() {
         .await
         .unwrap();
 
-    let r = app
-        .http
-        .get(format!("{}/actuator/consistency", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.operations("/actuator/consistency").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "DOWN");

@@ -6,11 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, free_port, spawn_app};
+use crate::stream::Sse;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -139,50 +139,6 @@ async fn secrets_others_can_read_are_refused_with_the_fix() {
     assert!(status.success(), "{stderr}");
 }
 
-/// Reads SSE messages `(event, id, data)`.
-struct Sse {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl Sse {
-    async fn open(app: &TestApp, event_id: i64, last_event_id: Option<i64>) -> Sse {
-        let mut rb = app.http.get(app.api(&format!("/events/{event_id}/seats/stream")));
-        if let Some(id) = last_event_id {
-            rb = rb.header("last-event-id", id.to_string());
-        }
-        let r = rb.send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        Sse { body: Box::pin(r.bytes_stream()), buffer: String::new() }
-    }
-
-    async fn next(&mut self) -> (String, i64, Value) {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut event, mut id, mut data) = (String::new(), 0, String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        id = v.trim().parse().unwrap();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim());
-                    }
-                }
-                if event.is_empty() {
-                    continue; // keep-alive comment
-                }
-                return (event, id, serde_json::from_str(&data).unwrap());
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.body.next())
-                .await
-                .expect("an SSE message within 5 s");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
-        }
-    }
-}
-
 async fn map_version(app: &TestApp, event_id: i64) -> i64 {
     let map: Value =
         app.http.get(app.api(&format!("/events/{event_id}/seats"))).send().await.unwrap().json().await.unwrap();
@@ -221,23 +177,29 @@ async fn a_client_that_missed_more_than_the_map_is_worth_gets_the_map() {
     app.wait_map_version(show, start + 6).await;
 
     // Four missed (as many as the seats): the four updates, in order.
-    let mut resumed = Sse::open(&app, show, Some(start + 2)).await;
+    let mut resumed = Sse::open(&app, show, Some(&(start + 2).to_string())).await;
     for version in start + 3..=start + 6 {
         let (event, id, data) = resumed.next().await;
-        assert_eq!((event.as_str(), id, data["version"].as_i64()), ("SEAT_UPDATE", version, Some(version)));
+        assert_eq!(
+            (event.as_str(), id.parse::<i64>().unwrap(), data["version"].as_i64()),
+            ("SEAT_UPDATE", version, Some(version))
+        );
     }
 
     // Six missed, more than the four seats: one INIT at the current version…
-    let mut fresh = Sse::open(&app, show, Some(start)).await;
+    let mut fresh = Sse::open(&app, show, Some(&start.to_string())).await;
     let (event, id, map) = fresh.next().await;
-    assert_eq!((event.as_str(), id), ("INIT", start + 6));
+    assert_eq!((event.as_str(), id.parse::<i64>().unwrap()), ("INIT", start + 6));
     assert_eq!(map["seats"].as_array().unwrap().len(), 4);
     assert!(map["seats"].as_array().unwrap().iter().all(|s| s["status"] == "AVAILABLE"), "{map}");
     // …then what happens next, with nothing replayed in between.
     assert_eq!(buyer.hold(show, &[4]).await.status(), StatusCode::CREATED);
     for sse in [&mut fresh, &mut resumed] {
         let (event, id, data) = sse.next().await;
-        assert_eq!((event.as_str(), id, data["seatId"].as_i64()), ("SEAT_UPDATE", start + 7, Some(4)));
+        assert_eq!(
+            (event.as_str(), id.parse::<i64>().unwrap(), data["seatId"].as_i64()),
+            ("SEAT_UPDATE", start + 7, Some(4))
+        );
     }
 }
 

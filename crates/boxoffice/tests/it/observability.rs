@@ -35,15 +35,7 @@ async fn metrics_after_a_purchase(app: &TestApp) -> String {
     let buyer = app.buyer("observed");
     let order_id = buyer.buy(2, &seats(2, [50])).await;
     buyer.final_order(order_id).await;
-    app.http
-        .get(format!("{}/actuator/prometheus", app.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    app.operations("/actuator/prometheus").await.text().await.unwrap()
 }
 
 /// Metric names a PromQL expression reads (label names and functions removed).

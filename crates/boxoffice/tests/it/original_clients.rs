@@ -174,13 +174,7 @@ async fn the_demo_shows_keep_the_originals_seat_ids_and_new_shows_number_from_1(
         .collect();
     assert_eq!(layout, [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 1), (5, 2, 2), (6, 2, 3)]);
     // The catalog's check of seat counts holds for both numberings.
-    let r = app
-        .http
-        .get(format!("{}/actuator/consistency", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.operations("/actuator/consistency").await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
 

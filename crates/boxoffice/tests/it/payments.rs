@@ -54,13 +54,7 @@ async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_agai
     assert!(confirmed < done.len(), "no order was cancelled");
 
     // The gateway was retried, and its books agree with the payments (checked by the audit).
-    let metrics = app
-        .http
-        .get(format!("{}/actuator/prometheus", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let metrics = app.operations("/actuator/prometheus").await;
     assert_eq!(metrics.status(), StatusCode::OK);
     let text = metrics.text().await.unwrap();
     let value =

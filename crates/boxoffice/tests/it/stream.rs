@@ -9,13 +9,13 @@ use serde_json::Value;
 use crate::common::{TestApp, seat, seats, spawn_app};
 
 /// Reads SSE messages `(event, id, data)` from a response.
-struct Sse {
+pub(crate) struct Sse {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 impl Sse {
-    async fn open(app: &TestApp, event_id: i64, last_event_id: Option<&str>) -> Sse {
+    pub(crate) async fn open(app: &TestApp, event_id: i64, last_event_id: Option<&str>) -> Sse {
         let mut rb = app.http.get(app.api(&format!("/events/{event_id}/seats/stream")));
         if let Some(id) = last_event_id {
             rb = rb.header("last-event-id", id);
@@ -26,7 +26,7 @@ impl Sse {
         Sse { body: Box::pin(r.bytes_stream()), buffer: String::new() }
     }
 
-    async fn next(&mut self) -> (String, String, Value) {
+    pub(crate) async fn next(&mut self) -> (String, String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

@@ -171,13 +171,7 @@ async fn the_metrics_carry_the_originals_names_and_the_lag() {
     assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
     assert_eq!(app.buyer("metered-2").hold(1, &seats(1, [4])).await.status(), StatusCode::CREATED);
     assert_eq!(app.buyer("metered-3").hold(1, &seats(1, [4])).await.status(), StatusCode::CONFLICT);
-    let r = app
-        .http
-        .get(format!("{}/actuator/prometheus", app.url))
-        .bearer_auth(crate::common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.operations("/actuator/prometheus").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
