@@ -60,22 +60,15 @@ async fn backlog(State(m): State<Modules>, _: Operations) -> ApiResult<Json<Valu
         total += lag;
         consumers.insert(format!("{group}<-{topic}"), json!(lag));
     }
-    let orders = match &m.orders {
-        Some(o) => o.in_flight().await?,
-        None => 0,
-    };
-    let payments = match &m.payments {
-        Some(p) => p.pending().await?,
-        None => 0,
-    };
-    total += orders + payments;
-    Ok(Json(json!({
-        "total": total,
-        "outbox": outbox,
-        "consumers": consumers,
-        "ordersInFlight": orders,
-        "gatewayCallsPending": payments,
-    })))
+    let mut body = serde_json::Map::new();
+    for (key, n) in m.backlog().await? {
+        total += n;
+        body.insert(key.to_owned(), json!(n));
+    }
+    body.insert("total".to_owned(), json!(total));
+    body.insert("outbox".to_owned(), Value::Object(outbox));
+    body.insert("consumers".to_owned(), Value::Object(consumers));
+    Ok(Json(Value::Object(body)))
 }
 
 /// Metrics in the Prometheus text format.

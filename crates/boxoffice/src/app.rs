@@ -1,5 +1,6 @@
-//! The application: four modules, their databases, the bus between them, their
-//! background tasks, and one HTTP router — all in one process.
+//! The application: the modules this process runs (all of [`MODULES`], or the one of
+//! `--module`), their databases, the bus between them, their background tasks, and one
+//! HTTP router.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,24 +10,20 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use catalog::Catalog;
-use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, RESERVATION_TOPIC};
-use contract::holds::Holds;
-use order::Orders;
-use payment::{GatewayPolicy, Payments, SimulatedGateway};
-use reservation::{HoldPolicy, Reservation};
 use runtime::bus::Bus;
 use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::kafka::KafkaBus;
 use runtime::db::{Backend, Db, Durability};
 use runtime::http::Auth;
 use runtime::limits::{RateLimitConfig, RateLimits};
+use runtime::module::{Module, RouteOwners, Spec};
 use runtime::readiness::Readiness;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::cli::{self, Module, ServeArgs};
+use crate::cli::{self, ServeArgs};
 pub use crate::modules::Modules;
+use crate::modules::{Build, MODULES, Setup};
 
 /// The modules' background tasks, which the application starts.
 impl Modules {
@@ -48,8 +45,8 @@ impl Modules {
                     metrics::gauge!(CONSUMER_LAG, "topic" => *topic, "group" => *group).set(lag as f64);
                 }
             }
-            if let Some(catalog) = &self.catalog {
-                metrics::gauge!(catalog::metrics::STREAM_CLIENTS).set(catalog.all_stream_clients() as f64);
+            for module in &self.running {
+                module.gauges();
             }
             if round % 8 == 0 {
                 for (module, checks) in self.consistency().await {
@@ -84,6 +81,19 @@ impl Modules {
             }
         }
     }
+}
+
+/// The API, which answers 503 while a database or the bus does not (the actuator and the
+/// page do not).
+fn api(path: &str) -> bool {
+    path.starts_with("/ticketing/api/")
+}
+
+/// The buyers' API, which is rate limited: operators, module-to-module calls, the
+/// actuator and the page's files are not.
+fn buyers_api(path: &str) -> bool {
+    path.strip_prefix("/ticketing/api/")
+        .is_some_and(|rest| !rest.starts_with("admin/") && !rest.starts_with("internal/"))
 }
 
 /// How long open connections (SSE streams) get to finish after a shutdown signal.
@@ -184,7 +194,7 @@ fn durability(args: &ServeArgs) -> Durability {
 async fn open_bus(args: &ServeArgs) -> anyhow::Result<(Arc<dyn Bus>, Option<EmbeddedBus>)> {
     Ok(match &args.kafka {
         Some(brokers) => {
-            let topics = [CATALOG_TOPIC, RESERVATION_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
+            let topics: Vec<&str> = MODULES.iter().map(|(spec, _)| spec.produces).collect();
             let bus = KafkaBus::connect(brokers, &args.kafka_namespace, &topics, args.kafka_partitions).await?;
             (Arc::new(bus.with_fetch_wait(Duration::from_millis(args.kafka_fetch_wait_ms.max(1)))), None)
         }
@@ -197,37 +207,20 @@ async fn open_bus(args: &ServeArgs) -> anyhow::Result<(Arc<dyn Bus>, Option<Embe
     })
 }
 
-/// Opens a module's database, which produces `topic`; on the embedded bus, a SQLite
-/// outbox becomes the topic's log (`EmbeddedBus::read_outbox`).
-async fn open_module(
-    args: &ServeArgs,
-    embedded: Option<&EmbeddedBus>,
-    (name, migrations, topic): (&'static str, &runtime::db::Migrations, &str),
-) -> anyhow::Result<Db> {
-    let db = open_database(args, name, migrations).await?;
+/// Opens a module's database; on the embedded bus, a SQLite outbox becomes the log of the
+/// topic the module produces (`EmbeddedBus::read_outbox`).
+async fn open_module(args: &ServeArgs, embedded: Option<&EmbeddedBus>, spec: &Spec) -> anyhow::Result<Db> {
+    let db = open_database(args, spec.name, spec.migrations).await?;
     match embedded {
-        Some(bus) if db.backend() == Backend::Sqlite => bus.read_outbox(name, topic, db).await,
+        Some(bus) if db.backend() == Backend::Sqlite => bus.read_outbox(spec.name, spec.produces, db).await,
         _ => Ok(db),
     }
 }
 
-/// Each module's database and the topic it produces.
-fn databases() -> [(Module, (&'static str, &'static runtime::db::Migrations, &'static str)); 4] {
-    [
-        (Module::Catalog, ("catalog", &catalog::MIGRATIONS, CATALOG_TOPIC)),
-        (Module::Reservation, ("reservation", &reservation::MIGRATIONS, RESERVATION_TOPIC)),
-        (Module::Order, ("order", &order::MIGRATIONS, ORDER_TOPIC)),
-        (Module::Payment, ("payment", &payment::MIGRATIONS, PAYMENT_TOPIC)),
-    ]
+/// The modules this process runs: all, or the one `--module` names.
+fn chosen(args: &ServeArgs) -> impl Iterator<Item = &'static (&'static Spec, Build)> {
+    MODULES.iter().filter(|(spec, _)| args.module.as_deref().is_none_or(|only| only == spec.name))
 }
-
-/// Each module's consumer group and the topics it reads.
-const SUBSCRIPTIONS: [(Module, &str, &[&str]); 4] = [
-    (Module::Catalog, catalog::GROUP, &catalog::CONSUMES),
-    (Module::Reservation, reservation::GROUP, &reservation::CONSUMES),
-    (Module::Order, order::GROUP, &order::CONSUMES),
-    (Module::Payment, payment::GROUP, &payment::CONSUMES),
-];
 
 /// `boxoffice replay`: rewinds the chosen modules' consumer groups; returns each group,
 /// topic and how many messages it will read again.
@@ -235,16 +228,14 @@ pub async fn replay(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, &'sta
     let (bus, embedded) = open_bus(args).await?;
     if let Some(embedded) = &embedded {
         // Which topics are read from an outbox, and where their offsets are.
-        for (_, database) in databases() {
-            open_module(args, Some(embedded), database).await?;
+        for (spec, _) in &MODULES {
+            open_module(args, Some(embedded), spec).await?;
         }
     }
     let mut done = Vec::new();
-    for (module, group, topics) in SUBSCRIPTIONS {
-        if args.module.is_none_or(|only| only == module) {
-            for topic in topics {
-                done.push((group, *topic, bus.rewind(topic, group).await?));
-            }
+    for (spec, _) in chosen(args) {
+        for topic in spec.consumes {
+            done.push((spec.group, *topic, bus.rewind(topic, spec.group).await?));
         }
     }
     Ok(done)
@@ -254,228 +245,176 @@ pub async fn replay(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, &'sta
 /// `--module`) up to date and returns their names.
 pub async fn migrate(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
-    for (module, (name, migrations, _)) in databases() {
-        if args.module.is_none_or(|only| only == module) {
-            open_database(args, name, migrations).await?;
-            done.push(match &args.postgres {
-                Some(_) => format!("{}_{name}", args.database_prefix),
-                None => args.data_dir.join(format!("{name}.db")).display().to_string(),
-            });
-        }
+    for (spec, _) in chosen(args) {
+        open_database(args, spec.name, spec.migrations).await?;
+        done.push(match &args.postgres {
+            Some(_) => format!("{}_{}", args.database_prefix, spec.name),
+            None => args.data_dir.join(format!("{}.db", spec.name)).display().to_string(),
+        });
     }
     Ok(done)
 }
 
-impl Application {
-    /// Opens the databases, starts the modules' background tasks, seeds the demo data on
-    /// a first start, and binds the listener (port 0 picks a free one).
-    pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
-        // Before the modules, so that what they record as they start is kept.
-        runtime::telemetry::prometheus();
-        // Connections and databases both take file descriptors: as many as allowed.
-        let files = crate::server::raise_file_limit();
-        let dir = &args.data_dir;
-        // 0700 if made now; refused when others may write to it, warned about when read.
-        crate::secure::check_dir(dir)?;
-        let admin_token = match &args.admin_token {
-            Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
-            _ => {
-                let token = secret(dir, "admin-token")?;
-                tracing::info!(path = %dir.join("admin-token").display(), "no --admin-token given; using the generated one");
-                token
-            }
-        };
-        let auth = Arc::new(Auth {
-            admin_token: Some(admin_token.clone()),
-            // Replicas given one --auth-secret accept each other's cookies too.
-            cookie_key: match &args.auth_secret {
-                Some(key) => key.trim().as_bytes().to_vec(),
-                None => secret(dir, "cookie-key")?.into_bytes(),
-            },
-            token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
-            open_bearer: args.open_bearer,
-            secure_cookies: args.secure_cookies,
-            ..Auth::default()
-        });
-        if args.open_bearer {
-            tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
+/// The operator's token (the configured one, or the data directory's) and the keys of
+/// buyers' cookies and tokens.
+fn auth(args: &ServeArgs) -> anyhow::Result<(Arc<Auth>, String)> {
+    let dir = &args.data_dir;
+    let admin_token = match &args.admin_token {
+        Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let token = secret(dir, "admin-token")?;
+            tracing::info!(path = %dir.join("admin-token").display(), "no --admin-token given; using the generated one");
+            token
         }
-        if args.allow_test_reset {
-            tracing::warn!("--allow-test-reset: anyone may reset a show with POST /admin/test-reset; for tests only");
-        }
+    };
+    let auth = Arc::new(Auth {
+        admin_token: Some(admin_token.clone()),
+        // Replicas given one --auth-secret accept each other's cookies too.
+        cookie_key: match &args.auth_secret {
+            Some(key) => key.trim().as_bytes().to_vec(),
+            None => secret(dir, "cookie-key")?.into_bytes(),
+        },
+        token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
+        open_bearer: args.open_bearer,
+        secure_cookies: args.secure_cookies,
+        ..Auth::default()
+    });
+    if args.open_bearer {
+        tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
+    }
+    if args.allow_test_reset {
+        tracing::warn!("--allow-test-reset: anyone may reset a show with POST /admin/test-reset; for tests only");
+    }
+    Ok((auth, admin_token))
+}
 
-        let (bus, embedded) = open_bus(&args).await?;
-        let [catalog_db, reservation_db, order_db, payment_db] = databases().map(|(_, database)| database);
-        let open = |database| open_module(&args, embedded.as_ref(), database);
-        let policy = HoldPolicy {
-            min_secs: args.hold_seconds.0 as i64,
-            max_secs: args.hold_seconds.1 as i64,
-            default_secs: args.default_hold_seconds as i64,
-            max_seats: args.max_seats_per_hold,
-            max_held_per_buyer: args.max_held_seats_per_buyer,
-            max_seats_per_buyer_per_event: args.max_seats_per_buyer_per_event,
-            max_held_per_address: args.max_held_seats_per_address,
-            max_life_secs: args.max_hold_life_seconds.min(i64::MAX as u64) as i64,
-            cooldown_secs: args.hold_cooldown_seconds.min(i64::MAX as u64) as i64,
-            require_signed_buyers: args.require_signed_buyers,
-            pin_lease: Duration::from_secs(args.pin_lease_seconds),
-            sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
-        };
-        let simulator =
-            SimulatedGateway::new(args.payment_success_rate, args.payment_latency_ms.0..args.payment_latency_ms.1)
-                .with_faults(args.payment_error_rate, args.payment_hang_rate);
-        // With --module, payment may run in replicas, each simulating a gateway of its own.
-        let gateway = Arc::new(if args.module.is_some() { simulator.one_of_many() } else { simulator });
-        let gateway_policy = GatewayPolicy {
-            call_timeout: Duration::from_millis(args.payment_timeout_ms.max(1)),
-            deadline: Duration::from_millis(args.payment_deadline_ms),
-            ..GatewayPolicy::default()
-        };
-        let runs = |m: Module| args.module.is_none_or(|only| only == m);
-        anyhow::ensure!(
-            args.module.is_none() || args.kafka.is_some(),
-            "--module needs --kafka: modules in separate processes talk through Kafka"
-        );
-        let catalog = match runs(Module::Catalog) {
-            true => {
-                let catalog = Catalog::new(open(catalog_db).await?, bus.clone());
-                Some(catalog.with_open_test_reset(args.allow_test_reset))
-            }
-            false => None,
-        };
-        let reservation = match runs(Module::Reservation) {
-            true => Some(Reservation::new(open(reservation_db).await?, bus.clone(), policy)),
-            false => None,
-        };
-        let orders = match runs(Module::Order) {
-            true => {
-                // Pins go to the reservation module: in this process, or over HTTP.
-                let holds: Arc<dyn Holds> = match (&reservation, &args.reservation_url) {
-                    (Some(r), _) => Arc::new(r.clone()),
-                    (None, Some(url)) => Arc::new(crate::remote::HttpHolds::new(url, &admin_token)),
-                    (None, None) => {
-                        anyhow::bail!("the order module needs --reservation-url when reservation runs elsewhere")
-                    }
-                };
-                let db = open(order_db).await?;
-                let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
-                let orders = Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl);
-                Some(match args.settle_target_ms {
-                    0 => orders,
-                    ms => orders.with_settle_target(Duration::from_millis(ms)),
-                })
-            }
-            false => None,
-        };
-        let payments = match runs(Module::Payment) {
-            true => Some(Payments::new(open(payment_db).await?, bus.clone(), gateway).with_policy(gateway_policy)),
-            false => None,
-        };
-        let mut modules =
-            Modules { catalog, reservation, orders, payments, bus: bus.clone(), subscriptions: Arc::default() };
+/// Builds the modules this process runs, each on its own database, in the list's order.
+async fn build_modules(
+    args: &ServeArgs,
+    (bus, embedded): (&Arc<dyn Bus>, Option<&EmbeddedBus>),
+    admin_token: &str,
+) -> anyhow::Result<Modules> {
+    anyhow::ensure!(
+        args.module.is_none() || args.kafka.is_some(),
+        "--module needs --kafka: modules in separate processes talk through Kafka"
+    );
+    let mut running: Vec<Arc<dyn Module>> = Vec::new();
+    for (spec, build) in chosen(args) {
+        let db = open_module(args, embedded, spec).await?;
+        running.push(build(Setup { args, db, bus: bus.clone(), admin_token, built: &running })?);
+    }
+    Ok(Modules { running, bus: bus.clone(), subscriptions: Arc::default() })
+}
 
-        if let (Some(payments), None) = (&modules.payments, args.module) {
-            // In one process this is the only payment worker of its database; replicas
-            // instead wait for each other's leases to run out.
-            payments.reclaim_abandoned_calls().await?;
-        }
-
-        for describe in [
-            runtime::metrics::describe,
-            catalog::metrics::describe,
-            reservation::metrics::describe,
-            order::metrics::describe,
-            payment::metrics::describe,
-            crate::server::describe_metrics,
-        ] {
-            describe();
-        }
-        let mut tasks = JoinSet::new();
-        for (_, relay) in modules.relays() {
-            // A commit wakes its own process's relay; on PostgreSQL another replica's
-            // commit may wake none, so shared databases are polled more often.
-            let idle = Duration::from_millis(if args.postgres.is_some() { 50 } else { 250 });
-            tasks.spawn(relay.clone().run(idle));
-        }
-        let mut consumers = Vec::new();
-        let mut router = Router::new();
-        if let Some(m) = &modules.catalog {
-            consumers.extend(m.consumers(bus.clone()));
-            router = router.merge(catalog::router(m.clone()));
-        }
-        if let Some(m) = &modules.reservation {
-            consumers.extend(m.consumers(bus.clone()));
-            router = router.merge(reservation::router(m.clone()));
-            tasks.spawn(m.clone().run_sweeper());
-        }
-        if let Some(m) = &modules.orders {
-            consumers.extend(m.consumers(bus.clone()));
-            router = router.merge(order::router(m.clone()));
-            if let Some(listener) = m.listen_for_settlements() {
-                tasks.spawn(listener);
-            }
-        }
-        if let Some(m) = &modules.payments {
-            consumers.extend(m.consumers(bus.clone()));
-            router = router.merge(payment::router(m.clone()));
-            tasks.spawn(m.clone().run_workers());
-        }
-        let mut subscriptions = Vec::new();
-        for consumer in consumers {
+/// Starts the modules: what each recovers first, then their relays, consumers and tasks,
+/// then what each does once running (demo data); returns their routes.
+async fn start_modules(modules: &mut Modules, args: &ServeArgs, tasks: &mut JoinSet<()>) -> anyhow::Result<Router> {
+    for module in &modules.running {
+        module.prepare().await?;
+    }
+    // A commit wakes its own process's relay; on PostgreSQL another replica's commit may
+    // wake none, so shared databases are polled more often.
+    let idle = Duration::from_millis(if args.postgres.is_some() { 50 } else { 250 });
+    let mut router = Router::new();
+    let mut subscriptions = Vec::new();
+    for module in &modules.running {
+        tasks.spawn(module.relay().clone().run(idle));
+        for consumer in module.consumers(modules.bus.clone()) {
             subscriptions.push((consumer.topic, consumer.group));
             tasks.spawn(consumer.run());
         }
-        modules.subscriptions = Arc::new(subscriptions);
-        tasks.spawn(modules.clone().run_gauges());
-        tasks.spawn(modules.clone().run_retention(Duration::from_secs(args.retention_hours * 3600)));
-
-        if let (Some(catalog), false) = (&modules.catalog, args.no_demo) {
-            catalog.seed_demo().await.context("failed to seed the demo data")?;
+        for task in module.tasks() {
+            tasks.spawn(task);
         }
-        if let Some(orders) = &modules.orders {
-            // Once, after the upgrade that numbered the orders written before.
-            orders.announce_numbers().await.context("failed to announce the numbers of earlier orders")?;
-        }
+        router = router.merge(module.router());
+    }
+    modules.subscriptions = Arc::new(subscriptions);
+    tasks.spawn(modules.clone().run_gauges());
+    tasks.spawn(modules.clone().run_retention(Duration::from_secs(args.retention_hours * 3600)));
+    for module in &modules.running {
+        module.started().await?;
+    }
+    Ok(router)
+}
 
-        let readiness = Readiness::new();
-        let probed = modules.clone();
-        tasks.spawn(readiness.clone().run(move || {
-            let m = probed.clone();
-            async move {
-                let (databases, bus) = tokio::join!(m.databases_up(), m.bus.ping());
-                databases && bus
-            }
-        }));
+/// The middleware, outermost first: trace; the Host check; CORS (pre-flights answered
+/// before anything else); readiness; the Auth extension; the client's address (behind a
+/// trusted proxy, the one it forwards), before the rate limits count it; the rate limits;
+/// the refusal of cross-site browser writes; the body limit. One stack, applied once:
+/// each `Router::layer` boxes the routes again, and every layer clones the stack inside
+/// it on each request, so ten separate layers cost each request dozens of allocations
+/// (bench/ab.sh: 10% more CPU a purchase).
+fn with_middleware(
+    router: Router,
+    args: &ServeArgs,
+    modules: &Modules,
+    auth: Arc<Auth>,
+    trusted: &crate::proxy::TrustedProxies,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Router> {
+    let readiness = Readiness::new(api);
+    let probed = modules.clone();
+    tasks.spawn(readiness.clone().run(move || {
+        let m = probed.clone();
+        async move {
+            let (databases, bus) = tokio::join!(m.databases_up(), m.bus.ping());
+            databases && bus
+        }
+    }));
+    let limits = RateLimits::new(RateLimitConfig {
+        per_buyer: args.rate_limit_buyer,
+        per_address: args.rate_limit_address,
+        applies_to: buyers_api,
+    });
+    tasks.spawn(limits.clone().run_cleanup());
+    let middleware = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            RouteOwners::new(MODULES.iter().map(|(spec, _)| *spec)),
+            runtime::http::trace_middleware,
+        ))
+        .layer(axum::middleware::from_fn(crate::server::require_host))
+        .layer(cors(&args.cors_origins)?)
+        .layer(axum::middleware::from_fn_with_state(readiness, runtime::readiness::gate))
+        .layer(axum::Extension(auth))
+        .layer(axum::middleware::from_fn_with_state(trusted.clone(), crate::proxy::client_addr))
+        .layer(axum::middleware::from_fn_with_state(limits, runtime::limits::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            runtime::same_site::AllowedOrigins(Arc::new(args.cors_origins.clone())),
+            runtime::same_site::guard,
+        ))
+        .layer(DefaultBodyLimit::max(args.max_body_bytes));
+    Ok(router.layer(middleware))
+}
+
+impl Application {
+    /// Opens the databases, starts the modules and their background tasks, seeds the demo
+    /// data on a first start, and binds the listeners (port 0 picks a free one).
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
+        // Before the modules, so that what they record as they start is kept.
+        runtime::telemetry::prometheus();
+        for describe in [runtime::metrics::describe, crate::server::describe_metrics] {
+            describe();
+        }
+        for (spec, _) in &MODULES {
+            (spec.describe_metrics)();
+        }
+        // Connections and databases both take file descriptors: as many as allowed.
+        let files = crate::server::raise_file_limit();
+        // 0700 if made now; refused when others may write to it, warned about when read.
+        crate::secure::check_dir(&args.data_dir)?;
+        let (auth, admin_token) = auth(&args)?;
+
+        let (bus, embedded) = open_bus(&args).await?;
+        let mut modules = build_modules(&args, (&bus, embedded.as_ref()), &admin_token).await?;
+        let mut tasks = JoinSet::new();
+        let routes = start_modules(&mut modules, &args, &mut tasks).await?;
+
         let trusted = crate::proxy::TrustedProxies::new(args.trusted_proxies.clone());
-        let limits =
-            RateLimits::new(RateLimitConfig { per_buyer: args.rate_limit_buyer, per_address: args.rate_limit_address });
-        tasks.spawn(limits.clone().run_cleanup());
-
-        // The middleware, outermost first: trace; the Host check; CORS (pre-flights
-        // answered before anything else); readiness; the Auth extension; the client's
-        // address (behind a trusted proxy, the one it forwards), before the rate limits
-        // count it; the rate limits; the refusal of cross-site browser writes; the body
-        // limit. One stack, applied once: each `Router::layer` boxes the routes again, and
-        // every layer clones the stack inside it on each request, so ten separate layers
-        // cost each request dozens of allocations (bench/ab.sh: 10% more CPU a purchase).
-        let middleware = tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(runtime::http::trace_middleware))
-            .layer(axum::middleware::from_fn(crate::server::require_host))
-            .layer(cors(&args.cors_origins)?)
-            .layer(axum::middleware::from_fn_with_state(readiness, runtime::readiness::gate))
-            .layer(axum::Extension(auth))
-            .layer(axum::middleware::from_fn_with_state(trusted.clone(), crate::proxy::client_addr))
-            .layer(axum::middleware::from_fn_with_state(limits, runtime::limits::rate_limit))
-            .layer(axum::middleware::from_fn_with_state(
-                runtime::same_site::AllowedOrigins(Arc::new(args.cors_origins.clone())),
-                runtime::same_site::guard,
-            ))
-            .layer(DefaultBodyLimit::max(args.max_body_bytes));
-        let router = router
+        let routes = routes
             .merge(crate::actuator::router(modules.clone()))
             .merge(crate::web::router())
-            .fallback(runtime::http::not_found)
-            .layer(middleware);
+            .fallback(runtime::http::not_found);
+        let router = with_middleware(routes, &args, &modules, auth, &trusted, &mut tasks)?;
 
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("failed to listen on {}", args.addr))?;
@@ -537,5 +476,27 @@ impl Application {
         tasks.shutdown().await;
         tracing::info!("boxoffice stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{api, buyers_api};
+
+    #[test]
+    fn operators_and_the_actuator_are_not_limited() {
+        assert!(buyers_api("/ticketing/api/reservations"));
+        assert!(buyers_api("/ticketing/api/orders/x"));
+        assert!(!buyers_api("/ticketing/api/admin/events"));
+        assert!(!buyers_api("/ticketing/api/internal/pins"));
+        assert!(!buyers_api("/actuator/health"));
+        assert!(!buyers_api("/"));
+    }
+
+    #[test]
+    fn only_the_api_waits_for_its_dependencies() {
+        assert!(api("/ticketing/api/events"));
+        assert!(!api("/actuator/health"));
+        assert!(!api("/index.html"));
     }
 }

@@ -38,15 +38,6 @@ pub enum Command {
     Token(TokenArgs),
 }
 
-/// A module, to run alone in its process (`serve --module`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Module {
-    Catalog,
-    Reservation,
-    Order,
-    Payment,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Durability {
     /// Every answer waits for an fsync of its commit (commits finishing together share
@@ -75,9 +66,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BOXOFFICE_DATABASE_PREFIX", default_value = "boxoffice")]
     pub database_prefix: String,
     /// Run only this module (with any number of replicas, each its own process); needs
-    /// --kafka, and --postgres for databases the replicas share. All four without it.
-    #[arg(long, value_enum, env = "BOXOFFICE_MODULE")]
-    pub module: Option<Module>,
+    /// --kafka, and --postgres for databases the replicas share. All of them without it.
+    #[arg(long, env = "BOXOFFICE_MODULE", value_parser = clap::builder::PossibleValuesParser::new(crate::modules::names()))]
+    pub module: Option<String>,
     /// Base URL of the reservation module, for an order module running without it.
     #[arg(long, env = "BOXOFFICE_RESERVATION_URL")]
     pub reservation_url: Option<String>,

@@ -1,5 +1,6 @@
-//! boxoffice: the binary's library — configuration, the application that wires the four
-//! modules together, and the actuator endpoints. The cross-module audit and the load
+//! boxoffice: the binary's library — configuration, the list of modules ([`modules`]) and
+//! how each is built from it ([`compose`]), the application that runs them together, and
+//! the actuator endpoints. The cross-module audit and the load
 //! generator are crates of their own (`audit`, `loadtest`).
 //!
 //! `main` only parses the command line ([`cli::Cli`]) and runs the command; tests build
@@ -8,6 +9,7 @@
 pub mod actuator;
 pub mod app;
 pub mod cli;
+pub mod compose;
 pub mod modules;
 pub mod proxy;
 pub mod remote;

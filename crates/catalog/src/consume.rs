@@ -3,7 +3,7 @@
 use contract::api::{SeatStatus, SeatUpdate};
 use contract::events::{SeatVersion, SeatsHeld, SeatsReleased, SeatsSold};
 use runtime::Tx;
-use runtime::consumer::{Cx, Handlers, Module};
+use runtime::consumer::{Cx, Handlers, Reactor};
 
 use crate::{Catalog, store};
 
@@ -49,7 +49,7 @@ async fn apply_seats(
     Ok(())
 }
 
-impl Module for SeatProjection {
+impl Reactor for SeatProjection {
     type Batch = Batch;
 
     fn committed(&self, pending: Batch) {

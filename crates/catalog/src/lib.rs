@@ -8,6 +8,7 @@
 mod consume;
 mod http;
 pub mod metrics;
+mod module;
 mod store;
 mod stream;
 
@@ -21,6 +22,7 @@ use runtime::outbox::{self, Relay};
 use runtime::{Db, bus::Bus};
 
 pub use http::router;
+pub use module::SPEC;
 pub use store::MIGRATIONS;
 
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
@@ -47,12 +49,14 @@ pub struct Catalog {
     /// Whether the original's `POST /admin/test-reset` may be called without the
     /// operator's token (`serve --allow-test-reset`, for test set-ups).
     open_test_reset: bool,
+    /// Whether the demo data is seeded on a first start.
+    seed_demo: bool,
 }
 
 impl Catalog {
     pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
         let relay = Relay::new("catalog", db.clone(), bus);
-        Catalog { db, relay, streams: Arc::new(stream::Hub::default()), open_test_reset: false }
+        Catalog { db, relay, streams: Arc::new(stream::Hub::default()), open_test_reset: false, seed_demo: false }
     }
 
     /// Lets anyone call the original's `POST /admin/test-reset`, as the original did (its
@@ -62,8 +66,10 @@ impl Catalog {
         self
     }
 
-    pub fn relay(&self) -> &Relay {
-        &self.relay
+    /// Seeds the demo data when it starts with no shows (`serve` without `--no-demo`).
+    pub fn with_demo(mut self, seed: bool) -> Self {
+        self.seed_demo = seed;
+        self
     }
 
     /// Browsers streaming any seat map right now.
@@ -74,11 +80,6 @@ impl Catalog {
     /// Browsers streaming a show's seat map right now.
     pub fn stream_clients(&self, event_id: i64) -> usize {
         self.streams.clients(event_id)
-    }
-
-    /// True when the module's database answers.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await
     }
 
     /// The consumers this module runs: the seat map follows the reservation module.

@@ -13,7 +13,7 @@ use contract::events::{
     Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
     SeatsSaleFailed, SeatsSold,
 };
-use runtime::consumer::{Cx, Handlers, Module};
+use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::{Tx, outbox};
 
 use crate::waiters::Settled;
@@ -125,7 +125,7 @@ fn order_of(event: &Envelope) -> String {
 }
 
 #[async_trait]
-impl Module for Saga {
+impl Reactor for Saga {
     type Batch = Batch;
 
     /// Every event here settles one order: its row is the lock. (The seats' events are

@@ -10,6 +10,7 @@ mod admission;
 mod consume;
 mod http;
 pub mod metrics;
+mod module;
 mod store;
 mod waiters;
 
@@ -28,6 +29,7 @@ use runtime::{Db, bus::Bus};
 use sha2::Digest;
 
 pub use http::router;
+pub use module::SPEC;
 pub use store::MIGRATIONS;
 
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
@@ -97,15 +99,6 @@ impl Orders {
     pub fn with_settle_target(mut self, target: Duration) -> Self {
         self.admission = Some(admission::Admission::new(target, ADMISSION_MAX_WAIT));
         self
-    }
-
-    pub fn relay(&self) -> &Relay {
-        &self.relay
-    }
-
-    /// True when the module's database answers.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await
     }
 
     /// On PostgreSQL, a task that wakes this process's waiting requests when any replica

@@ -7,7 +7,7 @@
 //!   numbers learns its order's number.
 
 use contract::events::{OrderCancelled, OrderCreated, OrderNumbered};
-use runtime::consumer::{Cx, Handlers, Module};
+use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::{Tx, trace};
 
 use crate::{Payments, worker};
@@ -55,7 +55,7 @@ async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) 
     Ok(())
 }
 
-impl Module for Saga {
+impl Reactor for Saga {
     type Batch = ();
 
     fn committed(&self, _: ()) {

@@ -18,6 +18,7 @@ mod consume;
 mod gateway;
 mod http;
 pub mod metrics;
+mod module;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -36,6 +37,7 @@ use tokio::sync::Notify;
 pub use gateway::{Gateway, SimulatedGateway};
 
 pub use http::router;
+pub use module::SPEC;
 
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
@@ -60,6 +62,9 @@ pub struct Payments {
     policy: GatewayPolicy,
     /// Woken when new payments are requested.
     work: Arc<Notify>,
+    /// Whether this process is the only worker of its database (the embedded mode), and
+    /// so voids every claim on gateway calls as it starts.
+    sole_worker: bool,
 }
 
 /// How the workers treat a slow or failing gateway.
@@ -111,7 +116,14 @@ impl GatewayPolicy {
 impl Payments {
     pub fn new(db: Db, bus: Arc<dyn Bus>, gateway: Arc<dyn Gateway>) -> Self {
         let relay = Relay::new("payment", db.clone(), bus);
-        Payments { db, relay, gateway, policy: GatewayPolicy::default(), work: Arc::new(Notify::new()) }
+        Payments {
+            db,
+            relay,
+            gateway,
+            policy: GatewayPolicy::default(),
+            work: Arc::new(Notify::new()),
+            sole_worker: false,
+        }
     }
 
     /// The same, with this policy for a slow or failing gateway.
@@ -120,13 +132,13 @@ impl Payments {
         self
     }
 
-    pub fn relay(&self) -> &Relay {
-        &self.relay
-    }
-
-    /// True when the module's database answers.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await
+    /// The same, as the only worker of its database: claims on gateway calls found as it
+    /// starts were made by its own previous life, which is dead (see
+    /// [`Payments::reclaim_abandoned_calls`]). Replicas instead wait for each other's
+    /// leases to run out.
+    pub fn as_sole_worker(mut self, sole: bool) -> Self {
+        self.sole_worker = sole;
+        self
     }
 
     pub fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {

@@ -15,7 +15,7 @@ use contract::events::{
     EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded, SEATS_PER_EVENT,
     SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
-use runtime::consumer::{Cx, Handlers, Module};
+use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::db::Backend;
 use runtime::{Tx, outbox};
 use sqlx::Row;
@@ -37,7 +37,7 @@ pub fn handlers(reservation: Reservation) -> Handlers<Saga> {
         .on::<OrderNumbered>(order_numbered)
 }
 
-impl Module for Saga {
+impl Reactor for Saga {
     type Batch = ();
 
     fn committed(&self, _: ()) {

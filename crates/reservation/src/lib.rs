@@ -11,6 +11,7 @@ mod consume;
 mod holds;
 mod http;
 pub mod metrics;
+mod module;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use runtime::outbox::Relay;
 use runtime::{Db, bus::Bus};
 
 pub use http::router;
+pub use module::SPEC;
 
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
@@ -144,15 +146,6 @@ impl Reservation {
     pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
         let relay = Relay::new("reservation", db.clone(), bus);
         Reservation { db, relay, policy: Arc::new(policy) }
-    }
-
-    pub fn relay(&self) -> &Relay {
-        &self.relay
-    }
-
-    /// True when the module's database answers.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await
     }
 
     /// The consumers this module runs: seat layouts from the catalog, orders created and

@@ -7,9 +7,9 @@
 //!
 //! A module says what it does with events in [`Handlers`]: one async fn per event type,
 //! given the module's state, the transaction, the decoded event and a [`Cx`] — the
-//! envelope, and the transaction's [`Module::Batch`], where a handler notes what is to be
-//! done once the transaction commits ([`Module::committed`]) or just before
-//! ([`Module::finish`]). Which events a consumer takes follows from what is registered;
+//! envelope, and the transaction's [`Reactor::Batch`], where a handler notes what is to be
+//! done once the transaction commits ([`Reactor::committed`]) or just before
+//! ([`Reactor::finish`]). Which events a consumer takes follows from what is registered;
 //! a batch that rolls back is dropped, and what it noted with it.
 
 use std::collections::HashSet;
@@ -64,7 +64,7 @@ pub trait Batch: Send {
 /// A module's side of its consumers: its state, which every handler it registers in
 /// [`Handlers`] is given, and what is done once per transaction of events.
 #[async_trait]
-pub trait Module: Send + Sync + 'static {
+pub trait Reactor: Send + Sync + 'static {
     /// What a transaction's handlers note for after it (say, the orders it settled);
     /// a new one for each transaction, handed to `finish` and `committed`.
     type Batch: Default + Send + Sync + 'static;
@@ -96,14 +96,14 @@ pub struct Cx<'a, B> {
 
 /// A handler of events of type `E`: an `async fn(&S, &mut Tx, E, Cx<'_, S::Batch>) ->
 /// anyhow::Result<()>`.
-pub trait HandlerFn<'a, S: Module, E>: Send + Sync + 'static {
+pub trait HandlerFn<'a, S: Reactor, E>: Send + Sync + 'static {
     type Future: Future<Output = anyhow::Result<()>> + Send + 'a;
     fn call(&self, module: &'a S, tx: &'a mut Tx, event: E, cx: Cx<'a, S::Batch>) -> Self::Future;
 }
 
 impl<'a, S, E, F, Fut> HandlerFn<'a, S, E> for F
 where
-    S: Module,
+    S: Reactor,
     F: Fn(&'a S, &'a mut Tx, E, Cx<'a, S::Batch>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'a,
 {
@@ -114,7 +114,7 @@ where
 }
 
 /// A handler with its event type erased: decodes the envelope's payload and calls it.
-trait Route<S: Module>: Send + Sync {
+trait Route<S: Reactor>: Send + Sync {
     fn apply<'a>(
         &'a self,
         module: &'a S,
@@ -128,7 +128,7 @@ struct Typed<E, F>(F, PhantomData<fn() -> E>);
 
 impl<S, E, F> Route<S> for Typed<E, F>
 where
-    S: Module,
+    S: Reactor,
     E: DomainEvent + Send + 'static,
     F: for<'a> HandlerFn<'a, S, E>,
 {
@@ -154,12 +154,12 @@ where
 /// ```text
 /// Handlers::new(Saga { .. }).on::<PaymentSucceeded>(payment_succeeded).on::<SeatsSold>(seats_sold)
 /// ```
-pub struct Handlers<S: Module> {
+pub struct Handlers<S: Reactor> {
     module: S,
     routes: Vec<(&'static str, Box<dyn Route<S>>)>,
 }
 
-impl<S: Module> Handlers<S> {
+impl<S: Reactor> Handlers<S> {
     pub fn new(module: S) -> Self {
         Handlers { module, routes: Vec::new() }
     }
@@ -180,7 +180,7 @@ impl<S: Module> Handlers<S> {
     }
 }
 
-impl<S: Module> Handler for Handlers<S> {
+impl<S: Reactor> Handler for Handlers<S> {
     fn wants(&self, kind: &str) -> bool {
         self.routes.iter().any(|(k, _)| *k == kind)
     }
@@ -195,12 +195,12 @@ impl<S: Module> Handler for Handlers<S> {
 }
 
 /// A transaction's batch of a module's events.
-struct Open<'h, S: Module> {
+struct Open<'h, S: Reactor> {
     handlers: &'h Handlers<S>,
     batch: S::Batch,
 }
 
-impl<S: Module> Batch for Open<'_, S> {
+impl<S: Reactor> Batch for Open<'_, S> {
     fn apply<'a>(&'a mut self, tx: &'a mut Tx, event: &'a Envelope) -> BoxFuture<'a, anyhow::Result<()>> {
         let handlers = self.handlers;
         match handlers.routes.iter().find(|(kind, _)| *kind == event.kind) {

@@ -487,26 +487,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The module a route belongs to, for spans and logs.
-fn module_of(route: &str) -> &'static str {
-    let rest = ["/ticketing/api/", "/ticketing/", "/"].iter().find_map(|p| route.strip_prefix(p)).unwrap_or(route);
-    let rest = rest.strip_prefix("admin/").unwrap_or(rest);
-    let rest = rest.strip_prefix("audit/").unwrap_or(rest);
-    match rest.split('/').next().unwrap_or_default() {
-        // `test-reset`: the original's `/admin/test-reset`, outside /ticketing/api.
-        "events" | "catalog" | "test-reset" => "catalog",
-        "reservations" | "reservation" => "reservation",
-        "orders" | "order" => "order",
-        "payments" | "payment" => "payment",
-        _ => "boxoffice",
-    }
-}
-
 /// Starts or continues the request's trace, runs the request inside it (logs, error
 /// bodies and outgoing events see it), answers with the `Trace-Id` header, and counts
 /// the request by its route — never its raw path. Empty framework errors (405, …) get
 /// the contract's body here.
-pub async fn trace_middleware(req: Request, next: Next) -> Response {
+pub async fn trace_middleware(
+    axum::extract::State(owners): axum::extract::State<crate::module::RouteOwners>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = std::time::Instant::now();
     let headers = req.headers();
     let parent = headers
@@ -521,7 +510,7 @@ pub async fn trace_middleware(req: Request, next: Next) -> Response {
         tracing::info_span!(
             "http",
             otel.name = format!("{method} {route}"),
-            module = module_of(&route),
+            module = owners.of(&route),
             method = %method,
             route,
             status = tracing::field::Empty,
@@ -589,18 +578,6 @@ mod tests {
         assert!(auth.caller("alice").is_err());
         let open = Auth { open_bearer: true, ..test_auth(b"k") };
         assert!(matches!(open.caller("alice"), Ok(Caller::User { ref id, .. }) if id == "user:alice"));
-    }
-
-    #[test]
-    fn routes_name_their_module() {
-        assert_eq!(module_of("/ticketing/api/events/{id}/seats"), "catalog");
-        assert_eq!(module_of("/ticketing/api/admin/events/{id}/reset"), "catalog");
-        assert_eq!(module_of("/admin/test-reset"), "catalog");
-        assert_eq!(module_of("/ticketing/admin/test-reset"), "catalog");
-        assert_eq!(module_of("/ticketing/api/reservations/{event_id}/{seat_id}/extend"), "reservation");
-        assert_eq!(module_of("/ticketing/api/admin/audit/order"), "order");
-        assert_eq!(module_of("/actuator/health"), "boxoffice");
-        assert_eq!(module_of("unmatched"), "boxoffice");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - `limits`: request rate limits per buyer and per client address (429).
 //! - `readiness`: whether the databases and the bus answer; 503 for the API while not.
 //! - `same_site`: browser writes from other sites refused (415, 403).
+//! - `module`: the one trait a module implements, and its [`module::Spec`], which the
+//!   binary's list of modules is made of.
 
 pub mod bus;
 pub mod consumer;
@@ -23,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod module;
 pub mod outbox;
 pub mod readiness;
 pub mod same_site;

@@ -24,12 +24,14 @@ pub const FAILURES_TO_GO_DOWN: u32 = 3;
 #[derive(Debug)]
 pub struct Readiness {
     ready: AtomicBool,
+    /// The paths answered 503 while not ready (the binary's: the API, not the actuator).
+    gates: fn(&str) -> bool,
 }
 
 impl Readiness {
     /// Ready: the process has just opened its databases and its bus.
-    pub fn new() -> Arc<Readiness> {
-        Arc::new(Readiness { ready: AtomicBool::new(true) })
+    pub fn new(gates: fn(&str) -> bool) -> Arc<Readiness> {
+        Arc::new(Readiness { ready: AtomicBool::new(true), gates })
     }
 
     pub fn is_ready(&self) -> bool {
@@ -70,9 +72,9 @@ pub fn unavailable() -> Response {
     ApiError::new(ErrorCode::Unavailable, "a database or the message bus is unreachable; retry shortly").into_response()
 }
 
-/// The middleware: API requests get 503 while not ready; the actuator and the page do not.
+/// The middleware: the paths it gates get 503 while not ready.
 pub async fn gate(State(readiness): State<Arc<Readiness>>, req: Request, next: Next) -> Response {
-    if !readiness.is_ready() && req.uri().path().starts_with("/ticketing/api/") {
+    if !readiness.is_ready() && (readiness.gates)(req.uri().path()) {
         return unavailable();
     }
     next.run(req).await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use contract::events::{Envelope, EventReset};
 use runtime::bus::embedded::EmbeddedBus;
 use runtime::bus::{Bus, Outgoing};
-use runtime::consumer::{Consumer, Cx, Handlers, Module};
+use runtime::consumer::{Consumer, Cx, Handlers, Reactor};
 use runtime::db::Migrations;
 use runtime::db::{Db, Durability};
 use runtime::outbox::{self, Relay};
@@ -25,7 +25,7 @@ struct Recorder {
     fail_first: AtomicU32,
 }
 
-impl Module for Recorder {
+impl Reactor for Recorder {
     type Batch = ();
 }
 

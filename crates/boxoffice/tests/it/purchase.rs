@@ -410,7 +410,7 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
     // The seat map has the hold before the lapse is awaited on it below.
     app.wait_seat(2, seat(2, 33), "HELD").await;
     let order_id = uuid::Uuid::now_v7().to_string();
-    let reservation = app.modules.reservation.clone().unwrap();
+    let reservation = app.modules.get::<reservation::Reservation>().cloned().unwrap();
     let pin = PinRequest {
         order_id: order_id.clone(),
         buyer: "user:lapsing".into(),
