@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
@@ -189,23 +188,37 @@ pub fn init(service: &str) -> TelemetryGuard {
     } else {
         fmt.event_format(JsonLine).fmt_fields(JsonSpanFields).boxed()
     };
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
-    let provider = endpoint.and_then(|_| match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+    let provider = otlp_provider(service);
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("boxoffice")));
+    let installed = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init().is_ok();
+    let _ = OTEL.set(installed && provider.is_some());
+    TelemetryGuard { provider }
+}
+
+/// Span export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+#[cfg(feature = "otlp")]
+fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty())?;
+    match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
         Ok(exporter) => Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
+                .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build())
                 .build(),
         ),
         Err(error) => {
             eprintln!("OTLP export disabled: {error}");
             None
         }
-    });
-    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("boxoffice")));
-    let installed = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init().is_ok();
-    let _ = OTEL.set(installed && provider.is_some());
-    TelemetryGuard { provider }
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp_provider(_service: &str) -> Option<SdkTracerProvider> {
+    if std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|e| !e.trim().is_empty()) {
+        eprintln!("OTLP export disabled: built without runtime's `otlp` feature");
+    }
+    None
 }
 
 /// Histogram buckets in seconds, from a fast API answer to a slow saga. A p99 read from

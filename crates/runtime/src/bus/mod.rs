@@ -7,6 +7,7 @@
 //! one-process mode; the distributed mode puts Kafka behind the same trait.
 
 pub mod embedded;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 
 use async_trait::async_trait;
