@@ -8,6 +8,7 @@
 mod consume;
 mod http;
 pub mod metrics;
+pub mod states;
 mod store;
 mod stream;
 
