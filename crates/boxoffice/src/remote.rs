@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use contract::ErrorBody;
-use contract::holds::{Holds, PinRefused, PinRequest, Pinned};
+use contract::holds::{Holds, PinError, PinRefused, PinRequest, Pinned};
 use runtime::http::Unreachable;
 
 /// The reservation module's pin call, made over HTTP with the operator's token (the
@@ -30,7 +30,7 @@ impl HttpHolds {
 
 #[async_trait]
 impl Holds for HttpHolds {
-    async fn pin(&self, request: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
+    async fn pin(&self, request: PinRequest) -> Result<Pinned, PinError> {
         let mut attempt = 0;
         let response = loop {
             let sent = self.http.post(&self.url).bearer_auth(&self.token).json(&request).send().await;
@@ -41,20 +41,22 @@ impl Holds for HttpHolds {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
-                Err(error) => return Err(anyhow::Error::new(error).context(Unreachable("the reservation module"))),
+                Err(error) => {
+                    return Err(anyhow::Error::new(error).context(Unreachable("the reservation module")).into());
+                }
             }
         };
         if response.status().is_success() {
-            return Ok(Ok(response.json().await.context("a pin answer")?));
+            return Ok(response.json().await.context("a pin answer")?);
         }
         let status = response.status();
         let body: ErrorBody = response.json().await.with_context(|| format!("a pin refusal ({status})"))?;
         if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            return Err(anyhow::anyhow!("{}", body.message).context(Unreachable("the reservation module")));
+            return Err(anyhow::anyhow!("{}", body.message).context(Unreachable("the reservation module")).into());
         }
         if status.is_server_error() {
-            anyhow::bail!("the reservation module failed: {}", body.message);
+            return Err(anyhow::anyhow!("the reservation module failed: {}", body.message).into());
         }
-        Ok(Err(PinRefused { code: body.code, message: body.message }))
+        Err(PinRefused { code: body.code, message: body.message }.into())
     }
 }

@@ -9,6 +9,7 @@ mod consume;
 mod http;
 pub mod metrics;
 mod module;
+pub mod states;
 mod store;
 mod stream;
 

@@ -1,12 +1,15 @@
 //! The catalog's SQL.
 
 use anyhow::Context;
+use const_format::formatcp;
 use contract::api::{CreateEvent, Event, Seat, SeatMap, SeatStatus, SeatUpdate};
 use contract::events::SeatSpec;
 use runtime::Tx;
 use runtime::db::Migrations;
 use runtime::db::Reader;
 use sqlx::Row;
+
+use crate::states::AVAILABLE;
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -288,9 +291,9 @@ pub async fn events_with_version_drift(db: &Reader) -> anyhow::Result<i64> {
 
 /// Seats that are not AVAILABLE, for the cross-module audit.
 pub async fn taken_seats(db: &Reader) -> anyhow::Result<Vec<(i64, i64, String)>> {
-    let rows = sqlx::query(
-        "SELECT event_id, seat_id, status FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id",
-    )
+    let rows = sqlx::query(formatcp!(
+        "SELECT event_id, seat_id, status FROM seats WHERE status <> {AVAILABLE} ORDER BY event_id, seat_id"
+    ))
     .fetch_all(db)
     .await
     .context("failed to read taken seats")?;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::reasons::CancelReason;
+
 /// Every path of the API starts with this.
 pub const API_PREFIX: &str = "/ticketing/api";
 
@@ -17,30 +19,16 @@ pub const TRACE_ID: &str = "trace-id";
 /// The cookie that identifies an anonymous buyer.
 pub const BUYER_COOKIE: &str = "boxoffice_buyer";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SeatStatus {
-    Available,
-    Held,
-    Sold,
-}
-
-impl SeatStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeatStatus::Available => "AVAILABLE",
-            SeatStatus::Held => "HELD",
-            SeatStatus::Sold => "SOLD",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "AVAILABLE" => Some(SeatStatus::Available),
-            "HELD" => Some(SeatStatus::Held),
-            "SOLD" => Some(SeatStatus::Sold),
-            _ => None,
-        }
+crate::text_enum! {
+    /// A seat's status: in the seat map, and in the reservation module's and the catalog's
+    /// `seats.status`.
+    pub enum SeatStatus {
+        /// Nobody holds it.
+        Available = "AVAILABLE",
+        /// A buyer holds it (pinned to their order, once they order it).
+        Held = "HELD",
+        /// Sold to a paid order.
+        Sold = "SOLD",
     }
 }
 
@@ -181,30 +169,15 @@ pub struct CreateOrder {
     pub seat_ids: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Created,
-    Confirmed,
-    Cancelled,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Created => "CREATED",
-            OrderStatus::Confirmed => "CONFIRMED",
-            OrderStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "CREATED" => Some(OrderStatus::Created),
-            "CONFIRMED" => Some(OrderStatus::Confirmed),
-            "CANCELLED" => Some(OrderStatus::Cancelled),
-            _ => None,
-        }
+crate::text_enum! {
+    /// An order's status: in the API, and in the order module's `orders.status`.
+    pub enum OrderStatus {
+        /// Accepted (its seats pinned), not settled yet.
+        Created = "CREATED",
+        /// Paid, and its seats sold to it.
+        Confirmed = "CONFIRMED",
+        /// Cancelled (see its `cancelReason`): it holds no seat and keeps no money.
+        Cancelled = "CANCELLED",
     }
 }
 
@@ -222,7 +195,7 @@ pub struct Order {
     pub amount: i64,
     /// extension: why the order was cancelled, when it was
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<CancelReason>,
 }
 
 /// `POST /payments/authorize`.

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Millis;
+use crate::reasons::{CancelReason, PaymentFailReason, ReleaseReason, SaleFailReason};
 
 pub const CATALOG_TOPIC: &str = "catalog.events";
 pub const RESERVATION_TOPIC: &str = "reservation.events";
@@ -136,8 +137,7 @@ event!(SeatsHeld, RESERVATION_TOPIC, |e| e.event_id.to_string());
 pub struct SeatsReleased {
     pub event_id: i64,
     pub seats: Vec<SeatVersion>,
-    /// RELEASED | EXPIRED | ORDER_CANCELLED | PIN_LAPSED | RESET
-    pub reason: String,
+    pub reason: ReleaseReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
 }
@@ -158,7 +158,7 @@ event!(SeatsSold, RESERVATION_TOPIC, |e| e.event_id.to_string());
 pub struct SeatsSaleFailed {
     pub event_id: i64,
     pub order_id: String,
-    pub reason: String,
+    pub reason: SaleFailReason,
 }
 event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e.event_id.to_string());
 
@@ -207,8 +207,7 @@ pub struct OrderCancelled {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_no: Option<i64>,
     pub event_id: i64,
-    /// PAYMENT_FAILED | SEATS_LOST | EVENT_RESET
-    pub reason: String,
+    pub reason: CancelReason,
 }
 event!(OrderCancelled, ORDER_TOPIC, |e| e.order_id.clone());
 
@@ -228,7 +227,7 @@ event!(PaymentSucceeded, PAYMENT_TOPIC, |e| e.order_id.clone());
 pub struct PaymentFailed {
     pub payment_id: String,
     pub order_id: String,
-    pub reason: String,
+    pub reason: PaymentFailReason,
 }
 event!(PaymentFailed, PAYMENT_TOPIC, |e| e.order_id.clone());
 

@@ -41,9 +41,35 @@ pub struct PinRefused {
     pub message: String,
 }
 
+/// Why a pin (or a hold, an extend, a release, an order) did not go through: refused,
+/// or not decided at all.
+///
+/// Deliberately not a `std::error::Error`: `?` in a function that returns an
+/// `anyhow::Result` cannot turn a refusal into an internal error by mistake.
+#[derive(Debug)]
+pub enum PinError {
+    /// Refused, in the contract's terms: the caller is told the code and why.
+    Refused(PinRefused),
+    /// Not decided: the database, or the module called, failed or is out of reach. The
+    /// caller is told no detail (500, or 503 when out of reach).
+    Failed(anyhow::Error),
+}
+
+impl From<PinRefused> for PinError {
+    fn from(refused: PinRefused) -> Self {
+        PinError::Refused(refused)
+    }
+}
+
+impl From<anyhow::Error> for PinError {
+    fn from(error: anyhow::Error) -> Self {
+        PinError::Failed(error)
+    }
+}
+
 /// Reservation's side of the pin call; in one process it is called directly, across
 /// processes over HTTP.
 #[async_trait]
 pub trait Holds: Send + Sync + 'static {
-    async fn pin(&self, request: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>>;
+    async fn pin(&self, request: PinRequest) -> Result<Pinned, PinError>;
 }

@@ -2,14 +2,17 @@
 //!
 //! Everything a client or another module can see lives here: the JSON bodies of the
 //! HTTP API (`api`), the error codes and their statuses (`error`), the event envelope
-//! and the payload of every event on every topic (`events`), and the one synchronous
-//! call between modules, pinning holds to an order (`holds`). The modules depend on this
-//! crate and never on each other, so each one can run in its own process.
+//! and the payload of every event on every topic (`events`) with the reasons they give
+//! (`reasons`), and the one synchronous call between modules, pinning holds to an order
+//! (`holds`). The modules depend on this crate and never on each other, so each one can
+//! run in its own process. Values written as fixed texts are enums (`text`).
 
 pub mod api;
 pub mod error;
 pub mod events;
 pub mod holds;
+pub mod reasons;
+pub mod text;
 
 pub use error::{ErrorBody, ErrorCode};
 

@@ -13,6 +13,7 @@ use contract::events::{
     Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
     SeatsSaleFailed, SeatsSold,
 };
+use contract::reasons::{CancelReason, ReleaseReason};
 use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::{Tx, outbox};
 
@@ -39,9 +40,9 @@ pub fn handlers(orders: Orders) -> Handlers<Saga> {
 }
 
 /// Seconds since an order was accepted, into the final-state SLA histogram.
-fn settled(status: &'static str, created_at: i64) {
+fn settled(status: OrderStatus, created_at: i64) {
     let seconds = (contract::now_millis() - created_at).max(0) as f64 / 1000.0;
-    metrics::histogram!(crate::metrics::FINAL_STATE, "status" => status).record(seconds);
+    metrics::histogram!(crate::metrics::FINAL_STATE, "status" => status.as_str()).record(seconds);
 }
 
 async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_, Batch>) -> anyhow::Result<()> {
@@ -49,14 +50,14 @@ async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_,
 }
 
 async fn payment_failed(_: &Saga, tx: &mut Tx, e: PaymentFailed, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
-    cancel(tx, cx.batch, &e.order_id, "PAYMENT_FAILED", false).await
+    cancel(tx, cx.batch, &e.order_id, CancelReason::PaymentFailed, false).await
 }
 
 async fn seats_sold(_: &Saga, tx: &mut Tx, e: SeatsSold, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
     if let Some((event_id, created_at, order_no)) = store::confirm(tx, &e.order_id).await? {
         tracing::info!(order_id = %e.order_id, order_no, "order confirmed");
         metrics::counter!(crate::metrics::CONFIRMED).increment(1);
-        settled("CONFIRMED", created_at);
+        settled(OrderStatus::Confirmed, created_at);
         let state = Settled { status: OrderStatus::Confirmed, cancel_reason: None };
         cx.batch.push((e.order_id.clone(), state));
         outbox::append(tx, &OrderConfirmed { order_id: e.order_id, order_no: Some(order_no), event_id }).await?;
@@ -65,13 +66,13 @@ async fn seats_sold(_: &Saga, tx: &mut Tx, e: SeatsSold, cx: Cx<'_, Batch>) -> a
 }
 
 async fn seats_sale_failed(_: &Saga, tx: &mut Tx, e: SeatsSaleFailed, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
-    cancel(tx, cx.batch, &e.order_id, "SEATS_LOST", false).await
+    cancel(tx, cx.batch, &e.order_id, CancelReason::SeatsLost, false).await
 }
 
 async fn seats_released(_: &Saga, tx: &mut Tx, e: SeatsReleased, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
     match e {
-        SeatsReleased { reason, order_id: Some(order_id), .. } if reason == "PIN_LAPSED" => {
-            cancel(tx, cx.batch, &order_id, "HOLDS_LAPSED", false).await
+        SeatsReleased { reason: ReleaseReason::PinLapsed, order_id: Some(order_id), .. } => {
+            cancel(tx, cx.batch, &order_id, CancelReason::HoldsLapsed, false).await
         }
         _ => Ok(()),
     }
@@ -79,7 +80,7 @@ async fn seats_released(_: &Saga, tx: &mut Tx, e: SeatsReleased, cx: Cx<'_, Batc
 
 async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, cx: Cx<'_, Batch>) -> anyhow::Result<()> {
     for order_id in store::live_orders_of_event(tx, e.event_id, e.reset_at).await? {
-        cancel(tx, cx.batch, &order_id, "EVENT_RESET", true).await?;
+        cancel(tx, cx.batch, &order_id, CancelReason::EventReset, true).await?;
     }
     Ok(())
 }
@@ -91,21 +92,16 @@ async fn cancel(
     tx: &mut Tx,
     batch: &mut Batch,
     order_id: &str,
-    reason: &str,
+    reason: CancelReason,
     also_confirmed: bool,
 ) -> anyhow::Result<()> {
-    if let Some((event_id, created_at, order_no)) = store::cancel(tx, order_id, reason, also_confirmed).await? {
-        tracing::info!(order_id, order_no, reason, "order cancelled");
-        metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_owned()).increment(1);
-        settled("CANCELLED", created_at);
-        let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.to_owned()) };
+    if let Some((event_id, created_at, order_no)) = store::cancel(tx, order_id, &reason, also_confirmed).await? {
+        tracing::info!(order_id, order_no, reason = reason.as_str(), "order cancelled");
+        metrics::counter!(crate::metrics::CANCELLED, "reason" => reason.to_string()).increment(1);
+        settled(OrderStatus::Cancelled, created_at);
+        let state = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(reason.clone()) };
         batch.push((order_id.to_owned(), state));
-        let cancelled = OrderCancelled {
-            order_id: order_id.to_owned(),
-            order_no: Some(order_no),
-            event_id,
-            reason: reason.to_owned(),
-        };
+        let cancelled = OrderCancelled { order_id: order_id.to_owned(), order_no: Some(order_no), event_id, reason };
         outbox::append(tx, &cancelled).await?;
     }
     Ok(())

@@ -59,7 +59,7 @@ async fn create_order(o: &Orders, buyer: &str, headers: &HeaderMap, req: CreateO
     if unique.len() != req.seat_ids.len() {
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
-    match o.create(buyer, &key, &req).await?.map_err(|r| ApiError::new(r.code, r.message))? {
+    match o.create(buyer, &key, &req).await? {
         Created::New(order) => Ok((StatusCode::CREATED, Json(order)).into_response()),
         Created::Replayed(order) => {
             Ok((StatusCode::CREATED, [("idempotent-replayed", "true")], Json(order)).into_response())

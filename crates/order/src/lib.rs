@@ -11,6 +11,7 @@ mod consume;
 mod http;
 pub mod metrics;
 mod module;
+pub mod states;
 mod store;
 mod waiters;
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 use contract::ErrorCode;
 use contract::api::{CreateOrder, Order};
 use contract::events::{CATALOG_TOPIC, OrderCreated, OrderNumbered, PAYMENT_TOPIC, RESERVATION_TOPIC};
-use contract::holds::{Holds, PinRefused, PinRequest};
+use contract::holds::{Holds, PinError, PinRefused, PinRequest};
 use runtime::consumer::Consumer;
 use runtime::db::Backend;
 use runtime::health::{Check, outbox_check};
@@ -149,15 +150,10 @@ impl Orders {
         hex::encode(sha2::Sha256::digest(format!("{}:{seats:?}", req.event_id)))
     }
 
-    pub async fn create(
-        &self,
-        buyer: &str,
-        key: &str,
-        req: &CreateOrder,
-    ) -> anyhow::Result<Result<Created, PinRefused>> {
+    pub async fn create(&self, buyer: &str, key: &str, req: &CreateOrder) -> Result<Created, PinError> {
         let hash = Self::request_hash(req);
         let generation = match self.replay(buyer, key, &hash).await? {
-            Replay::Answer(answer) => return Ok(answer),
+            Replay::Answer(answer) => return Ok(answer?),
             Replay::Fresh { generation } => generation,
         };
         let mut ticket = match &self.admission {
@@ -165,7 +161,7 @@ impl Orders {
             Some(admission) => match admission.admit().await {
                 Ok(ticket) => ticket,
                 Err(admission::Busy) => {
-                    return Ok(Err(PinRefused { code: ErrorCode::Unavailable, message: BUSY.into() }));
+                    return Err(PinRefused { code: ErrorCode::Unavailable, message: BUSY.into() }.into());
                 }
             },
         };
@@ -177,28 +173,19 @@ impl Orders {
             event_id: req.event_id,
             seat_ids: req.seat_ids.clone(),
         };
-        let pinned = match self.holds.pin(pin).await? {
-            Ok(p) => p,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        let pinned = self.holds.pin(pin).await?;
         let amount: i64 = pinned.seats.iter().map(|s| s.price).sum();
         let accepted = Accepted { order_id, generation, hash, amount };
         let (this, buyer, key, req) = (self.clone(), buyer.to_owned(), key.to_owned(), req.clone());
         let created = self.db.on_writer(async move { this.record(&buyer, &key, &req, accepted).await }).await?;
-        if let Ok(Created::New(_)) = created {
+        if let Created::New(_) = created {
             ticket.accepted();
         }
         Ok(created)
     }
 
     /// Records the pinned order and its `OrderCreated` event.
-    async fn record(
-        &self,
-        buyer: &str,
-        key: &str,
-        req: &CreateOrder,
-        accepted: Accepted,
-    ) -> anyhow::Result<Result<Created, PinRefused>> {
+    async fn record(&self, buyer: &str, key: &str, req: &CreateOrder, accepted: Accepted) -> Result<Created, PinError> {
         let Accepted { order_id, generation, hash, amount } = accepted;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
@@ -242,8 +229,10 @@ impl Orders {
         if !inserted {
             // The same key raced us and won: answer as it did.
             return match self.replay(buyer, key, &hash).await? {
-                Replay::Answer(answer) => Ok(answer),
-                Replay::Fresh { .. } => anyhow::bail!("order {order_id} collided with an expired key's order"),
+                Replay::Answer(answer) => Ok(answer?),
+                Replay::Fresh { .. } => {
+                    Err(anyhow::anyhow!("order {order_id} collided with an expired key's order").into())
+                }
             };
         }
         self.relay.wake();
@@ -258,7 +247,7 @@ impl Orders {
             amount,
             cancel_reason: None,
         };
-        Ok(Ok(Created::New(order)))
+        Ok(Created::New(order))
     }
 
     /// The first answer of a key still remembered (or its refusal: another body under

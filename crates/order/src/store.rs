@@ -3,10 +3,14 @@
 use std::sync::LazyLock;
 
 use anyhow::Context;
+use const_format::formatcp;
 use contract::api::{Order, OrderStatus};
+use contract::reasons::CancelReason;
 use runtime::db::{Migrations, Reader, Writer};
 use runtime::{Tx, outbox};
 use sqlx::Row;
+
+use crate::states::{CANCELLED, CONFIRMED, CREATED};
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -26,9 +30,11 @@ pub struct NewOrder<'a> {
 }
 
 /// The order's row (`$1`–`$10`), unless an order with its id or key exists.
-const INSERT: &str = "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
+const INSERT: &str = formatcp!(
+    "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
      key_generation, request_hash, created_at, updated_at, order_no) \
-     VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $9, $7, $8, $8, $10) ON CONFLICT DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, {CREATED}, $6, $9, $7, $8, $8, $10) ON CONFLICT DO NOTHING"
+);
 
 fn bind_order<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -105,7 +111,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
         seat_ids: serde_json::from_str(&r.get::<String, _>("seat_ids"))?,
         created_at: contract::rfc3339(r.get("created_at")),
         amount: r.get("amount"),
-        cancel_reason: r.get("cancel_reason"),
+        cancel_reason: r.get::<Option<String>, _>("cancel_reason").as_deref().map(CancelReason::parse),
     })
 }
 
@@ -174,15 +180,16 @@ pub type Settled = (i64, i64, i64);
 pub async fn cancel(
     tx: &mut Tx,
     order_id: &str,
-    reason: &str,
+    reason: &CancelReason,
     also_confirmed: bool,
 ) -> anyhow::Result<Option<Settled>> {
-    let from = if also_confirmed { "status IN ('CREATED', 'CONFIRMED')" } else { "status = 'CREATED'" };
+    let from =
+        if also_confirmed { formatcp!("status IN ({CREATED}, {CONFIRMED})") } else { formatcp!("status = {CREATED}") };
     sqlx::query_as(&format!(
-        "UPDATE orders SET status = 'CANCELLED', cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from} \
+        "UPDATE orders SET status = {CANCELLED}, cancel_reason = $1, updated_at = $2 WHERE order_id = $3 AND {from} \
          RETURNING event_id, created_at, order_no"
     ))
-    .bind(reason)
+    .bind(reason.as_str())
     .bind(contract::now_millis())
     .bind(order_id)
     .fetch_optional(&mut **tx)
@@ -192,10 +199,10 @@ pub async fn cancel(
 
 /// Moves a CREATED order to CONFIRMED, if it moved.
 pub async fn confirm(tx: &mut Tx, order_id: &str) -> anyhow::Result<Option<Settled>> {
-    sqlx::query_as(
-        "UPDATE orders SET status = 'CONFIRMED', updated_at = $1 WHERE order_id = $2 AND status = 'CREATED' \
-         RETURNING event_id, created_at, order_no",
-    )
+    sqlx::query_as(formatcp!(
+        "UPDATE orders SET status = {CONFIRMED}, updated_at = $1 WHERE order_id = $2 AND status = {CREATED} \
+         RETURNING event_id, created_at, order_no"
+    ))
     .bind(contract::now_millis())
     .bind(order_id)
     .fetch_optional(&mut **tx)
@@ -210,9 +217,9 @@ pub async fn mark_paid(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
 
 /// Orders of a show made at or before `before` that are not cancelled yet.
 pub async fn live_orders_of_event(tx: &mut Tx, event_id: i64, before: i64) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE event_id = $1 AND created_at <= $2 AND status <> 'CANCELLED'",
-    )
+    Ok(sqlx::query_scalar(formatcp!(
+        "SELECT order_id FROM orders WHERE event_id = $1 AND created_at <= $2 AND status <> {CANCELLED}"
+    ))
     .bind(event_id)
     .bind(before)
     .fetch_all(&mut **tx)
@@ -237,7 +244,7 @@ pub async fn number_announced(tx: &mut Tx, order_id: &str) -> anyhow::Result<()>
 
 /// Orders not settled yet (CREATED), in the words of the `orders_unsettled` index's
 /// condition, so that a statement stating it reads that index.
-pub(crate) const UNSETTLED: &str = "status <> 'CONFIRMED' AND status <> 'CANCELLED'";
+pub(crate) const UNSETTLED: &str = formatcp!("status <> {CONFIRMED} AND status <> {CANCELLED}");
 
 pub(crate) static STUCK: LazyLock<String> =
     LazyLock::new(|| format!("SELECT COUNT(*) FROM orders WHERE {UNSETTLED} AND created_at < $1"));
@@ -254,7 +261,8 @@ pub async fn in_flight(db: &Reader) -> anyhow::Result<i64> {
 }
 
 /// Read from `orders_confirmed_unpaid`, which holds these orders alone.
-pub(crate) const CONFIRMED_UNPAID: &str = "SELECT COUNT(*) FROM orders WHERE status = 'CONFIRMED' AND paid = 0";
+pub(crate) const CONFIRMED_UNPAID: &str =
+    formatcp!("SELECT COUNT(*) FROM orders WHERE status = {CONFIRMED} AND paid = 0");
 
 pub async fn confirmed_unpaid(db: &Reader) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(CONFIRMED_UNPAID).fetch_one(db).await?)
@@ -262,12 +270,12 @@ pub async fn confirmed_unpaid(db: &Reader) -> anyhow::Result<i64> {
 
 /// Orders per show and state: `[{ eventId, created, confirmed, cancelled }]`.
 pub async fn summary(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
-    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT event_id, CAST(SUM(CASE WHEN status = 'CREATED' THEN 1 ELSE 0 END) AS BIGINT), \
-         CAST(SUM(CASE WHEN status = 'CONFIRMED' THEN 1 ELSE 0 END) AS BIGINT), \
-         CAST(SUM(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END) AS BIGINT) \
-         FROM orders GROUP BY event_id ORDER BY event_id",
-    )
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(formatcp!(
+        "SELECT event_id, CAST(SUM(CASE WHEN status = {CREATED} THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = {CONFIRMED} THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN status = {CANCELLED} THEN 1 ELSE 0 END) AS BIGINT) \
+         FROM orders GROUP BY event_id ORDER BY event_id"
+    ))
     .fetch_all(db)
     .await
     .context("failed to summarize orders")?;
@@ -306,8 +314,11 @@ pub async fn all(db: &Reader) -> anyhow::Result<Vec<serde_json::Value>> {
 
 #[cfg(test)]
 mod tests {
+    use const_format::formatcp;
     use runtime::db::{Backend, Db, Durability, Migrations};
     use sqlx::migrate::Migrator;
+
+    use crate::states::CONFIRMED;
 
     /// The order module's migrations from before order numbers (up to 0103).
     fn before_numbers() -> Migrations {
@@ -323,10 +334,10 @@ mod tests {
     async fn earlier_orders_are_numbered_in_creation_order(before: Db, reopen: impl AsyncFnOnce() -> Db) {
         let mut tx = before.begin().await.unwrap();
         for (id, created_at) in [("c", 300), ("a", 100), ("b", 200)] {
-            sqlx::query(
+            sqlx::query(formatcp!(
                 "INSERT INTO orders (order_id, buyer, event_id, seat_ids, amount, status, idempotency_key, \
-                 request_hash, created_at, updated_at) VALUES ($1, 'x', 1, '[1]', 1, 'CONFIRMED', $1, 'h', $2, $2)",
-            )
+                 request_hash, created_at, updated_at) VALUES ($1, 'x', 1, '[1]', 1, {CONFIRMED}, $1, 'h', $2, $2)"
+            ))
             .bind(id)
             .bind(created_at)
             .execute(&mut *tx)

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use contract::api::OrderStatus;
+use contract::reasons::CancelReason;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
@@ -30,7 +31,7 @@ pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
     pub status: OrderStatus,
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<CancelReason>,
 }
 
 /// What the requests waiting for one order share: their wake-up, and the final state
@@ -131,7 +132,7 @@ mod tests {
         let waiters = Arc::new(Waiters::default());
         let watch = waiters.watch("o1");
         let notified = watch.notified();
-        let cancelled = Settled { status: OrderStatus::Cancelled, cancel_reason: Some("PAYMENT_FAILED".into()) };
+        let cancelled = Settled { status: OrderStatus::Cancelled, cancel_reason: Some(CancelReason::PaymentFailed) };
         waiters.settled([confirmed("o2")]);
         waiters.settled([("o1".to_owned(), cancelled.clone())]);
         tokio::time::timeout(Duration::from_secs(1), notified).await.expect("woken by the settlement");

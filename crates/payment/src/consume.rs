@@ -6,10 +6,12 @@
 //! - `OrderNumbered`: the payment of an order from before the upgrade that brought order
 //!   numbers learns its order's number.
 
+use const_format::formatcp;
 use contract::events::{OrderCancelled, OrderCreated, OrderNumbered};
 use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::{Tx, trace};
 
+use crate::states::REQUESTED;
 use crate::{Payments, worker};
 
 pub struct Saga {
@@ -26,10 +28,10 @@ pub fn handlers(payments: Payments) -> Handlers<Saga> {
 
 async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
     let now = contract::now_millis();
-    sqlx::query(
+    sqlx::query(formatcp!(
         "INSERT INTO payments (payment_id, order_id, order_no, buyer, amount, status, traceparent, created_at, \
-         updated_at) VALUES ($1, $2, $7, $3, $4, 'REQUESTED', $5, $6, $6) ON CONFLICT DO NOTHING",
-    )
+         updated_at) VALUES ($1, $2, $7, $3, $4, {REQUESTED}, $5, $6, $6) ON CONFLICT DO NOTHING"
+    ))
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(&e.order_id)
     .bind(&e.buyer)

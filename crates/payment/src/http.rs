@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::Payments;
+use crate::states::PaymentStatus;
 
 pub fn router(payments: Payments) -> Router {
     Router::new()
@@ -44,11 +45,11 @@ async fn authorize(
         // prober nothing).
         let row = row.filter(|r| r.get::<String, _>("buyer") == buyer);
         let settled = match &row {
-            Some(r) => Some(r.get::<String, _>("status")).filter(|s| s != "REQUESTED"),
+            Some(r) => Some(r.get::<String, _>("status")).filter(|s| s != PaymentStatus::Requested.as_str()),
             None => None,
         };
         if let Some(status) = settled {
-            let outcome = if status == "SUCCEEDED" { "success" } else { "fail" };
+            let outcome = if status == PaymentStatus::Succeeded.as_str() { "success" } else { "fail" };
             return Ok(Json(AuthorizeResponse {
                 order_id: req.order_id,
                 status: outcome.to_owned(),

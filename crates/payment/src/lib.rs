@@ -19,6 +19,7 @@ mod gateway;
 mod http;
 pub mod metrics;
 mod module;
+pub mod states;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -26,6 +27,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use const_format::formatcp;
 use contract::events::ORDER_TOPIC;
 use runtime::consumer::Consumer;
 use runtime::db::Migrations;
@@ -39,6 +41,8 @@ pub use gateway::{Gateway, SimulatedGateway};
 pub use http::router;
 pub use module::SPEC;
 
+use crate::states::{FAILED, REQUESTED, SUCCEEDED};
+
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
 pub const GROUP: &str = "payment";
@@ -48,8 +52,10 @@ pub const CONSUMES: [&str; 1] = [ORDER_TOPIC];
 /// first term repeats the `payments_pending` index's condition: SQLite cannot prove that
 /// the second (an OR of conjunctions) implies it, and would scan every payment ever made
 /// instead of searching that partial index.
-const PENDING: &str = "(status = 'REQUESTED' OR cancel_requested = 1 OR void_requested = 1) \
-    AND (status = 'REQUESTED' OR (status = 'SUCCEEDED' AND cancel_requested = 1) OR (status = 'FAILED' AND void_requested = 1))";
+const PENDING: &str = formatcp!(
+    "(status = {REQUESTED} OR cancel_requested = 1 OR void_requested = 1) \
+    AND (status = {REQUESTED} OR (status = {SUCCEEDED} AND cancel_requested = 1) OR (status = {FAILED} AND void_requested = 1))"
+);
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -176,11 +182,12 @@ impl Payments {
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
         let stuck_before = contract::now_millis() - self.policy.stuck_after().as_millis() as i64;
-        let stuck: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE status = 'REQUESTED' AND created_at < $1")
-                .bind(stuck_before)
-                .fetch_one(self.db.reader())
-                .await?;
+        let stuck: i64 = sqlx::query_scalar(formatcp!(
+            "SELECT COUNT(*) FROM payments WHERE status = {REQUESTED} AND created_at < $1"
+        ))
+        .bind(stuck_before)
+        .fetch_one(self.db.reader())
+        .await?;
         Ok(vec![
             Check::count("payments_reach_a_final_state", stuck, "payments still REQUESTED well past their deadline"),
             outbox_check(&self.relay).await?,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use const_format::formatcp;
 use contract::events::{PaymentFailed, PaymentRefunded, PaymentSucceeded};
+use contract::reasons::PaymentFailReason;
 use runtime::trace::TraceContext;
 use runtime::{Tx, outbox};
 use sqlx::Row;
@@ -14,6 +16,7 @@ use tracing::Instrument;
 
 use runtime::db::Backend;
 
+use crate::states::{FAILED, PaymentStatus, REFUNDED, REQUESTED, SUCCEEDED};
 use crate::{PENDING, Payments};
 
 /// Gateway calls in flight at once.
@@ -22,9 +25,9 @@ const CONCURRENCY: usize = 2048;
 /// Marks the order's payment to be refunded (or, if still at the gateway, refunded as
 /// soon as it succeeds). Runs in the consumer's transaction; the worker does the call.
 pub async fn cancel(tx: &mut Tx, order_id: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE payments SET cancel_requested = 1 WHERE order_id = $1 AND status IN ('REQUESTED', 'SUCCEEDED')",
-    )
+    sqlx::query(formatcp!(
+        "UPDATE payments SET cancel_requested = 1 WHERE order_id = $1 AND status IN ({REQUESTED}, {SUCCEEDED})"
+    ))
     .bind(order_id)
     .execute(&mut **tx)
     .await
@@ -174,9 +177,9 @@ impl Payments {
 
     /// One claimed step: a charge, a refund or a void.
     pub(crate) async fn process(&self, p: &Claimed) -> anyhow::Result<()> {
-        match p.status.as_str() {
-            "REQUESTED" => self.charge(p).await,
-            "SUCCEEDED" => self.give_back(p, Then::Refund).await,
+        match PaymentStatus::parse(&p.status) {
+            Some(PaymentStatus::Requested) => self.charge(p).await,
+            Some(PaymentStatus::Succeeded) => self.give_back(p, Then::Refund).await,
             _ => self.give_back(p, Then::Void).await,
         }
     }
@@ -257,10 +260,10 @@ impl Payments {
     /// cancelled), and whatever the gateway may have charged is voided.
     pub(crate) async fn give_up(&self, p: &Claimed) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE payments SET status = 'FAILED', void_requested = 1, updated_at = $1 \
-             WHERE payment_id = $2 AND status = 'REQUESTED'",
-        )
+        let moved = sqlx::query(formatcp!(
+            "UPDATE payments SET status = {FAILED}, void_requested = 1, updated_at = $1 \
+             WHERE payment_id = $2 AND status = {REQUESTED}"
+        ))
         .bind(contract::now_millis())
         .bind(&p.payment_id)
         .execute(&mut *tx)
@@ -273,7 +276,7 @@ impl Payments {
         let e = PaymentFailed {
             payment_id: p.payment_id.clone(),
             order_id: p.order_id.clone(),
-            reason: "GATEWAY_TIMEOUT".into(),
+            reason: PaymentFailReason::GatewayTimeout,
         };
         outbox::append(&mut tx, &e).await?;
         tx.commit().await?;
@@ -287,13 +290,13 @@ impl Payments {
     /// Records the gateway's answer, once: a second answer for the same payment changes
     /// nothing and publishes nothing.
     async fn settle(&self, p: &Claimed, approved: bool) -> anyhow::Result<Then> {
-        let status = if approved { "SUCCEEDED" } else { "FAILED" };
+        let status = if approved { PaymentStatus::Succeeded } else { PaymentStatus::Failed };
         let mut tx = self.db.begin().await?;
-        let cancel: Option<i64> = sqlx::query_scalar(
-            "UPDATE payments SET status = $1, lease_until = NULL, updated_at = $2 WHERE payment_id = $3 AND status = 'REQUESTED' \
-             RETURNING cancel_requested",
-        )
-        .bind(status)
+        let cancel: Option<i64> = sqlx::query_scalar(formatcp!(
+            "UPDATE payments SET status = $1, lease_until = NULL, updated_at = $2 WHERE payment_id = $3 AND status = {REQUESTED} \
+             RETURNING cancel_requested"
+        ))
+        .bind(status.as_str())
         .bind(contract::now_millis())
         .bind(&p.payment_id)
         .fetch_optional(&mut *tx)
@@ -311,13 +314,13 @@ impl Payments {
             let e = PaymentFailed {
                 payment_id: p.payment_id.clone(),
                 order_id: p.order_id.clone(),
-                reason: "DECLINED".into(),
+                reason: PaymentFailReason::Declined,
             };
             outbox::append(&mut tx, &e).await?;
         }
         tx.commit().await?;
         self.relay.wake();
-        tracing::info!(order_id = %p.order_id, status, "payment settled");
+        tracing::info!(order_id = %p.order_id, status = status.as_str(), "payment settled");
         metrics::counter!(if approved { crate::metrics::SUCCESS } else { crate::metrics::FAIL }).increment(1);
         Ok(if approved && cancel == 1 { Then::Refund } else { Then::Nothing })
     }
@@ -328,9 +331,9 @@ impl Payments {
         if !approved {
             return Ok(Then::Nothing);
         }
-        let moved = sqlx::query(
-            "UPDATE payments SET void_requested = 1, updated_at = $1 WHERE payment_id = $2 AND status = 'FAILED'",
-        )
+        let moved = sqlx::query(formatcp!(
+            "UPDATE payments SET void_requested = 1, updated_at = $1 WHERE payment_id = $2 AND status = {FAILED}"
+        ))
         .bind(contract::now_millis())
         .bind(&p.payment_id)
         .execute(self.db.writer())
@@ -349,10 +352,10 @@ impl Payments {
 
     /// The gateway confirmed the void of a FAILED payment.
     async fn voided(&self, p: &Claimed) -> anyhow::Result<()> {
-        sqlx::query(
+        sqlx::query(formatcp!(
             "UPDATE payments SET void_requested = 0, lease_until = NULL, updated_at = $1 \
-             WHERE payment_id = $2 AND status = 'FAILED'",
-        )
+             WHERE payment_id = $2 AND status = {FAILED}"
+        ))
         .bind(contract::now_millis())
         .bind(&p.payment_id)
         .execute(self.db.writer())
@@ -363,9 +366,9 @@ impl Payments {
 
     async fn refunded(&self, p: &Claimed) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE payments SET status = 'REFUNDED', lease_until = NULL, updated_at = $1 WHERE payment_id = $2 AND status = 'SUCCEEDED'",
-        )
+        let moved = sqlx::query(formatcp!(
+            "UPDATE payments SET status = {REFUNDED}, lease_until = NULL, updated_at = $1 WHERE payment_id = $2 AND status = {SUCCEEDED}"
+        ))
         .bind(contract::now_millis())
         .bind(&p.payment_id)
         .execute(&mut *tx)

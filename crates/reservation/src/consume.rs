@@ -11,16 +11,19 @@
 use std::sync::LazyLock;
 
 use anyhow::Context;
+use const_format::formatcp;
 use contract::events::{
     EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded, SEATS_PER_EVENT,
     SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
+use contract::reasons::{ReleaseReason, SaleFailReason};
 use runtime::consumer::{Cx, Handlers, Reactor};
 use runtime::db::Backend;
 use runtime::{Tx, outbox};
 use sqlx::Row;
 
 use crate::Reservation;
+use crate::states::{AVAILABLE, HELD, PIN_CONFIRMED, PIN_FAILED, PIN_LEASED, PIN_RELEASED, PIN_SOLD, PinState, SOLD};
 
 pub struct Saga {
     pub reservation: Reservation,
@@ -79,11 +82,11 @@ pub(crate) async fn free_seats(
     filter: &str,
     bind: &str,
     event_id: Option<i64>,
-    reason: &str,
+    reason: ReleaseReason,
     order_id: Option<&str>,
 ) -> anyhow::Result<usize> {
     let sql = format!(
-        "UPDATE seats SET status = 'AVAILABLE', holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
+        "UPDATE seats SET status = {AVAILABLE}, holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
          WHERE {filter} RETURNING event_id, seat_id, version"
     );
     let rows = sqlx::query(&sql).bind(bind).fetch_all(&mut **tx).await.context("failed to free seats")?;
@@ -95,7 +98,7 @@ pub(crate) async fn free_seats(
         let released = SeatsReleased {
             event_id,
             seats: part.to_vec(),
-            reason: reason.into(),
+            reason: reason.clone(),
             order_id: order_id.map(str::to_owned),
         };
         outbox::append(tx, &released).await?;
@@ -105,12 +108,15 @@ pub(crate) async fn free_seats(
 
 async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, _: Cx<'_, ()>) -> anyhow::Result<()> {
     let id = e.event_id.to_string();
-    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE event_id = CAST($1 AS BIGINT) AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
-        .bind(&id)
-        .execute(&mut **tx)
-        .await?;
-    free_seats(tx, "event_id = CAST($1 AS BIGINT) AND status <> 'AVAILABLE'", &id, Some(e.event_id), "RESET", None)
-        .await?;
+    sqlx::query(formatcp!(
+        "UPDATE pins SET state = {PIN_RELEASED} WHERE event_id = CAST($1 AS BIGINT) \
+         AND state IN ({PIN_LEASED}, {PIN_CONFIRMED}, {PIN_SOLD})"
+    ))
+    .bind(&id)
+    .execute(&mut **tx)
+    .await?;
+    let filter = formatcp!("event_id = CAST($1 AS BIGINT) AND status <> {AVAILABLE}");
+    free_seats(tx, filter, &id, Some(e.event_id), ReleaseReason::Reset, None).await?;
     Ok(())
 }
 
@@ -118,26 +124,27 @@ async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) ->
     if tx.backend() == Backend::Postgres {
         // The same two steps in one round trip; the pin's row is still locked first (the
         // seats are updated only for the pin's row the first step returns).
-        sqlx::query(
-            "WITH pin AS (UPDATE pins SET state = 'CONFIRMED', order_no = $2 WHERE order_id = $1 AND state = 'LEASED' \
-             RETURNING order_id) \
-             UPDATE seats SET expires_at = NULL FROM pin WHERE seats.order_id = pin.order_id AND seats.status = 'HELD'",
-        )
+        sqlx::query(formatcp!(
+            "WITH pin AS (UPDATE pins SET state = {PIN_CONFIRMED}, order_no = $2 WHERE order_id = $1 \
+             AND state = {PIN_LEASED} RETURNING order_id) \
+             UPDATE seats SET expires_at = NULL FROM pin WHERE seats.order_id = pin.order_id AND seats.status = {HELD}"
+        ))
         .bind(&e.order_id)
         .bind(e.order_no)
         .execute(&mut **tx)
         .await?;
         return Ok(());
     }
-    let confirmed =
-        sqlx::query("UPDATE pins SET state = 'CONFIRMED', order_no = $2 WHERE order_id = $1 AND state = 'LEASED'")
-            .bind(&e.order_id)
-            .bind(e.order_no)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    let confirmed = sqlx::query(formatcp!(
+        "UPDATE pins SET state = {PIN_CONFIRMED}, order_no = $2 WHERE order_id = $1 AND state = {PIN_LEASED}"
+    ))
+    .bind(&e.order_id)
+    .bind(e.order_no)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     if confirmed == 1 {
-        sqlx::query("UPDATE seats SET expires_at = NULL WHERE order_id = $1 AND status = 'HELD'")
+        sqlx::query(formatcp!("UPDATE seats SET expires_at = NULL WHERE order_id = $1 AND status = {HELD}"))
             .bind(&e.order_id)
             .execute(&mut **tx)
             .await?;
@@ -147,16 +154,18 @@ async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) ->
 
 /// The usual case: the pin is live and every one of its seats is still held for it, so
 /// it is sold. Like the long way, it takes the pin's row first.
-const SELL_PIN: &str = "UPDATE pins SET state = 'SOLD' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED') \
-     AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') \
-     RETURNING order_id, event_id, seat_count";
+const SELL_PIN: &str = formatcp!(
+    "UPDATE pins SET state = {PIN_SOLD} WHERE order_id = $1 AND state IN ({PIN_LEASED}, {PIN_CONFIRMED}) \
+     AND seat_count = (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = {HELD}) \
+     RETURNING order_id, event_id, seat_count"
+);
 
 /// Marks the held seats of the orders `orders` names (`$1`, or a subquery) SOLD,
 /// returning them with their new versions.
 fn sell_seats_sql(orders: &str) -> String {
     format!(
-        "UPDATE seats SET status = 'SOLD', expires_at = NULL, version = version + 1 \
-         WHERE order_id IN ({orders}) AND status = 'HELD' RETURNING event_id, seat_id, version"
+        "UPDATE seats SET status = {SOLD}, expires_at = NULL, version = version + 1 \
+         WHERE order_id IN ({orders}) AND status = {HELD} RETURNING event_id, seat_id, version"
     )
 }
 
@@ -194,7 +203,8 @@ async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_,
         return Ok(());
     };
     let rows = sell_seats(tx, &e.order_id).await?;
-    sqlx::query("UPDATE pins SET state = 'SOLD' WHERE order_id = $1").bind(&e.order_id).execute(&mut **tx).await?;
+    let sold = formatcp!("UPDATE pins SET state = {PIN_SOLD} WHERE order_id = $1");
+    sqlx::query(sold).bind(&e.order_id).execute(&mut **tx).await?;
     seats_sold(tx, event_id, e.order_id, &rows).await
 }
 
@@ -206,36 +216,37 @@ async fn pin_the_long_way(tx: &mut Tx, e: &PaymentSucceeded) -> anyhow::Result<O
     // pin's row is locked first, as every other step on an order (its creation, its
     // cancellation) takes the pin before the seats: taken the other way round here, this
     // consumer and the orders' one deadlocked on PostgreSQL, a second lost each time.
-    let Some(pin) = sqlx::query(
+    let Some(pin) = sqlx::query(formatcp!(
         "UPDATE pins SET state = state WHERE order_id = $1 RETURNING event_id, seat_ids, state, \
-         (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = 'HELD') AS still_pinned",
-    )
+         (SELECT COUNT(*) FROM seats WHERE seats.order_id = pins.order_id AND seats.status = {HELD}) AS still_pinned"
+    ))
     .bind(&e.order_id)
     .fetch_optional(&mut **tx)
     .await?
     else {
         tracing::error!(order_id = %e.order_id, "payment for an order that pinned nothing here");
-        let failed = SeatsSaleFailed { event_id: 0, order_id: e.order_id.clone(), reason: "NO_PIN".into() };
+        let failed = SeatsSaleFailed { event_id: 0, order_id: e.order_id.clone(), reason: SaleFailReason::NoPin };
         outbox::append(tx, &failed).await?;
         return Ok(None);
     };
     let event_id: i64 = pin.get("event_id");
     let state: String = pin.get("state");
-    if state == "SOLD" {
+    let known = PinState::parse(&state);
+    if known == Some(PinState::Sold) {
         return Ok(None);
     }
     let wanted: Vec<i64> = serde_json::from_str(&pin.get::<String, _>("seat_ids"))?;
     let still_pinned: i64 = pin.get("still_pinned");
-    let holdable = matches!(state.as_str(), "LEASED" | "CONFIRMED");
+    let holdable = matches!(known, Some(PinState::Leased | PinState::Confirmed));
     if !holdable || still_pinned != wanted.len() as i64 {
-        sqlx::query("UPDATE pins SET state = 'FAILED' WHERE order_id = $1")
+        sqlx::query(formatcp!("UPDATE pins SET state = {PIN_FAILED} WHERE order_id = $1"))
             .bind(&e.order_id)
             .execute(&mut **tx)
             .await?;
         tracing::warn!(order_id = %e.order_id, state, still_pinned, "paid order lost its seats");
-        let reason = if holdable { "SEATS_LOST" } else { "HOLDS_GONE" };
+        let reason = if holdable { SaleFailReason::SeatsLost } else { SaleFailReason::HoldsGone };
         metrics::counter!(crate::metrics::CONFIRM_FAILED).increment(1);
-        let failed = SeatsSaleFailed { event_id, order_id: e.order_id.clone(), reason: reason.into() };
+        let failed = SeatsSaleFailed { event_id, order_id: e.order_id.clone(), reason };
         outbox::append(tx, &failed).await?;
         return Ok(None);
     }
@@ -254,18 +265,14 @@ async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any
 }
 
 async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, _: Cx<'_, ()>) -> anyhow::Result<()> {
-    sqlx::query("UPDATE pins SET state = 'RELEASED' WHERE order_id = $1 AND state IN ('LEASED', 'CONFIRMED', 'SOLD')")
-        .bind(&e.order_id)
-        .execute(&mut **tx)
-        .await?;
-    free_seats(
-        tx,
-        "order_id = $1 AND status <> 'AVAILABLE'",
-        &e.order_id,
-        Some(e.event_id),
-        "ORDER_CANCELLED",
-        Some(&e.order_id),
-    )
+    sqlx::query(formatcp!(
+        "UPDATE pins SET state = {PIN_RELEASED} WHERE order_id = $1 \
+         AND state IN ({PIN_LEASED}, {PIN_CONFIRMED}, {PIN_SOLD})"
+    ))
+    .bind(&e.order_id)
+    .execute(&mut **tx)
     .await?;
+    let filter = formatcp!("order_id = $1 AND status <> {AVAILABLE}");
+    free_seats(tx, filter, &e.order_id, Some(e.event_id), ReleaseReason::OrderCancelled, Some(&e.order_id)).await?;
     Ok(())
 }

@@ -9,29 +9,39 @@ use std::sync::LazyLock;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use const_format::formatcp;
 use contract::ErrorCode;
 use contract::api::MyHold;
 use contract::events::{SeatVersion, SeatsHeld, SeatsReleased};
-use contract::holds::{Holds, PinRefused, PinRequest, Pinned, PinnedSeat};
+use contract::holds::{Holds, PinError, PinRefused, PinRequest, Pinned, PinnedSeat};
+use contract::reasons::ReleaseReason;
 use runtime::outbox;
 use sqlx::Row;
 
 use crate::Reservation;
 use crate::consume::free_seats;
+use crate::states::{
+    AVAILABLE, HELD, HOLD_EXPIRED, HOLD_RELEASED, HoldEnd, PIN_LAPSED, PIN_LEASED, PinState, SOLD, SeatStatus,
+};
 
 /// A buyer's live holds (for `max_held_per_buyer`).
-pub(crate) const HELD_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status = 'HELD' \
-     AND (expires_at IS NULL OR expires_at >= $2)";
+pub(crate) const HELD_BY_BUYER: &str = formatcp!(
+    "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status = {HELD} AND (expires_at IS NULL OR expires_at >= $2)"
+);
 
 /// A buyer's live holds and bought seats in one show `$3` (for
 /// `max_seats_per_buyer_per_event`).
-pub(crate) const IN_EVENT_BY_BUYER: &str = "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status IN ('HELD', 'SOLD') \
-     AND event_id = $3 AND (status = 'SOLD' OR expires_at IS NULL OR expires_at >= $2)";
+pub(crate) const IN_EVENT_BY_BUYER: &str = formatcp!(
+    "SELECT COUNT(*) FROM seats WHERE holder = $1 AND status IN ({HELD}, {SOLD}) \
+     AND event_id = $3 AND (status = {SOLD} OR expires_at IS NULL OR expires_at >= $2)"
+);
 
 /// The seats held at once by the anonymous buyers of one address (`$1`, at `$2` now),
 /// for `max_held_per_address`.
-pub(crate) const HELD_BY_ADDRESS: &str = "SELECT COUNT(*) FROM seats WHERE holder_addr = $1 AND status = 'HELD' \
-     AND (expires_at IS NULL OR expires_at >= $2)";
+pub(crate) const HELD_BY_ADDRESS: &str = formatcp!(
+    "SELECT COUNT(*) FROM seats WHERE holder_addr = $1 AND status = {HELD} \
+     AND (expires_at IS NULL OR expires_at >= $2)"
+);
 
 /// Both counts in one statement (`$1` the buyer, `$2` now, `$3` the show).
 static LIMIT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("SELECT ({HELD_BY_BUYER}), ({IN_EVENT_BY_BUYER})"));
@@ -83,13 +93,13 @@ impl Holding<'_> {
             let message = format!("you have held seat {seat_id} for the longest a hold may last ({life} s): {when}");
             refused(ErrorCode::ReservationConflict, message)
         };
-        let status: String = row.get("status");
+        let status = SeatStatus::parse(&row.get::<String, _>("status"));
         let pinned = row.get::<Option<String>, _>("order_id").is_some();
         if live {
             let since = row.get::<Option<i64>, _>("held_since").unwrap_or(now);
             return (mine && !pinned).then(|| life(since)).flatten().map(|life| too_long(life, None));
         }
-        if status == "HELD"
+        if status == Some(SeatStatus::Held)
             && !pinned
             && self.policy.cooldown_secs > 0
             && same(row.get("holder"), row.get("holder_addr"))
@@ -101,13 +111,12 @@ impl Holding<'_> {
         if !same(row.get("last_holder"), row.get("last_addr")) {
             return None;
         }
-        match row.get::<Option<String>, _>("last_how").as_deref() {
-            Some("EXPIRED") => Some(lapsed(secs_until(until, now))),
-            Some("RELEASED") => {
+        match row.get::<Option<String>, _>("last_how").as_deref().and_then(HoldEnd::parse)? {
+            HoldEnd::Expired => Some(lapsed(secs_until(until, now))),
+            HoldEnd::Released => {
                 let since = row.get::<Option<i64>, _>("last_held_since").unwrap_or(now);
                 life(since).map(|life| too_long(life, Some(secs_until(until, now))))
             }
-            _ => None,
         }
     }
 }
@@ -141,11 +150,11 @@ async fn why_not(
     let mut kept = None;
     for row in &rows {
         let seat_id: i64 = row.get("seat_id");
-        let status: String = row.get("status");
-        if status == "SOLD" {
+        let status = SeatStatus::parse(&row.get::<String, _>("status"));
+        if status == Some(SeatStatus::Sold) {
             return Ok(refused(ErrorCode::SeatSold, format!("seat {seat_id} is sold")));
         }
-        let live = status == "HELD" && row.get::<Option<i64>, _>("expires_at").is_none_or(|e| e >= now);
+        let live = status == Some(SeatStatus::Held) && row.get::<Option<i64>, _>("expires_at").is_none_or(|e| e >= now);
         let mine = row.get::<Option<String>, _>("holder").as_deref() == Some(buyer);
         let pinned = row.get::<Option<String>, _>("order_id").is_some();
         if live && (!mine || pinned) {
@@ -195,7 +204,7 @@ impl Reservation {
         event_id: i64,
         seat_ids: &[i64],
         hold_secs: i64,
-    ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
+    ) -> Result<HoldOutcome, PinError> {
         // Most refusals in a rush are plain to see: answer them from a reader, here,
         // without going to the writer. A seat freed a moment ago may still be refused —
         // as if the buyer had come a moment earlier; every grant is decided by the write.
@@ -204,7 +213,7 @@ impl Reservation {
         let holding = Holding { addr: &addr, policy: &self.policy };
         let seen = why_not(self.db.reader(), buyer, event_id, seat_ids, now, Some(&holding)).await?;
         if matches!(seen.code, ErrorCode::NotFound | ErrorCode::SeatSold | ErrorCode::ReservationConflict) {
-            return Ok(Err(seen));
+            return Err(seen.into());
         }
         let (this, buyer, seat_ids) = (self.clone(), buyer.to_owned(), seat_ids.to_vec());
         self.db
@@ -227,26 +236,28 @@ impl Reservation {
         seat_ids: &[i64],
         hold_secs: i64,
         now: i64,
-    ) -> anyhow::Result<Result<HoldOutcome, PinRefused>> {
+    ) -> Result<HoldOutcome, PinError> {
         let hold_secs = self.policy.clamp(hold_secs);
         let wanted = now + hold_secs * 1000;
         // $1 buyer, $2 the expiry asked, $3 show, $4 now, $5 address key, $6 life in ms.
-        let began = "(CASE WHEN status = 'HELD' AND holder = $1 AND order_id IS NULL AND expires_at >= $4 \
+        let began = formatcp!(
+            "(CASE WHEN status = {HELD} AND holder = $1 AND order_id IS NULL AND expires_at >= $4 \
              THEN COALESCE(held_since, $4) \
-             WHEN last_how = 'RELEASED' AND last_until >= $4 AND (last_holder = $1 OR last_addr = $5) \
-             THEN COALESCE(last_held_since, $4) ELSE $4 END)";
+             WHEN last_how = {HOLD_RELEASED} AND last_until >= $4 AND (last_holder = $1 OR last_addr = $5) \
+             THEN COALESCE(last_held_since, $4) ELSE $4 END)"
+        );
         let lapsed_by_others = if self.policy.cooldown_secs > 0 {
             "holder <> $1 AND (holder_addr IS NULL OR holder_addr <> $5)"
         } else {
             "1 = 1"
         };
         let sql = format!(
-            "UPDATE seats SET status = 'HELD', holder = $1, holder_addr = NULLIF($5, ''), held_since = {began}, \
+            "UPDATE seats SET status = {HELD}, holder = $1, holder_addr = NULLIF($5, ''), held_since = {began}, \
              expires_at = CASE WHEN $2 <= {began} + $6 THEN $2 ELSE {began} + $6 END, order_id = NULL, \
              version = version + 1 \
-             WHERE event_id = $3 AND seat_id IN ({}) AND (status = 'AVAILABLE' OR (status = 'HELD' AND order_id IS NULL \
+             WHERE event_id = $3 AND seat_id IN ({}) AND (status = {AVAILABLE} OR (status = {HELD} AND order_id IS NULL \
              AND ((holder = $1 AND expires_at >= $4) OR (expires_at < $4 AND {lapsed_by_others})))) \
-             AND (last_until IS NULL OR last_until < $4 OR last_how <> 'EXPIRED' \
+             AND (last_until IS NULL OR last_until < $4 OR last_how <> {HOLD_EXPIRED} \
              OR (last_holder <> $1 AND (last_addr IS NULL OR last_addr <> $5))) \
              AND {began} + $6 > $4 \
              RETURNING event_id, seat_id, version, expires_at",
@@ -267,15 +278,15 @@ impl Reservation {
                 // A lapsed pin not swept yet: the seat is not free for a moment more.
                 why = refused(ErrorCode::ReservationConflict, "the seat is being released; try again shortly");
             }
-            return Ok(Err(why));
+            return Err(why.into());
         }
         if let Some(refusal) = self.over_limits(&mut tx, buyer, event_id, now).await? {
             tx.rollback().await?;
-            return Ok(Err(refusal));
+            return Err(refusal.into());
         }
         if let Some(refusal) = self.over_address_limit(&mut tx, addr, rows.len(), now).await? {
             tx.rollback().await?;
-            return Ok(Err(refusal));
+            return Err(refusal.into());
         }
         // Seats held on from before end when their life does, maybe before the rest.
         let expires_at = rows.iter().map(|r| r.get::<i64, _>("expires_at")).min().unwrap_or(wanted);
@@ -284,7 +295,7 @@ impl Reservation {
         outbox::append(&mut tx, &SeatsHeld { event_id, seats, expires_at }).await?;
         tx.commit().await.context("failed to commit hold")?;
         self.relay.wake();
-        Ok(Ok(HoldOutcome { expires_at, hold_secs }))
+        Ok(HoldOutcome { expires_at, hold_secs })
     }
 
     /// Whether the anonymous buyers of address `addr`, counting the `taken` seats just
@@ -367,13 +378,7 @@ impl Reservation {
     /// now and — as that is — clamped to the end of the hold's life (its longest life from
     /// when it began); a hold that already ends later keeps its expiry, so an extend never
     /// shortens one. Returns the new expiry.
-    pub async fn extend(
-        &self,
-        buyer: &str,
-        event_id: i64,
-        seat_id: i64,
-        secs: i64,
-    ) -> anyhow::Result<Result<i64, PinRefused>> {
+    pub async fn extend(&self, buyer: &str, event_id: i64, seat_id: i64, secs: i64) -> Result<i64, PinError> {
         let now = contract::now_millis();
         let longest = now + self.policy.max_secs * 1000;
         let mut tx = self.db.begin().await?;
@@ -386,7 +391,7 @@ impl Reservation {
         let sql = format!(
             "UPDATE seats SET held_since = COALESCE(held_since, $6), expires_at = CASE WHEN {added} <= {end_of_life} \
              THEN {added} WHEN expires_at > {end_of_life} THEN expires_at ELSE {end_of_life} END \
-             WHERE event_id = $3 AND seat_id = $4 AND status = 'HELD' AND holder = $5 AND order_id IS NULL \
+             WHERE event_id = $3 AND seat_id = $4 AND status = {HELD} AND holder = $5 AND order_id IS NULL \
              AND expires_at >= $6 RETURNING expires_at"
         );
         let extended: Option<i64> = sqlx::query_scalar(&sql)
@@ -402,23 +407,23 @@ impl Reservation {
             .context("failed to extend hold")?;
         let Some(expires_at) = extended else {
             tx.rollback().await?;
-            return Ok(Err(self.explain(buyer, event_id, &[seat_id], now).await?));
+            return Err(self.explain(buyer, event_id, &[seat_id], now).await?.into());
         };
         tx.commit().await?;
-        Ok(Ok(expires_at))
+        Ok(expires_at)
     }
 
     /// Gives up the buyer's live, unpinned hold.
-    pub async fn release(&self, buyer: &str, event_id: i64, seat_id: i64) -> anyhow::Result<Result<(), PinRefused>> {
+    pub async fn release(&self, buyer: &str, event_id: i64, seat_id: i64) -> Result<(), PinError> {
         let now = contract::now_millis();
         let mut tx = self.db.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE seats SET status = 'AVAILABLE', last_holder = holder, last_addr = holder_addr, \
-             last_held_since = held_since, last_until = $5, last_how = 'RELEASED', holder = NULL, holder_addr = NULL, \
+        let rows = sqlx::query(formatcp!(
+            "UPDATE seats SET status = {AVAILABLE}, last_holder = holder, last_addr = holder_addr, \
+             last_held_since = held_since, last_until = $5, last_how = {HOLD_RELEASED}, holder = NULL, holder_addr = NULL, \
              held_since = NULL, expires_at = NULL, version = version + 1 \
-             WHERE event_id = $1 AND seat_id = $2 AND status = 'HELD' AND holder = $3 AND order_id IS NULL \
-             AND expires_at >= $4 RETURNING event_id, seat_id, version",
-        )
+             WHERE event_id = $1 AND seat_id = $2 AND status = {HELD} AND holder = $3 AND order_id IS NULL \
+             AND expires_at >= $4 RETURNING event_id, seat_id, version"
+        ))
         .bind(event_id)
         .bind(seat_id)
         .bind(buyer)
@@ -429,24 +434,24 @@ impl Reservation {
         .context("failed to release hold")?;
         if rows.is_empty() {
             tx.rollback().await?;
-            return Ok(Err(self.explain(buyer, event_id, &[seat_id], now).await?));
+            return Err(self.explain(buyer, event_id, &[seat_id], now).await?.into());
         }
         for (event_id, seats) in by_event(&rows) {
-            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "RELEASED".into(), order_id: None })
-                .await?;
+            let reason = ReleaseReason::Released;
+            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason, order_id: None }).await?;
         }
         tx.commit().await?;
         self.relay.wake();
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The buyer's live holds: `(event_id, seat_id, expires_at, order_id)`.
     pub async fn holds_of(&self, buyer: &str) -> anyhow::Result<Vec<MyHold>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(formatcp!(
             "SELECT s.event_id, s.seat_id, s.expires_at, s.order_id, p.order_no FROM seats s \
-             LEFT JOIN pins p ON p.order_id = s.order_id WHERE s.holder = $1 AND s.status = 'HELD' \
-             AND (s.expires_at IS NULL OR s.expires_at >= $2) ORDER BY s.event_id, s.seat_id",
-        )
+             LEFT JOIN pins p ON p.order_id = s.order_id WHERE s.holder = $1 AND s.status = {HELD} \
+             AND (s.expires_at IS NULL OR s.expires_at >= $2) ORDER BY s.event_id, s.seat_id"
+        ))
         .bind(buyer)
         .bind(contract::now_millis())
         .fetch_all(self.db.reader())
@@ -470,32 +475,32 @@ impl Reservation {
         let mut tx = self.db.begin().await?;
         // Pins before seats, the order every other step locks them in (PostgreSQL would
         // otherwise deadlock this sweep with a pin or a payment of the same order).
-        let lapsed_orders: Vec<String> = sqlx::query_scalar(
-            "UPDATE pins SET state = 'LAPSED' WHERE state = 'LEASED' AND order_id IN \
-             (SELECT order_id FROM seats WHERE status = 'HELD' AND expires_at < $1 AND order_id IS NOT NULL LIMIT 2000) \
-             RETURNING order_id",
-        )
+        let lapsed_orders: Vec<String> = sqlx::query_scalar(formatcp!(
+            "UPDATE pins SET state = {PIN_LAPSED} WHERE state = {PIN_LEASED} AND order_id IN \
+             (SELECT order_id FROM seats WHERE status = {HELD} AND expires_at < $1 AND order_id IS NOT NULL LIMIT 2000) \
+             RETURNING order_id"
+        ))
         .bind(now)
         .fetch_all(&mut *tx)
         .await
         .context("failed to lapse pins")?;
         let mut lapsed = 0;
         for order_id in &lapsed_orders {
-            let filter = "order_id = $1 AND status = 'HELD'";
-            lapsed += free_seats(&mut tx, filter, order_id, None, "PIN_LAPSED", Some(order_id)).await?;
+            let filter = formatcp!("order_id = $1 AND status = {HELD}");
+            lapsed += free_seats(&mut tx, filter, order_id, None, ReleaseReason::PinLapsed, Some(order_id)).await?;
         }
         // The outer condition repeats the inner one because PostgreSQL re-checks only the
         // outer one under the row lock: a seat another replica swept, and a buyer held
         // again, in the meantime must not be freed.
-        let expired = sqlx::query(
-            "UPDATE seats SET status = 'AVAILABLE', last_holder = holder, last_addr = holder_addr, \
+        let expired = sqlx::query(formatcp!(
+            "UPDATE seats SET status = {AVAILABLE}, last_holder = holder, last_addr = holder_addr, \
              last_held_since = held_since, last_until = CASE WHEN order_id IS NULL THEN $2 ELSE 0 END, \
-             last_how = 'EXPIRED', holder = NULL, holder_addr = NULL, held_since = NULL, expires_at = NULL, \
+             last_how = {HOLD_EXPIRED}, holder = NULL, holder_addr = NULL, held_since = NULL, expires_at = NULL, \
              order_id = NULL, version = version + 1 \
-             WHERE status = 'HELD' AND expires_at < $1 \
-             AND (event_id, seat_id) IN (SELECT event_id, seat_id FROM seats WHERE status = 'HELD' AND expires_at < $1 LIMIT 2000) \
-             RETURNING event_id, seat_id, version",
-        )
+             WHERE status = {HELD} AND expires_at < $1 \
+             AND (event_id, seat_id) IN (SELECT event_id, seat_id FROM seats WHERE status = {HELD} AND expires_at < $1 LIMIT 2000) \
+             RETURNING event_id, seat_id, version"
+        ))
         .bind(now)
         .bind(self.policy.cooldown_until(now))
         .fetch_all(&mut *tx)
@@ -505,8 +510,8 @@ impl Reservation {
             return Ok(0);
         }
         for (event_id, seats) in by_event(&expired) {
-            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason: "EXPIRED".into(), order_id: None })
-                .await?;
+            let reason = ReleaseReason::Expired;
+            outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason, order_id: None }).await?;
         }
         tx.commit().await?;
         self.relay.wake();
@@ -522,21 +527,21 @@ impl Reservation {
 impl Holds for Reservation {
     /// Pins the buyer's live holds on `seat_ids` to the order, for a lease; idempotent on
     /// the order id.
-    async fn pin(&self, req: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
+    async fn pin(&self, req: PinRequest) -> Result<Pinned, PinError> {
         let this = self.clone();
         self.db.on_writer(async move { this.pin_here(req).await }).await
     }
 }
 
 impl Reservation {
-    async fn pin_here(&self, req: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
+    async fn pin_here(&self, req: PinRequest) -> Result<Pinned, PinError> {
         let now = contract::now_millis();
         let lease_until = now + self.policy.pin_lease.as_millis() as i64;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
-        let wanted = serde_json::to_string(&seat_ids)?;
+        let wanted = serde_json::to_string(&seat_ids).context("failed to write the seat ids")?;
         let sql = format!(
-            "UPDATE seats SET order_id = $1, expires_at = $2 WHERE event_id = $3 AND status = 'HELD' AND holder = $4 \
+            "UPDATE seats SET order_id = $1, expires_at = $2 WHERE event_id = $3 AND status = {HELD} AND holder = $4 \
              AND order_id IS NULL AND expires_at >= $5 AND seat_id IN ({}) RETURNING seat_id, price",
             placeholders(6, seat_ids.len())
         );
@@ -555,10 +560,10 @@ impl Reservation {
             tx.rollback().await?;
             return self.pinned_before(&req, &wanted, &seat_ids, now).await;
         }
-        sqlx::query(
+        sqlx::query(formatcp!(
             "INSERT INTO pins (order_id, event_id, buyer, seat_ids, seat_count, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'LEASED', $6)",
-        )
+             VALUES ($1, $2, $3, $4, $5, {PIN_LEASED}, $6)"
+        ))
         .bind(&req.order_id)
         .bind(req.event_id)
         .bind(&req.buyer)
@@ -570,7 +575,7 @@ impl Reservation {
         .context("failed to record pin")?;
         tx.commit().await?;
         pinned.sort_unstable();
-        Ok(Ok(Pinned { seats: pinned.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))
+        Ok(Pinned { seats: pinned.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() })
     }
 }
 
@@ -583,23 +588,25 @@ impl Reservation {
         wanted: &str,
         seat_ids: &[i64],
         now: i64,
-    ) -> anyhow::Result<Result<Pinned, PinRefused>> {
+    ) -> Result<Pinned, PinError> {
         let reader = self.db.reader();
         let existing = sqlx::query("SELECT event_id, buyer, seat_ids, state FROM pins WHERE order_id = $1")
             .bind(&req.order_id)
             .fetch_optional(reader)
-            .await?;
+            .await
+            .context("failed to read the pin")?;
         let Some(pin) = existing else {
-            return Ok(Err(why_not(reader, &req.buyer, req.event_id, seat_ids, now, None).await?));
+            return Err(why_not(reader, &req.buyer, req.event_id, seat_ids, now, None).await?.into());
         };
         let same = pin.get::<i64, _>("event_id") == req.event_id
             && pin.get::<String, _>("buyer") == req.buyer
             && pin.get::<String, _>("seat_ids") == wanted;
         if !same {
-            return Ok(Err(refused(ErrorCode::IdempotencyKeyReused, "this order was made for other seats")));
+            return Err(refused(ErrorCode::IdempotencyKeyReused, "this order was made for other seats").into());
         }
-        if matches!(pin.get::<String, _>("state").as_str(), "LAPSED" | "RELEASED" | "FAILED") {
-            return Ok(Err(refused(ErrorCode::ReservationExpired, "the holds of this order are gone")));
+        let state = PinState::parse(&pin.get::<String, _>("state"));
+        if matches!(state, Some(PinState::Lapsed | PinState::Released | PinState::Failed)) {
+            return Err(refused(ErrorCode::ReservationExpired, "the holds of this order are gone").into());
         }
         let rows =
             sqlx::query_as::<_, (i64, i64)>("SELECT seat_id, price FROM seats WHERE order_id = $1 ORDER BY seat_id")
@@ -607,7 +614,7 @@ impl Reservation {
                 .fetch_all(reader)
                 .await
                 .context("failed to read prices")?;
-        Ok(Ok(Pinned { seats: rows.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() }))
+        Ok(Pinned { seats: rows.into_iter().map(|(seat_id, price)| PinnedSeat { seat_id, price }).collect() })
     }
 
     /// Why `buyer` could not take the seats, read after the failed write rolled back.
@@ -678,10 +685,13 @@ mod tests {
     mod spinning {
         use std::sync::Arc;
 
+        use const_format::formatcp;
         use contract::ErrorCode;
+        use contract::holds::{PinError, PinRefused};
         use runtime::bus::embedded::EmbeddedBus;
         use runtime::db::{Db, Durability};
 
+        use crate::states::{HELD, HOLD_EXPIRED};
         use crate::{HoldPolicy, Reservation};
 
         const SHOW: i64 = 1;
@@ -695,6 +705,15 @@ mod tests {
                 exec(&db, "INSERT INTO seats (event_id, seat_id, price) VALUES ($1, $2, 1000)", &[SHOW, seat]).await;
             }
             (Reservation::new(db.clone(), Arc::new(bus), policy), db, dir)
+        }
+
+        /// The refusal of a call that must be refused.
+        fn refusal<T>(result: Result<T, PinError>) -> PinRefused {
+            match result {
+                Ok(_) => panic!("not refused"),
+                Err(PinError::Refused(refused)) => refused,
+                Err(PinError::Failed(error)) => panic!("failed: {error:#}"),
+            }
         }
 
         fn policy() -> HoldPolicy {
@@ -713,7 +732,8 @@ mod tests {
         }
 
         async fn held(db: &Db) -> i64 {
-            sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE status = 'HELD'").fetch_one(db.reader()).await.unwrap()
+            let sql = formatcp!("SELECT COUNT(*) FROM seats WHERE status = {HELD}");
+            sqlx::query_scalar(sql).fetch_one(db.reader()).await.unwrap()
         }
 
         /// Makes the seat's hold end in the past, as if its time had run out.
@@ -728,22 +748,22 @@ mod tests {
             let (r, db, _dir) = module(HoldPolicy { max_held_per_address: 12, ..policy() }).await;
             let bot = Some("192.0.2.7");
             let seats: Vec<i64> = (1..=10).collect();
-            r.hold("anon:a", bot, SHOW, &seats, 60).await.unwrap().unwrap();
+            r.hold("anon:a", bot, SHOW, &seats, 60).await.unwrap();
             // Another made-up buyer of the same address: 10 + 5 > 12, refused, nothing held.
-            let refused = r.hold("anon:b", bot, SHOW, &[11, 12, 13, 14, 15], 60).await.unwrap().err().unwrap();
+            let refused = refusal(r.hold("anon:b", bot, SHOW, &[11, 12, 13, 14, 15], 60).await);
             assert_eq!(refused.code, ErrorCode::ValidationFailed);
             assert!(refused.message.contains("this address holds 10 seats already"), "{}", refused.message);
             assert_eq!(held(&db).await, 10);
-            r.hold("anon:c", bot, SHOW, &[11, 12], 60).await.unwrap().unwrap();
-            assert!(r.hold("anon:d", bot, SHOW, &[13], 60).await.unwrap().is_err());
+            r.hold("anon:c", bot, SHOW, &[11, 12], 60).await.unwrap();
+            assert!(matches!(r.hold("anon:d", bot, SHOW, &[13], 60).await, Err(PinError::Refused(_))));
             // Holding one's own seats again counts them once.
-            r.hold("anon:c", bot, SHOW, &[11, 12], 60).await.unwrap().unwrap();
+            r.hold("anon:c", bot, SHOW, &[11, 12], 60).await.unwrap();
             // Another address, and a buyer named by a token, are not counted with it.
-            r.hold("anon:e", Some("198.51.100.1"), SHOW, &(20..32).collect::<Vec<_>>(), 60).await.unwrap().unwrap();
-            r.hold("user:alice", None, SHOW, &(40..60).collect::<Vec<_>>(), 60).await.unwrap().unwrap();
+            r.hold("anon:e", Some("198.51.100.1"), SHOW, &(20..32).collect::<Vec<_>>(), 60).await.unwrap();
+            r.hold("user:alice", None, SHOW, &(40..60).collect::<Vec<_>>(), 60).await.unwrap();
             // A release frees the address's room.
-            r.release("anon:a", SHOW, 1).await.unwrap().unwrap();
-            r.hold("anon:d", bot, SHOW, &[13], 60).await.unwrap().unwrap();
+            r.release("anon:a", SHOW, 1).await.unwrap();
+            r.hold("anon:d", bot, SHOW, &[13], 60).await.unwrap();
             assert_eq!(held(&db).await, 12 + 12 + 20);
         }
 
@@ -751,7 +771,7 @@ mod tests {
         async fn no_extend_and_no_new_hold_keeps_a_seat_past_its_life() {
             let (r, db, _dir) = module(HoldPolicy { min_secs: 1, max_life_secs: 3, ..policy() }).await;
             let before = contract::now_millis();
-            let held = r.hold("user:ann", None, SHOW, &[1], 2).await.unwrap().unwrap();
+            let held = r.hold("user:ann", None, SHOW, &[1], 2).await.unwrap();
             assert_eq!(held.hold_secs, 2);
             let end_of_life = |since: i64| since + 3_000;
             let since: i64 = sqlx::query_scalar("SELECT held_since FROM seats WHERE seat_id = 1")
@@ -759,15 +779,15 @@ mod tests {
                 .await
                 .unwrap();
             assert!(since >= before);
-            let extended = r.extend("user:ann", SHOW, 1, 30).await.unwrap().unwrap();
+            let extended = r.extend("user:ann", SHOW, 1, 30).await.unwrap();
             assert_eq!(extended, end_of_life(since), "clamped to the end of the hold's life");
-            assert_eq!(r.extend("user:ann", SHOW, 1, 30).await.unwrap().unwrap(), end_of_life(since));
+            assert_eq!(r.extend("user:ann", SHOW, 1, 30).await.unwrap(), end_of_life(since));
             // Holding it again does not start its life again.
-            let again = r.hold("user:ann", None, SHOW, &[1], 120).await.unwrap().unwrap();
+            let again = r.hold("user:ann", None, SHOW, &[1], 120).await.unwrap();
             assert_eq!(again.expires_at, end_of_life(since));
             assert!(again.hold_secs <= 3);
             // A hold asking for longer than a life gets one life.
-            let long = r.hold("user:bob", None, SHOW, &[2], 120).await.unwrap().unwrap();
+            let long = r.hold("user:bob", None, SHOW, &[2], 120).await.unwrap();
             assert!(long.expires_at - contract::now_millis() <= 3_000 && long.hold_secs == 3);
         }
 
@@ -775,55 +795,57 @@ mod tests {
         async fn a_seat_let_expire_is_kept_from_its_buyer_and_address_for_the_cooldown() {
             let (r, db, _dir) = module(HoldPolicy { cooldown_secs: 60, ..policy() }).await;
             let bot = Some("192.0.2.7");
-            r.hold("anon:a", bot, SHOW, &[1, 2], 60).await.unwrap().unwrap();
-            r.hold("user:ann", None, SHOW, &[3], 60).await.unwrap().unwrap();
+            r.hold("anon:a", bot, SHOW, &[1, 2], 60).await.unwrap();
+            r.hold("user:ann", None, SHOW, &[3], 60).await.unwrap();
             for seat in [1, 2, 3] {
                 run_out(&db, seat).await;
             }
             // Before the sweep: neither the buyer nor its address may take it over.
-            let early = r.hold("anon:b", bot, SHOW, &[1], 60).await.unwrap().err().unwrap();
+            let early = refusal(r.hold("anon:b", bot, SHOW, &[1], 60).await);
             assert_eq!(early.code, ErrorCode::ReservationConflict, "{}", early.message);
             r.sweep().await.unwrap();
             for (buyer, addr, seat) in [("anon:a", bot, 1), ("anon:b", bot, 2), ("user:ann", None, 3)] {
-                let refused = r.hold(buyer, addr, SHOW, &[seat], 60).await.unwrap().err().unwrap();
+                let refused = refusal(r.hold(buyer, addr, SHOW, &[seat], 60).await);
                 assert_eq!(refused.code, ErrorCode::ReservationConflict);
                 assert!(refused.message.contains("you may hold it again in"), "{}", refused.message);
             }
             // Others may hold them at once, a token's buyer from the bot's address too.
-            r.hold("anon:c", Some("198.51.100.1"), SHOW, &[1], 60).await.unwrap().unwrap();
-            r.hold("user:bob", None, SHOW, &[2, 3], 60).await.unwrap().unwrap();
+            r.hold("anon:c", Some("198.51.100.1"), SHOW, &[1], 60).await.unwrap();
+            r.hold("user:bob", None, SHOW, &[2, 3], 60).await.unwrap();
             // Once the cool-down is over, it may.
-            r.release("user:bob", SHOW, 2).await.unwrap().unwrap();
-            let sql = "UPDATE seats SET last_how = 'EXPIRED', last_holder = 'anon:a', last_addr = '192.0.2.7', \
-                       last_until = $1";
+            r.release("user:bob", SHOW, 2).await.unwrap();
+            let sql = formatcp!(
+                "UPDATE seats SET last_how = {HOLD_EXPIRED}, last_holder = 'anon:a', last_addr = '192.0.2.7', \
+                 last_until = $1"
+            );
             exec(&db, sql, &[contract::now_millis() - 1]).await;
-            r.hold("anon:a", bot, SHOW, &[2], 60).await.unwrap().unwrap();
+            r.hold("anon:a", bot, SHOW, &[2], 60).await.unwrap();
         }
 
         #[tokio::test]
         async fn a_release_and_a_new_hold_do_not_start_the_life_again() {
             let (r, db, _dir) = module(HoldPolicy { max_life_secs: 600, cooldown_secs: 60, ..policy() }).await;
             let bot = Some("192.0.2.7");
-            r.hold("anon:a", bot, SHOW, &[1], 60).await.unwrap().unwrap();
+            r.hold("anon:a", bot, SHOW, &[1], 60).await.unwrap();
             // As if held for 550 s already.
             let since = contract::now_millis() - 550_000;
             exec(&db, "UPDATE seats SET held_since = $1 WHERE seat_id = 1", &[since]).await;
-            r.release("anon:a", SHOW, 1).await.unwrap().unwrap();
+            r.release("anon:a", SHOW, 1).await.unwrap();
             // Another made-up buyer of the same address gets what is left of the life.
-            let again = r.hold("anon:b", bot, SHOW, &[1], 60).await.unwrap().unwrap();
+            let again = r.hold("anon:b", bot, SHOW, &[1], 60).await.unwrap();
             assert_eq!(again.expires_at, since + 600_000);
-            r.release("anon:b", SHOW, 1).await.unwrap().unwrap();
+            r.release("anon:b", SHOW, 1).await.unwrap();
             // With the life used up, not at all until the cool-down is over.
             exec(&db, "UPDATE seats SET last_held_since = $1 WHERE seat_id = 1", &[since - 100_000]).await;
-            let refused = r.hold("anon:a", bot, SHOW, &[1], 60).await.unwrap().err().unwrap();
+            let refused = refusal(r.hold("anon:a", bot, SHOW, &[1], 60).await);
             assert_eq!(refused.code, ErrorCode::ReservationConflict);
             assert!(refused.message.contains("the longest a hold may last (600 s)"), "{}", refused.message);
             // A buyer who released a seat a moment ago holds it again as before.
-            r.hold("user:gina", None, SHOW, &[5], 5).await.unwrap().unwrap();
-            r.release("user:gina", SHOW, 5).await.unwrap().unwrap();
-            assert_eq!(r.hold("user:gina", None, SHOW, &[5], 120).await.unwrap().unwrap().hold_secs, 120);
+            r.hold("user:gina", None, SHOW, &[5], 5).await.unwrap();
+            r.release("user:gina", SHOW, 5).await.unwrap();
+            assert_eq!(r.hold("user:gina", None, SHOW, &[5], 120).await.unwrap().hold_secs, 120);
             // Others hold it at once, with a life of their own.
-            let other = r.hold("anon:c", Some("198.51.100.1"), SHOW, &[1], 60).await.unwrap().unwrap();
+            let other = r.hold("anon:c", Some("198.51.100.1"), SHOW, &[1], 60).await.unwrap();
             assert_eq!(other.hold_secs, 60);
         }
 

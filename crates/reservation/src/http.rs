@@ -5,14 +5,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use const_format::formatcp;
 use contract::api::{DEFAULT_EXTEND_SECONDS, ExtendRequest, ExtendResponse, HoldRequest, HoldResponse, MyHold};
-use contract::holds::{PinRefused, PinRequest, Pinned};
+use contract::holds::{PinError, PinRequest, Pinned};
 use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, ClientAddr, KnownBuyer, OptionalApiJson};
 use runtime::trace;
 use serde_json::json;
 use sqlx::Row;
 
 use crate::Reservation;
+use crate::states::AVAILABLE;
 
 pub fn router(reservation: Reservation) -> Router {
     Router::new()
@@ -22,10 +24,6 @@ pub fn router(reservation: Reservation) -> Router {
         .route("/ticketing/api/admin/audit/reservation", get(audit))
         .route("/ticketing/api/internal/pins", post(pin))
         .with_state(reservation)
-}
-
-fn refusal(r: PinRefused) -> ApiError {
-    ApiError::new(r.code, r.message)
 }
 
 /// Longest hold time a request may name before it is refused rather than clamped.
@@ -73,19 +71,20 @@ async fn hold(
         return Err(ApiError::validation("seatIds must not repeat a seat"));
     }
     let secs = seconds(req.hold_seconds.unwrap_or(r.policy.default_secs), "holdSeconds")?;
-    let outcome = r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs).await?;
+    let outcome = r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs).await;
     match &outcome {
         Ok(_) => metrics::counter!(crate::metrics::HOLD_SUCCESS).increment(1),
-        Err(refused) if refused.code == contract::ErrorCode::ReservationConflict => {
+        Err(PinError::Refused(refused)) if refused.code == contract::ErrorCode::ReservationConflict => {
             metrics::counter!(crate::metrics::HOLD_CONFLICT).increment(1)
         }
-        Err(refused) => {
+        Err(PinError::Refused(refused)) => {
             let code =
                 serde_json::to_value(refused.code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             metrics::counter!(crate::metrics::HOLD_REFUSED, "code" => code).increment(1)
         }
+        Err(PinError::Failed(_)) => {}
     }
-    let outcome = outcome.map_err(refusal)?;
+    let outcome = outcome?;
     let body = HoldResponse {
         event_id: req.event_id,
         seat_id: seat_ids[0],
@@ -107,7 +106,7 @@ async fn extend(
 ) -> ApiResult<Json<ExtendResponse>> {
     // As the original: no body, or none of `seconds`, adds 30 s.
     let secs = seconds(req.and_then(|r| r.seconds).unwrap_or(DEFAULT_EXTEND_SECONDS), "seconds")?;
-    let expires_at = r.extend(&buyer, event_id, seat_id, secs).await?.map_err(refusal)?;
+    let expires_at = r.extend(&buyer, event_id, seat_id, secs).await?;
     Ok(Json(ExtendResponse { expires_at: contract::rfc3339(expires_at) }))
 }
 
@@ -116,7 +115,7 @@ async fn release(
     KnownBuyer(buyer): KnownBuyer,
     ApiPath((event_id, seat_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    r.release(&buyer, event_id, seat_id).await?.map_err(refusal)?;
+    r.release(&buyer, event_id, seat_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -131,13 +130,14 @@ async fn pin(State(r): State<Reservation>, _: Admin, ApiJson(req): ApiJson<PinRe
     if req.seat_ids.is_empty() || req.seat_ids.len() > r.policy.max_seats || req.order_id.is_empty() {
         return Err(ApiError::validation("a pin names an order and 1 to the allowed number of seats"));
     }
-    Ok(Json(r.pin(req).await?.map_err(refusal)?))
+    Ok(Json(r.pin(req).await?))
 }
 
 async fn audit(State(r): State<Reservation>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
-    let rows = sqlx::query(
-        "SELECT event_id, seat_id, status, order_id, expires_at FROM seats WHERE status <> 'AVAILABLE' ORDER BY event_id, seat_id",
-    )
+    let rows = sqlx::query(formatcp!(
+        "SELECT event_id, seat_id, status, order_id, expires_at FROM seats WHERE status <> {AVAILABLE} \
+         ORDER BY event_id, seat_id"
+    ))
     .fetch_all(r.db.reader())
     .await
     .map_err(anyhow::Error::from)?;

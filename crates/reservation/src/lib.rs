@@ -12,10 +12,12 @@ mod holds;
 mod http;
 pub mod metrics;
 mod module;
+pub mod states;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use const_format::formatcp;
 use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC};
 use runtime::consumer::Consumer;
 use runtime::db::Migrations;
@@ -25,6 +27,8 @@ use runtime::{Db, bus::Bus};
 
 pub use http::router;
 pub use module::SPEC;
+
+use crate::states::{HELD, PIN_SOLD, SOLD};
 
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
@@ -36,8 +40,10 @@ pub static MIGRATIONS: Migrations =
 
 /// Consistency checks read from indexes that hold only the seats they count
 /// (`seats_sold_without_order`, `seats_held_without_holder`), not from every seat.
-pub(crate) const SOLD_WITHOUT_ORDER: &str = "SELECT COUNT(*) FROM seats WHERE status = 'SOLD' AND order_id IS NULL";
-pub(crate) const HELD_WITHOUT_HOLDER: &str = "SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND holder IS NULL";
+pub(crate) const SOLD_WITHOUT_ORDER: &str =
+    formatcp!("SELECT COUNT(*) FROM seats WHERE status = {SOLD} AND order_id IS NULL");
+pub(crate) const HELD_WITHOUT_HOLDER: &str =
+    formatcp!("SELECT COUNT(*) FROM seats WHERE status = {HELD} AND holder IS NULL");
 
 /// The rules of holding seats.
 #[derive(Debug, Clone)]
@@ -185,16 +191,16 @@ impl Reservation {
             Check::count("held_seats_have_a_holder", count(HELD_WITHOUT_HOLDER).await?, "HELD seats without a holder"),
             Check::count(
                 "sold_seats_match_their_pin",
-                count(
-                    "SELECT COUNT(*) FROM seats s WHERE s.status = 'SOLD' AND NOT EXISTS \
-                     (SELECT 1 FROM pins p WHERE p.order_id = s.order_id AND p.state = 'SOLD')",
-                )
+                count(formatcp!(
+                    "SELECT COUNT(*) FROM seats s WHERE s.status = {SOLD} AND NOT EXISTS \
+                     (SELECT 1 FROM pins p WHERE p.order_id = s.order_id AND p.state = {PIN_SOLD})"
+                ))
                 .await?,
                 "SOLD seats whose order's pin is not SOLD",
             ),
             Check::count(
                 "no_hold_outlives_its_expiry",
-                sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE status = 'HELD' AND expires_at < $1")
+                sqlx::query_scalar(formatcp!("SELECT COUNT(*) FROM seats WHERE status = {HELD} AND expires_at < $1"))
                     .bind(overdue_after)
                     .fetch_one(r)
                     .await?,

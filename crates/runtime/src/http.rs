@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contract::api::{BUYER_COOKIE, TRACE_ID};
+use contract::holds::PinError;
 use contract::{ErrorBody, ErrorCode};
 use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
@@ -81,6 +82,16 @@ impl From<anyhow::Error> for ApiError {
             return ApiError::new(ErrorCode::Unavailable, "a dependency is unreachable; retry shortly");
         }
         ApiError::new(ErrorCode::InternalError, "internal error")
+    }
+}
+
+/// A refusal is answered with its code and message; a failure as any other.
+impl From<PinError> for ApiError {
+    fn from(error: PinError) -> Self {
+        match error {
+            PinError::Refused(refused) => ApiError::new(refused.code, refused.message),
+            PinError::Failed(error) => error.into(),
+        }
     }
 }
 

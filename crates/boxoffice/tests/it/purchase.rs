@@ -417,7 +417,7 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
         event_id: 2,
         seat_ids: vec![seat(2, 33)],
     };
-    let pinned = reservation.pin(pin).await.unwrap().expect("the hold is pinned");
+    let pinned = reservation.pin(pin).await.expect("the hold is pinned");
     assert_eq!(pinned.seats.len(), 1);
 
     if app.store.postgres.is_some() {
