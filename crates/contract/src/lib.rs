@@ -10,6 +10,7 @@ pub mod api;
 pub mod error;
 pub mod events;
 pub mod holds;
+pub mod venue;
 
 pub use error::{ErrorBody, ErrorCode};
 
