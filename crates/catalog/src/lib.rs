@@ -10,6 +10,7 @@ mod http;
 pub mod metrics;
 mod store;
 mod stream;
+pub mod venue_demo;
 
 use std::sync::Arc;
 
