@@ -12,6 +12,7 @@ mod module;
 pub mod states;
 mod store;
 mod stream;
+pub mod venue_demo;
 
 use std::sync::Arc;
 

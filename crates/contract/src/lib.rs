@@ -13,6 +13,7 @@ pub mod events;
 pub mod holds;
 pub mod reasons;
 pub mod text;
+pub mod venue;
 
 pub use error::{ErrorBody, ErrorCode};
 

@@ -7,6 +7,7 @@
 //! SOLD; a sweeper frees expired holds. Every change is announced on
 //! `reservation.events` for the seat map and the order saga.
 
+pub mod best;
 mod consume;
 mod holds;
 mod http;
