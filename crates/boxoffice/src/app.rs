@@ -295,6 +295,7 @@ impl Application {
             token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
             open_bearer: args.open_bearer,
             secure_cookies: args.secure_cookies,
+            clock: args.clock.clone(),
             ..Auth::default()
         });
         if args.open_bearer {
@@ -344,7 +345,9 @@ impl Application {
             false => None,
         };
         let reservation = match runs(Module::Reservation) {
-            true => Some(Reservation::new(open(reservation_db).await?, bus.clone(), policy)),
+            true => {
+                Some(Reservation::new(open(reservation_db).await?, bus.clone(), policy).with_clock(args.clock.clone()))
+            }
             false => None,
         };
         let orders = match runs(Module::Order) {
@@ -359,7 +362,8 @@ impl Application {
                 };
                 let db = open(order_db).await?;
                 let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
-                let orders = Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl);
+                let orders = Orders::new(db, bus.clone(), holds, args.max_seats_per_hold, key_ttl)
+                    .with_clock(args.clock.clone());
                 Some(match args.settle_target_ms {
                     0 => orders,
                     ms => orders.with_settle_target(Duration::from_millis(ms)),

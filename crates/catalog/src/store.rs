@@ -400,11 +400,7 @@ mod tests {
     }
 
     async fn postgres(name: &str) -> Option<Db> {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-            return None;
-        };
+        let server = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL")?;
         let name = format!("catalog_{name}_{}", uuid::Uuid::new_v4().simple());
         Some(Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap())
     }
@@ -435,11 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn seat_changes_on_postgres() {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-            return;
-        };
+        let Some(server) = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL") else { return };
         let name = format!("catalog_unit_{}", uuid::Uuid::new_v4().simple());
         let db = Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap();
         seat_changes_apply_once_and_in_order(db).await;

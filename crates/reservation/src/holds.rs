@@ -199,7 +199,7 @@ impl Reservation {
         // Most refusals in a rush are plain to see: answer them from a reader, here,
         // without going to the writer. A seat freed a moment ago may still be refused —
         // as if the buyer had come a moment earlier; every grant is decided by the write.
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let addr = addr.unwrap_or_default().to_owned();
         let holding = Holding { addr: &addr, policy: &self.policy };
         let seen = why_not(self.db.reader(), buyer, event_id, seat_ids, now, Some(&holding)).await?;
@@ -374,7 +374,7 @@ impl Reservation {
         seat_id: i64,
         secs: i64,
     ) -> anyhow::Result<Result<i64, PinRefused>> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let longest = now + self.policy.max_secs * 1000;
         let mut tx = self.db.begin().await?;
         // min(expires_at + added, max(expires_at, longest)), then the same against the end
@@ -410,7 +410,7 @@ impl Reservation {
 
     /// Gives up the buyer's live, unpinned hold.
     pub async fn release(&self, buyer: &str, event_id: i64, seat_id: i64) -> anyhow::Result<Result<(), PinRefused>> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let mut tx = self.db.begin().await?;
         let rows = sqlx::query(
             "UPDATE seats SET status = 'AVAILABLE', last_holder = holder, last_addr = holder_addr, \
@@ -448,7 +448,7 @@ impl Reservation {
              AND (s.expires_at IS NULL OR s.expires_at >= $2) ORDER BY s.event_id, s.seat_id",
         )
         .bind(buyer)
-        .bind(contract::now_millis())
+        .bind(self.clock.now_millis())
         .fetch_all(self.db.reader())
         .await
         .context("failed to list holds")?;
@@ -466,7 +466,7 @@ impl Reservation {
 
     /// Frees pins whose lease lapsed and holds past their expiry; one batch.
     pub async fn sweep(&self) -> anyhow::Result<usize> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let mut tx = self.db.begin().await?;
         // Pins before seats, the order every other step locks them in (PostgreSQL would
         // otherwise deadlock this sweep with a pin or a payment of the same order).
@@ -530,7 +530,7 @@ impl Holds for Reservation {
 
 impl Reservation {
     async fn pin_here(&self, req: PinRequest) -> anyhow::Result<Result<Pinned, PinRefused>> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let lease_until = now + self.policy.pin_lease.as_millis() as i64;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();

@@ -24,8 +24,7 @@ pub fn services() -> Option<Services> {
     match (get("BOXOFFICE_TEST_POSTGRES"), get("BOXOFFICE_TEST_KAFKA")) {
         (Some(postgres), Some(kafka)) => Some(Services { postgres, kafka }),
         _ => {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL and Kafka are required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES and BOXOFFICE_TEST_KAFKA are not both set");
+            runtime::testing::require(false, "PostgreSQL and Kafka (BOXOFFICE_TEST_POSTGRES and BOXOFFICE_TEST_KAFKA)");
             None
         }
     }

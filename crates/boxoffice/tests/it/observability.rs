@@ -22,13 +22,7 @@ fn tool(name: &str) -> bool {
         .args(["-c", &format!("command -v {name}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} is required under CI (apt-get install prometheus)");
-    }
-    if !found {
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
+    runtime::testing::require(found, &format!("{name} (apt-get install prometheus)"))
 }
 
 async fn metrics_after_a_purchase(app: &TestApp) -> String {

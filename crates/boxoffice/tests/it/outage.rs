@@ -13,14 +13,7 @@ use crate::common::{ADMIN, assert_error, free_port, seats, spawn_with};
 
 /// The PostgreSQL server of the tests; `None` (skip) outside CI, a failure in CI.
 fn postgres() -> Option<String> {
-    match std::env::var("BOXOFFICE_TEST_POSTGRES") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true needs BOXOFFICE_TEST_POSTGRES"),
-        Err(_) => {
-            eprintln!("skipped: BOXOFFICE_TEST_POSTGRES is not set");
-            None
-        }
-    }
+    runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL")
 }
 
 /// Forwards `port` to `upstream` until aborted; aborting drops every connection.

@@ -134,7 +134,7 @@ async fn a_hold_expires_and_the_seat_is_free_again() {
     assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 1);
     assert_error(app.buyer("frank").hold(1, &seats(1, [30])).await, 409, "RESERVATION_CONFLICT").await;
     app.wait_seat(1, seat(1, 30), "HELD").await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.clock.advance(Duration::from_millis(1300));
     app.wait_seat(1, seat(1, 30), "AVAILABLE").await;
     // The expired holder can neither extend, release nor order it.
     assert_error(first.extend(1, seat(1, 30), 60).await, 410, "RESERVATION_EXPIRED").await;
@@ -419,6 +419,8 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
     };
     let pinned = reservation.pin(pin).await.unwrap().expect("the hold is pinned");
     assert_eq!(pinned.seats.len(), 1);
+    // The lease runs out.
+    app.clock.advance(Duration::from_millis(1_100));
 
     if app.store.postgres.is_some() {
         let db = app.store.connect("reservation").await;
@@ -428,8 +430,8 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-        // The lease runs out and the sweeper waits for the pin longer than PostgreSQL's
-        // deadlock_timeout (1 s), so that a cycle would now be broken by aborting us.
+        // The sweeper waits for the pin longer than PostgreSQL's deadlock_timeout (1 s,
+        // real time), so that a cycle would now be broken by aborting us.
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         sqlx::query("UPDATE seats SET version = version WHERE order_id = $1")
             .bind(&order_id)
