@@ -37,14 +37,27 @@ impl<T> Arrived for Option<T> {
 pub async fn eventually<A: Arrived, F: Future<Output = A>>(
     within: Duration,
     what: impl Display,
-    mut probe: impl FnMut() -> F,
+    probe: impl FnMut() -> F,
 ) -> A::Value {
+    match at_most(within, probe).await {
+        Some(value) => value,
+        None => panic!("never happened within {within:?}: {what}"),
+    }
+}
+
+/// [`eventually`] for a wait that may end either way: `None` once `within` is over.
+pub async fn at_most<A: Arrived, F: Future<Output = A>>(
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+) -> Option<A::Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(value) = probe().await.arrived() {
-            return value;
+            return Some(value);
         }
-        assert!(tokio::time::Instant::now() < deadline, "never happened within {within:?}: {what}");
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -476,11 +489,16 @@ pub async fn start_binary_on(
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
+    until_healthy(&url, format!("boxoffice {args:?}")).await;
+    (child, url)
+}
+
+/// Waits until the boxoffice at `url` (`who`) answers `/actuator/health` with 200.
+pub async fn until_healthy(url: &str, who: impl Display) {
     let http = reqwest::Client::new();
     let health = format!("{url}/actuator/health");
-    eventually(Duration::from_secs(30), format!("boxoffice {args:?} becomes healthy"), || async {
+    eventually(Duration::from_secs(30), format!("{who} becomes healthy"), || async {
         http.get(&health).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
     })
     .await;
-    (child, url)
 }
