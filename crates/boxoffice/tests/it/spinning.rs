@@ -161,6 +161,9 @@ async fn a_seat_let_expire_is_kept_from_its_buyer_and_address_for_the_cooldown()
     assert_eq!(r.status(), StatusCode::CREATED);
     let erin = app.buyer("erin");
     assert_eq!(erin.hold_for(1, dropped, 1).await.status(), StatusCode::CREATED);
+    // The seat map has the holds before their expiry is awaited on it below.
+    app.wait_seat(1, spun, "HELD").await;
+    app.wait_seat(1, dropped, "HELD").await;
     app.clock.advance(Duration::from_millis(1_100));
     app.wait_seat(1, spun, "AVAILABLE").await;
     app.wait_seat(1, dropped, "AVAILABLE").await;
