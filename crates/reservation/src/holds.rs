@@ -748,6 +748,27 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn holds_expire_and_are_swept_by_the_injected_clock() {
+            let (r, db, _dir) = module(HoldPolicy { min_secs: 1, ..policy() }).await;
+            let clock = runtime::clock::Clock::manual();
+            let r = r.with_clock(clock.clone());
+            let hold = r.hold("user:ann", None, SHOW, &[1], 2).await.unwrap().unwrap();
+            assert!(hold.expires_at - clock.now_millis() <= 2_000);
+            assert_eq!(r.sweep().await.unwrap(), 0, "not expired yet");
+            clock.advance(std::time::Duration::from_millis(2_100));
+            assert_eq!(
+                r.extend("user:ann", SHOW, 1, 60).await.unwrap().unwrap_err().code,
+                ErrorCode::ReservationExpired
+            );
+            assert_eq!(r.sweep().await.unwrap(), 1);
+            assert_eq!(held(&db).await, 0);
+            // Let expire: kept from its buyer for the cool-down, by the same clock.
+            assert!(r.hold("user:ann", None, SHOW, &[1], 60).await.unwrap().is_err());
+            clock.advance(std::time::Duration::from_secs(61));
+            r.hold("user:ann", None, SHOW, &[1], 60).await.unwrap().unwrap();
+        }
+
+        #[tokio::test]
         async fn no_extend_and_no_new_hold_keeps_a_seat_past_its_life() {
             let (r, db, _dir) = module(HoldPolicy { min_secs: 1, max_life_secs: 3, ..policy() }).await;
             let before = contract::now_millis();
