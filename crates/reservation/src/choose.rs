@@ -110,7 +110,10 @@ impl Reservation {
                 Err(other) => return Err(other),
             }
         }
-        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the seats were taken as they were chosen; try again")))
+        Err(PinError::Refused(refused(
+            ErrorCode::ReservationConflict,
+            "the seats were taken as they were chosen; try again",
+        )))
     }
 
     /// Holds `quantity` places of a standing area for `buyer`, all or none.
@@ -137,11 +140,15 @@ impl Reservation {
             seat_ids.sort_unstable();
             match self.hold(buyer, addr, event_id, &seat_ids, hold_secs).await {
                 Ok(outcome) => return Ok(Chosen { seat_ids, adjacent: None, outcome }),
-                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {}
+                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
+                }
                 Err(other) => return Err(other),
             }
         }
-        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the places were taken as they were chosen; try again")))
+        Err(PinError::Refused(refused(
+            ErrorCode::ReservationConflict,
+            "the places were taken as they were chosen; try again",
+        )))
     }
 
     /// The show's index, read now if it is unknown or older than [`FRESH_FOR`]; `None`
@@ -179,20 +186,19 @@ impl Reservation {
     /// unpinned past its expiry.
     async fn read_index(&self, event_id: i64) -> anyhow::Result<Option<VenueIndex>> {
         let r = self.db.reader();
-        let sections: Vec<(String, Point)> = sqlx::query(
-            "SELECT name, focal_x, focal_y FROM venue_sections WHERE event_id = $1 ORDER BY idx",
-        )
-        .bind(event_id)
-        .fetch_all(r)
-        .await
-        .context("failed to read a venue's sections")?
-        .iter()
-        .map(|row| (row.get("name"), Point { x: row.get("focal_x"), y: row.get("focal_y") }))
-        .collect();
+        let sections: Vec<(String, Point)> =
+            sqlx::query("SELECT name, focal_x, focal_y FROM venue_sections WHERE event_id = $1 ORDER BY idx")
+                .bind(event_id)
+                .fetch_all(r)
+                .await
+                .context("failed to read a venue's sections")?
+                .iter()
+                .map(|row| (row.get("name"), Point { x: row.get("focal_x"), y: row.get("focal_y") }))
+                .collect();
         if sections.is_empty() {
             return Ok(None);
         }
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let rows = sqlx::query(
             "SELECT seat_id, place, status, expires_at, order_id FROM seats \
              WHERE event_id = $1 AND place IS NOT NULL",
@@ -234,7 +240,7 @@ impl Reservation {
 
     /// Which of `seat_ids` are not free now (held unexpired, pinned, or sold).
     async fn not_free(&self, event_id: i64, seat_ids: &[i64]) -> anyhow::Result<Vec<i64>> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let list: Vec<String> = seat_ids.iter().map(i64::to_string).collect();
         let sql = format!(
             "SELECT seat_id FROM seats WHERE event_id = $1 AND seat_id IN ({}) AND status <> {AVAILABLE} \

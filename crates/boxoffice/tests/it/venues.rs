@@ -74,8 +74,14 @@ async fn a_venue_shows_its_places_categories_and_areas_and_a_grid_map_stays_v1()
     assert_eq!(m["rows"], 3, "v1's rows: the venue's rows in all");
     assert_eq!(m["cols"], 6, "v1's cols: its longest row");
     let first = &seats[0];
-    assert_eq!((first["section"].as_str(), first["row"].as_str(), first["label"].as_str()), (Some("Stalls"), Some("A"), Some("1")));
-    assert_eq!((first["category"].as_str(), first["price"].as_i64(), first["accessible"].as_bool()), (Some("A"), Some(9000), Some(true)));
+    assert_eq!(
+        (first["section"].as_str(), first["row"].as_str(), first["label"].as_str()),
+        (Some("Stalls"), Some("A"), Some("1"))
+    );
+    assert_eq!(
+        (first["category"].as_str(), first["price"].as_i64(), first["accessible"].as_bool()),
+        (Some("A"), Some(9000), Some(true))
+    );
     assert_eq!(seats[1]["companion"], true);
     assert_eq!((first["r"].as_i64(), first["c"].as_i64()), (Some(1), Some(1)));
     assert_eq!(seats[15]["price"], 4000);
@@ -117,7 +123,8 @@ async fn a_bad_venue_is_refused_with_its_first_fault_and_nothing_is_created() {
         let body = assert_error(r, 422, "VALIDATION_FAILED").await;
         assert!(body["message"].as_str().unwrap().contains(says), "{body}");
     }
-    let both = json!({"title": "Both", "dateTime": "2027-01-01T20:00:00", "rows": 2, "cols": 2, "venue": venue(4, 2, 5)});
+    let both =
+        json!({"title": "Both", "dateTime": "2027-01-01T20:00:00", "rows": 2, "cols": 2, "venue": venue(4, 2, 5)});
     assert_error(app.admin_post("/admin/events", both).await, 422, "VALIDATION_FAILED").await;
     let after = app.http.get(app.api("/events")).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(before, after, "nothing was created");
@@ -153,7 +160,12 @@ async fn best_available_holds_adjacent_seats_in_row_order_and_keeps_wheelchair_s
     let r = hold_best(&app.buyer("di"), id, json!({"quantity": 1, "sections": ["Balcony"]})).await;
     assert_error(r, 409, "NOT_ENOUGH_SEATS").await;
     // Bad requests change nothing.
-    for bad in [json!({"quantity": 0}), json!({"quantity": 21}), json!({"quantity": 2, "categories": []}), json!({"quantity": 2, "extra": 1})] {
+    for bad in [
+        json!({"quantity": 0}),
+        json!({"quantity": 21}),
+        json!({"quantity": 2, "categories": []}),
+        json!({"quantity": 2, "extra": 1}),
+    ] {
         let r = hold_best(&app.buyer("eve"), id, bad).await;
         assert_eq!(r.status().as_u16(), 422);
     }
@@ -250,7 +262,10 @@ async fn a_standing_area_is_never_oversold_and_its_places_sell_like_seats() {
     assert_eq!(available, 0, "the map counts the held and sold places");
     let area = &sales["areas"][0];
     assert_eq!((area["capacity"].as_i64(), area["seats"].as_i64()), (Some(10), Some(10)));
-    assert_eq!(area["available"].as_i64().unwrap() + area["held"].as_i64().unwrap() + area["sold"].as_i64().unwrap(), 10);
+    assert_eq!(
+        area["available"].as_i64().unwrap() + area["held"].as_i64().unwrap() + area["sold"].as_i64().unwrap(),
+        10
+    );
     let stalls = sales["sections"].as_array().unwrap().iter().find(|s| s["name"] == "Stalls").unwrap();
     assert_eq!(stalls["seats"], 10);
     app.assert_audit_passes().await;
