@@ -171,19 +171,29 @@ impl Reservation {
         }
     }
 
-    /// Reads the show's index again, unless another request just did.
+    /// Reads which of the show's seats are free again, unless another request just did:
+    /// the layout is read once; a refresh reads the seats' states and marks only the
+    /// seats whose state the index has wrong.
     async fn reread(&self, event_id: i64, show: &Mutex<Cached>) -> anyhow::Result<()> {
         if show.lock().expect("index lock").read_at.elapsed() < REREAD_AFTER {
             return Ok(());
         }
-        if let Some(index) = self.read_index(event_id).await? {
-            *show.lock().expect("index lock") = Cached { index, read_at: Instant::now() };
+        let states = self.seat_states(event_id).await?;
+        let mut cached = show.lock().expect("index lock");
+        for (id, free) in states {
+            if free != cached.index.is_free(id) {
+                if free {
+                    cached.index.mark_free(id);
+                } else {
+                    cached.index.mark_taken(id);
+                }
+            }
         }
+        cached.read_at = Instant::now();
         Ok(())
     }
 
-    /// The show's venue seats and which of them may be held now: AVAILABLE, or HELD
-    /// unpinned past its expiry.
+    /// The show's venue seats, ranked, with which of them may be held now.
     async fn read_index(&self, event_id: i64) -> anyhow::Result<Option<VenueIndex>> {
         let r = self.db.reader();
         let sections: Vec<(String, Point)> =
@@ -198,44 +208,53 @@ impl Reservation {
         if sections.is_empty() {
             return Ok(None);
         }
-        let now = self.clock.now_millis();
-        let rows = sqlx::query(
-            "SELECT seat_id, place, status, expires_at, order_id FROM seats \
-             WHERE event_id = $1 AND place IS NOT NULL",
-        )
-        .bind(event_id)
-        .fetch_all(r)
-        .await
-        .context("failed to read a venue's seats")?;
+        let rows = sqlx::query("SELECT seat_id, place FROM seats WHERE event_id = $1 AND place IS NOT NULL")
+            .bind(event_id)
+            .fetch_all(r)
+            .await
+            .context("failed to read a venue's seats")?;
         let mut seats = Vec::with_capacity(rows.len());
-        let mut taken = Vec::new();
-        for row in &rows {
-            let id: i64 = row.get("seat_id");
-            let place: PlacedSeat = serde_json::from_str(&row.get::<String, _>("place"))?;
-            let status: String = row.get("status");
-            let lapsed = row.get::<Option<i64>, _>("expires_at").is_some_and(|at| at < now)
-                && row.get::<Option<String>, _>("order_id").is_none();
-            let free = match SeatStatus::parse(&status) {
-                Some(SeatStatus::Available) => true,
-                Some(SeatStatus::Held) => lapsed,
-                _ => false,
-            };
-            if !free {
-                taken.push(id);
-            }
-            seats.push((id, place));
-        }
         let mut categories: Vec<String> = Vec::new();
-        for (_, p) in &seats {
-            if !categories.contains(&p.category) {
-                categories.push(p.category.clone());
+        for row in &rows {
+            let place: PlacedSeat = serde_json::from_str(&row.get::<String, _>("place"))?;
+            if !categories.contains(&place.category) {
+                categories.push(place.category.clone());
             }
+            seats.push((row.get::<i64, _>("seat_id"), place));
         }
         let mut index = VenueIndex::build(&sections, &categories, seats);
-        for id in taken {
-            index.mark_taken(id);
+        for (id, free) in self.seat_states(event_id).await? {
+            if !free {
+                index.mark_taken(id);
+            }
         }
         Ok(Some(index))
+    }
+
+    /// Each venue seat of the show and whether it may be held now: AVAILABLE, or HELD
+    /// unpinned past its expiry.
+    async fn seat_states(&self, event_id: i64) -> anyhow::Result<Vec<(i64, bool)>> {
+        let now = self.clock.now_millis();
+        let rows = sqlx::query(
+            "SELECT seat_id, status, expires_at, order_id FROM seats WHERE event_id = $1 AND place IS NOT NULL",
+        )
+        .bind(event_id)
+        .fetch_all(self.db.reader())
+        .await
+        .context("failed to read a venue's seats")?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let lapsed = row.get::<Option<i64>, _>("expires_at").is_some_and(|at| at < now)
+                    && row.get::<Option<String>, _>("order_id").is_none();
+                let free = match SeatStatus::parse(&row.get::<String, _>("status")) {
+                    Some(SeatStatus::Available) => true,
+                    Some(SeatStatus::Held) => lapsed,
+                    _ => false,
+                };
+                (row.get("seat_id"), free)
+            })
+            .collect())
     }
 
     /// Which of `seat_ids` are not free now (held unexpired, pinned, or sold).
