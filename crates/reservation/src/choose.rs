@@ -76,7 +76,7 @@ impl Reservation {
             )));
         };
         let mut reread = false;
-        for _ in 0..ROUNDS {
+        for round in 1..=ROUNDS {
             let pick = show.lock().expect("index lock").index.pick(request);
             let Pick { seat_ids, adjacent } = match pick {
                 Some(pick) => pick,
@@ -95,6 +95,9 @@ impl Reservation {
                     for id in &seat_ids {
                         cached.index.mark_taken(*id);
                     }
+                    metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
+                    let adjacent_label = if adjacent { "true" } else { "false" };
+                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "best", "adjacent" => adjacent_label).increment(1);
                     return Ok(Chosen { seat_ids, adjacent: Some(adjacent), outcome });
                 }
                 Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
@@ -126,7 +129,7 @@ impl Reservation {
         quantity: usize,
         hold_secs: i64,
     ) -> Result<Chosen, PinError> {
-        for _ in 0..ROUNDS {
+        for round in 1..=ROUNDS {
             let free = self.free_places(event_id, area_id, quantity).await.map_err(PinError::Failed)?;
             if free.len() < quantity {
                 return Err(match self.area_exists(event_id, area_id).await.map_err(PinError::Failed)? {
@@ -139,7 +142,11 @@ impl Reservation {
             let mut seat_ids: Vec<i64> = free.choose_multiple(&mut rand::rng(), quantity).copied().collect();
             seat_ids.sort_unstable();
             match self.hold(buyer, addr, event_id, &seat_ids, hold_secs).await {
-                Ok(outcome) => return Ok(Chosen { seat_ids, adjacent: None, outcome }),
+                Ok(outcome) => {
+                    metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
+                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "standing").increment(1);
+                    return Ok(Chosen { seat_ids, adjacent: None, outcome });
+                }
                 Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
                 }
                 Err(other) => return Err(other),
