@@ -99,7 +99,8 @@ impl Reservation {
                     }
                     metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
                     let adjacent_label = if adjacent { "true" } else { "false" };
-                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "best", "adjacent" => adjacent_label).increment(1);
+                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "best", "adjacent" => adjacent_label)
+                        .increment(1);
                     return Ok(Chosen { seat_ids, adjacent: Some(adjacent), outcome });
                 }
                 Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
