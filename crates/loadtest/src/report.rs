@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::best::BestAvailableSummary;
 use crate::run::BotSummary;
 use crate::stats::{Check, Summary, TimelinePoint};
 use crate::{Scenario, Stage};
@@ -57,6 +58,9 @@ pub struct Report {
     /// The `spinning` scenario's bot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot: Option<BotSummary>,
+    /// The `best-available` scenario's groups, stranded seats and sell-out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_available: Option<BestAvailableSummary>,
 }
 
 fn row(name: &str, s: &Summary) -> String {
@@ -99,6 +103,9 @@ impl Report {
                 "  bot: {} holds asked, {} granted, at most {} seats held at once",
                 bot.requests, bot.granted, bot.held_max
             );
+        }
+        if let Some(best) = &self.best_available {
+            out.push_str(&best.text());
         }
         if let Some(ms) = self.outbox_lag_p99_ms {
             let _ = writeln!(out, "  outbox lag p99 ≤ {ms} ms (histogram bucket bound)");

@@ -6,6 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::best::Group;
+
 /// Latencies in microseconds, up to a minute, 3 significant digits.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
@@ -74,6 +76,11 @@ pub struct Stats {
     pub checks: BTreeMap<&'static str, Check>,
     pub timeline: Vec<Second>,
     pub purchases: u64,
+    /// `best-available`: the holds granted, in order; the holds refused
+    /// `NOT_ENOUGH_SEATS`; when the first group of the smallest size was refused.
+    pub groups: Vec<Group>,
+    pub refused_not_enough: u64,
+    pub sold_out_at: Option<Duration>,
 }
 
 impl Stats {
