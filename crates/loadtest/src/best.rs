@@ -93,6 +93,12 @@ pub fn together_share_until(groups: &[Group], capacity: usize, sold: f64) -> Opt
     together_share(&early)
 }
 
+/// Whether `groups` have been given `UNTIL_SOLD` (90%) of `capacity` seats: when the
+/// scenario reads the seat map for the seats stranded then.
+pub fn mostly_sold(groups: &[Group], capacity: usize) -> bool {
+    capacity > 0 && groups.iter().map(|g| g.seats).sum::<usize>() as f64 >= capacity as f64 * UNTIL_SOLD
+}
+
 /// What the `best-available` scenario reports besides the usual figures.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,6 +121,9 @@ pub struct BestAvailableSummary {
     /// On the final seat map: free seats, and of those, single seats stranded.
     pub free_at_end: Option<usize>,
     pub stranded_seats: Option<usize>,
+    /// Single seats stranded on the seat map read once 90% of `free_at_start` was given
+    /// (before the last buyers are given whatever singles remain); `None`: not reached.
+    pub stranded_at_90: Option<usize>,
 }
 
 impl BestAvailableSummary {
@@ -130,6 +139,7 @@ impl BestAvailableSummary {
             sold_out_seconds: None,
             free_at_end: None,
             stranded_seats: None,
+            stranded_at_90: None,
         }
     }
 
@@ -138,12 +148,13 @@ impl BestAvailableSummary {
         let pct = |share: Option<f64>| share.map_or("–".to_owned(), |s| format!("{:.1}%", s * 100.0));
         let sold_out = self.sold_out_seconds.map_or("not sold out".to_owned(), |s| format!("sold out at {s:.1} s"));
         let stranded = match (self.stranded_seats, self.free_at_end) {
-            (Some(stranded), Some(free)) => format!("{stranded} single seats stranded of {free} left free"),
+            (Some(stranded), Some(free)) => format!("single seats stranded: {stranded} of {free} left free"),
             _ => "the final seat map could not be read".to_owned(),
         };
+        let at_90 = self.stranded_at_90.map_or(String::new(), |n| format!(" ({n} when 90% sold)"));
         format!(
             "  best available (seed {}): {} groups, {} seated together ({}; {} until 90% sold), {} refused NOT_ENOUGH_SEATS\n  \
-             {sold_out} ({} seats free at the start); {stranded}\n",
+             {sold_out} ({} seats free at the start); {stranded}{at_90}\n",
             self.seed,
             self.groups,
             self.groups_together,
@@ -248,6 +259,14 @@ mod tests {
     }
 
     #[test]
+    fn mostly_sold_is_90_percent_of_the_seats_given() {
+        assert!(!mostly_sold(&[TOGETHER; 4], 10), "8 of 10");
+        assert!(mostly_sold(&[TOGETHER; 5], 10), "10 of 10");
+        assert!(mostly_sold(&[TOGETHER, TOGETHER, APART, TOGETHER], 11), "10 of 11");
+        assert!(!mostly_sold(&[], 0), "nothing to sell");
+    }
+
+    #[test]
     fn the_summary_says_when_the_show_sold_out_or_that_it_did_not() {
         let mut summary = BestAvailableSummary::new(7, 10, &[TOGETHER, APART]);
         assert_eq!((summary.groups, summary.groups_together), (2, 1));
@@ -257,7 +276,9 @@ mod tests {
         summary.free_at_end = Some(4);
         let text = summary.text();
         assert!(text.contains("sold out at 12.3 s"), "{text}");
-        assert!(text.contains("3 single seats stranded of 4 left free"), "{text}");
+        assert!(text.contains("single seats stranded: 3 of 4 left free\n"), "{text}");
+        summary.stranded_at_90 = Some(5);
+        assert!(summary.text().contains("of 4 left free (5 when 90% sold)"), "{}", summary.text());
         assert!(text.contains("2 groups, 1 seated together (50.0%; 50.0% until 90% sold)"), "{text}");
     }
 }

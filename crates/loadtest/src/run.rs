@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::best::{BestAvailableSummary, GROUP_SIZES, Group, SeatMap, stranded_seats};
+use crate::best::{BestAvailableSummary, GROUP_SIZES, Group, SeatMap, mostly_sold, stranded_seats};
 use crate::report::{Report, Threshold};
 use crate::stats::{Stats, summarize};
 use crate::token::TokenSigner;
@@ -492,6 +492,8 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
     let mut max_users = 0;
+    // `best-available`: the seats stranded once 90% is sold, read while the users buy.
+    let mut stranded_at_90: Option<JoinHandle<Option<usize>>> = None;
     while let Some((stage, wanted)) = stage_at(&args.stages, shared.start.elapsed()) {
         tick.tick().await;
         if shared.stats.lock().expect("stats").sold_out_at.is_some() {
@@ -532,10 +534,24 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         if args.scenario == Scenario::Throughput && shared.next_seat.load(Ordering::Relaxed) > seats {
             break; // sold out
         }
+        if args.scenario == Scenario::BestAvailable
+            && stranded_at_90.is_none()
+            && mostly_sold(&shared.stats.lock().expect("stats").groups, free_at_start)
+        {
+            let (http, targets, token) = (http.clone(), targets.clone(), args.admin_token.clone());
+            stranded_at_90 = Some(tokio::spawn(async move {
+                let map = seat_map(&http, &targets, &token, event_id).await.ok()?;
+                Some(stranded_seats(&map.seats))
+            }));
+        }
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
     }
+    let stranded_at_90 = match stranded_at_90 {
+        Some(read) => read.await.ok().flatten(),
+        None => None,
+    };
     shared.desired.store(0, Ordering::Relaxed);
     for handle in users.into_iter().flatten() {
         let _ = handle.await;
@@ -649,6 +665,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         sold_out_seconds: stats.sold_out_at.map(|at| at.as_secs_f64()),
         free_at_end: final_map.as_ref().map(SeatMap::free),
         stranded_seats: final_map.as_ref().map(|map| stranded_seats(&map.seats)),
+        stranded_at_90,
         ..BestAvailableSummary::new(seed, free_at_start, &stats.groups)
     });
     let passed = thresholds.iter().all(|t| t.ok);
