@@ -202,6 +202,29 @@ mod tests {
         assert!(parse_stages("xs:5").is_err());
     }
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    #[test]
+    fn the_best_available_flags_parse() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(["load", "--admin-token", "t", "--scenario", "best-available"].iter().chain(extra))
+        };
+        let args = parse(&["--seed", "22"]).unwrap().load;
+        assert_eq!(
+            (args.scenario, args.event_id, args.venue, args.seed),
+            (Scenario::BestAvailable, None, None, Some(22))
+        );
+        assert_eq!(parse(&["--event-id", "9"]).unwrap().load.event_id, Some(9));
+        assert_eq!(parse(&["--venue", "v.json"]).unwrap().load.venue, Some(PathBuf::from("v.json")));
+        assert!(parse(&["--venue", "v.json", "--event-id", "9"]).is_err(), "one show or the other");
+    }
+
     #[test]
     fn the_best_available_scenario_is_named_in_kebab_case() {
         let named = Scenario::from_str("best-available", false).unwrap();
