@@ -74,6 +74,8 @@ struct Shared {
     event_id: i64,
     seats: i64,
     next_seat: AtomicI64,
+    /// `best-available`: purchases held and not yet final, whose seats may come back.
+    in_flight: AtomicUsize,
     /// Users with an id below this keep going.
     desired: AtomicUsize,
     final_timeout: Duration,
@@ -275,26 +277,53 @@ async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant)
 /// What the server calls a best-available hold it cannot fit (docs/VENUES.md).
 const NOT_ENOUGH_SEATS: &str = "NOT_ENOUGH_SEATS";
 
+/// How long a user refused `NOT_ENOUGH_SEATS` waits before asking again (for another
+/// size, or while other users' purchases are in flight: a cancelled one gives its seats
+/// back).
+const SOLD_OUT_RETRY: Duration = Duration::from_millis(100);
+
+/// Counts a purchase in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A best-available purchase of `quantity` seats: hold the best, then order and pay for
-/// those the server picked. `None` when the show is sold out for this user: the
-/// smallest group was refused `NOT_ENOUGH_SEATS` (a larger one refused tries again with
-/// another size); else whether the server answered.
+/// those the server picked. `None` when the show is sold out: the smallest group was
+/// refused `NOT_ENOUGH_SEATS` with no other purchase in flight (while there is one, the
+/// user asks again a little later, as does a larger group refused, with another size);
+/// else whether the server answered.
 async fn best_available(s: &Shared, user: usize, buyer: &str, quantity: usize, due: Instant) -> Option<bool> {
     let body = json!({ "eventId": s.event_id, "bestAvailable": { "quantity": quantity }, "holdSeconds": 60 });
     let (code, answer) = hold(s, user, buyer, body, due).await;
     let answer = answer.unwrap_or_default();
     if code == 409 && answer["code"] == NOT_ENOUGH_SEATS {
-        let mut stats = s.stats.lock().expect("stats");
-        stats.refused_not_enough += 1;
-        if quantity == *GROUP_SIZES.start() {
-            stats.sold_out_at.get_or_insert(due - s.start);
-            return None;
+        let smallest = quantity == *GROUP_SIZES.start();
+        {
+            let mut stats = s.stats.lock().expect("stats");
+            stats.refused_not_enough += 1;
+            if smallest && s.in_flight.load(Ordering::Relaxed) == 0 {
+                stats.sold_out_at.get_or_insert(due - s.start);
+                return None;
+            }
         }
+        tokio::time::sleep(SOLD_OUT_RETRY).await;
         return Some(true);
     }
     if code != 201 {
         return Some(code != 0);
     }
+    let _in_flight = InFlight::new(&s.in_flight);
     let seats: Vec<i64> = answer["seatIds"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect();
     s.check("best available held the seats asked for", seats.len() == quantity);
     s.stats.lock().expect("stats").groups.push(Group { seats: seats.len(), adjacent: answer["adjacent"] == true });
@@ -459,6 +488,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         event_id,
         seats,
         next_seat: AtomicI64::new(1),
+        in_flight: AtomicUsize::new(0),
         auth: args.auth_secret.as_ref().map(|key| TokenSigner::new(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
