@@ -3,6 +3,7 @@
 //! seats left stranded on the final seat map (docs/VENUES.md).
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
@@ -113,8 +114,9 @@ pub struct BestAvailableSummary {
     pub together_share: Option<f64>,
     /// The same share over the groups granted until 90% of `free_at_start` was given.
     pub together_share_until_90: Option<f64>,
-    /// Holds refused with 409 `NOT_ENOUGH_SEATS`.
-    pub refused_not_enough: u64,
+    /// Holds refused, by status and error code (`409 NOT_ENOUGH_SEATS`: no fitting seats
+    /// left; any other is the server's doing).
+    pub refused: BTreeMap<String, u64>,
     /// Seconds from the start until a group of the smallest size was refused
     /// `NOT_ENOUGH_SEATS` (everyone would be); `None`: not sold out.
     pub sold_out_seconds: Option<f64>,
@@ -135,7 +137,7 @@ impl BestAvailableSummary {
             groups_together: groups.iter().filter(|g| g.adjacent).count(),
             together_share: together_share(groups),
             together_share_until_90: together_share_until(groups, free_at_start, UNTIL_SOLD),
-            refused_not_enough: 0,
+            refused: BTreeMap::new(),
             sold_out_seconds: None,
             free_at_end: None,
             stranded_seats: None,
@@ -152,15 +154,19 @@ impl BestAvailableSummary {
             _ => "the final seat map could not be read".to_owned(),
         };
         let at_90 = self.stranded_at_90.map_or(String::new(), |n| format!(" ({n} when 90% sold)"));
+        let mut refused = String::new();
+        for (refusal, n) in &self.refused {
+            let _ = write!(refused, "{}{n} {refusal}", if refused.is_empty() { "" } else { ", " });
+        }
         format!(
-            "  best available (seed {}): {} groups, {} seated together ({}; {} until 90% sold), {} refused NOT_ENOUGH_SEATS\n  \
+            "  best available (seed {}): {} groups, {} seated together ({}; {} until 90% sold); refused: {}\n  \
              {sold_out} ({} seats free at the start); {stranded}{at_90}\n",
             self.seed,
             self.groups,
             self.groups_together,
             pct(self.together_share),
             pct(self.together_share_until_90),
-            self.refused_not_enough,
+            if refused.is_empty() { "none" } else { &refused },
             self.free_at_start,
         )
     }
@@ -271,6 +277,9 @@ mod tests {
         let mut summary = BestAvailableSummary::new(7, 10, &[TOGETHER, APART]);
         assert_eq!((summary.groups, summary.groups_together), (2, 1));
         assert!(summary.text().contains("not sold out"), "{}", summary.text());
+        assert!(summary.text().contains("refused: none\n"), "{}", summary.text());
+        summary.refused = BTreeMap::from([("409 NOT_ENOUGH_SEATS".into(), 12), ("409 SEAT_TAKEN".into(), 1)]);
+        assert!(summary.text().contains("refused: 12 409 NOT_ENOUGH_SEATS, 1 409 SEAT_TAKEN\n"), "{}", summary.text());
         summary.sold_out_seconds = Some(12.34);
         summary.stranded_seats = Some(3);
         summary.free_at_end = Some(4);

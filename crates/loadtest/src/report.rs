@@ -209,7 +209,7 @@ svg{{background:#fafafa;border:1px solid #eee;border-radius:6px;margin:.5rem 0}}
 <h2>Latency by step (ms)</h2>
 <table><tr><th>step</th><th>count</th><th>avg</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{steps}</table>
 <p>{url} · {seconds:.1} s · up to {max_users} users · show {event_id}: {sold} of {seats} seats sold</p>
-</body></html>"#,
+{best}</body></html>"#,
             scenario = self.scenario,
             verdict_class = if self.passed { "ok" } else { "bad" },
             verdict = if self.passed { "Passed" } else { "Failed" },
@@ -225,6 +225,10 @@ svg{{background:#fafafa;border:1px solid #eee;border-radius:6px;margin:.5rem 0}}
             event_id = self.event_id,
             sold = self.seats_sold,
             seats = self.seats,
+            best = self
+                .best_available
+                .as_ref()
+                .map_or(String::new(), |b| format!("<pre>{}</pre>", esc(b.text().trim_end()))),
         )
     }
 }

@@ -299,21 +299,22 @@ impl Drop for InFlight<'_> {
 }
 
 /// A best-available purchase of `quantity` seats: hold the best, then order and pay for
-/// those the server picked. `None` when the show is sold out: the smallest group was
-/// refused `NOT_ENOUGH_SEATS` with no other purchase in flight (while there is one, the
-/// user asks again a little later, as does a larger group refused, with another size);
-/// else whether the server answered.
+/// those the server picked. `None` when the show is sold out: the smallest group
+/// refused `NOT_ENOUGH_SEATS` for a while with no purchase in flight
+/// ([`Stats::smallest_refused`]; a user refused asks again a little later, with another
+/// size); else whether the server answered.
 async fn best_available(s: &Shared, user: usize, buyer: &str, quantity: usize, due: Instant) -> Option<bool> {
     let body = json!({ "eventId": s.event_id, "bestAvailable": { "quantity": quantity }, "holdSeconds": 60 });
     let (code, answer) = hold(s, user, buyer, body, due).await;
     let answer = answer.unwrap_or_default();
+    if code != 201 && code != 0 {
+        let refusal = format!("{code} {}", answer["code"].as_str().unwrap_or("(no code)"));
+        *s.stats.lock().expect("stats").refused.entry(refusal).or_default() += 1;
+    }
     if code == 409 && answer["code"] == NOT_ENOUGH_SEATS {
-        let smallest = quantity == *GROUP_SIZES.start();
-        {
-            let mut stats = s.stats.lock().expect("stats");
-            stats.refused_not_enough += 1;
-            if smallest && s.in_flight.load(Ordering::Relaxed) == 0 {
-                stats.sold_out_at.get_or_insert(due - s.start);
+        if quantity == *GROUP_SIZES.start() {
+            let in_flight = s.in_flight.load(Ordering::Relaxed) > 0;
+            if s.stats.lock().expect("stats").smallest_refused(due - s.start, in_flight) {
                 return None;
             }
         }
@@ -691,7 +692,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         ));
     }
     let best_available = (args.scenario == Scenario::BestAvailable).then(|| BestAvailableSummary {
-        refused_not_enough: stats.refused_not_enough,
+        refused: stats.refused.clone(),
         sold_out_seconds: stats.sold_out_at.map(|at| at.as_secs_f64()),
         free_at_end: final_map.as_ref().map(SeatMap::free),
         stranded_seats: final_map.as_ref().map(|map| stranded_seats(&map.seats)),
@@ -806,6 +807,11 @@ mod tests {
         assert_eq!(show["title"], "Carmen");
         assert!(show["dateTime"].is_string());
         assert!(show["venue"]["sections"].is_array());
+        // The example venue of docs/LOAD_TESTING.md is a whole show.
+        let example: Value = serde_json::from_str(include_str!("../venues/small-hall.json")).unwrap();
+        let show = venue_show("load test", example.clone());
+        assert_eq!(show, example);
+        assert_eq!(show["venue"]["sections"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
