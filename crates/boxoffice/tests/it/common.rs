@@ -65,6 +65,9 @@ pub async fn at_most<A: Arrived, F: Future<Output = A>>(
 /// The id of demo show `event_id`'s `n`th seat (1 to 100, row by row): the original's
 /// database numbered the demo shows' seats together, so show e's are e, e + 3, e + 6, …
 /// (a show made through the API numbers its seats 1, 2, 3, …).
+/// The demo shows: the original's three grids and the demo venue.
+pub const DEMO_EVENTS: usize = 4;
+
 pub fn seat(event_id: i64, n: i64) -> i64 {
     assert!((1..=100).contains(&n), "the demo shows have 100 seats");
     catalog::demo_seat_id(event_id, n - 1)

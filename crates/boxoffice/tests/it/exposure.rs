@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, free_port, spawn_app, until_healthy};
+use crate::common::{self, TestApp, free_port, spawn_app, until_healthy};
 use crate::stream::Sse;
 
 fn mode(path: &Path) -> u32 {
@@ -260,7 +260,7 @@ async fn the_list_of_shows_is_revalidated_by_its_etag() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-cache");
     let tag = etag(&r);
-    assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), 3);
+    assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), common::DEMO_EVENTS);
     assert_not_modified(get(&app, "/events", Some(&tag)).await, &tag).await;
 
     let show = small_show(&app, 2).await;
