@@ -9,6 +9,7 @@
 //! over HTTP only (the contract's API, the operator's endpoints), so it depends on no
 //! part of the server; the binary runs it as `boxoffice load` ([`LoadArgs`], [`run`]).
 
+pub mod best;
 mod report;
 mod run;
 pub mod stats;
@@ -42,6 +43,11 @@ pub enum Scenario {
     /// same show as fast as it is answered and holds again what lapses. Reports the most
     /// seats the bot held at once beside the users' holds granted and refused.
     Spinning,
+    /// Every user asks for 2–4 best-available seats of a venue (the demo venue, or one
+    /// read from `--venue`), orders and pays, until the show sells out. Reports the share
+    /// of groups seated together, the single seats left stranded, and when it sold out.
+    #[serde(rename = "best-available")]
+    BestAvailable,
 }
 
 /// One ramping stage: reach `target` users over `duration`.
@@ -108,6 +114,18 @@ pub struct LoadArgs {
     /// Ramping stages, `DURATION:USERS,…` (k6's stages).
     #[arg(long, default_value = ORIGINAL_STAGES, value_delimiter = ',', value_parser = parse_stage)]
     pub stages: Vec<Stage>,
+    /// `best-available`: the show whose seats the users ask for (default: the demo venue,
+    /// 4), unless `--venue` creates one.
+    #[arg(long)]
+    pub event_id: Option<i64>,
+    /// `best-available`: a venue layout (JSON, as docs/VENUES.md shows: the `venue`
+    /// object, or a whole show with one) to create a show from for the run.
+    #[arg(long, conflicts_with = "event_id")]
+    pub venue: Option<PathBuf>,
+    /// `best-available`: the seed of the users' group sizes (default: drawn, and
+    /// reported).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Seat rows × columns of the throughput scenario's show.
     #[arg(long, default_value_t = 300)]
     pub rows: i64,
@@ -182,5 +200,35 @@ mod tests {
         assert_eq!(parse_stages("500ms:3,1m:7").unwrap()[1], Stage { duration: Duration::from_secs(60), target: 7 });
         assert!(parse_stages("10s").is_err());
         assert!(parse_stages("xs:5").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    #[test]
+    fn the_best_available_flags_parse() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(["load", "--admin-token", "t", "--scenario", "best-available"].iter().chain(extra))
+        };
+        let args = parse(&["--seed", "22"]).unwrap().load;
+        assert_eq!(
+            (args.scenario, args.event_id, args.venue, args.seed),
+            (Scenario::BestAvailable, None, None, Some(22))
+        );
+        assert_eq!(parse(&["--event-id", "9"]).unwrap().load.event_id, Some(9));
+        assert_eq!(parse(&["--venue", "v.json"]).unwrap().load.venue, Some(PathBuf::from("v.json")));
+        assert!(parse(&["--venue", "v.json", "--event-id", "9"]).is_err(), "one show or the other");
+    }
+
+    #[test]
+    fn the_best_available_scenario_is_named_in_kebab_case() {
+        let named = Scenario::from_str("best-available", false).unwrap();
+        assert_eq!(named, Scenario::BestAvailable);
+        assert_eq!(serde_json::to_value(named).unwrap(), "best-available");
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::best::BestAvailableSummary;
 use crate::run::BotSummary;
 use crate::stats::{Check, Summary, TimelinePoint};
 use crate::{Scenario, Stage};
@@ -57,6 +58,9 @@ pub struct Report {
     /// The `spinning` scenario's bot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot: Option<BotSummary>,
+    /// The `best-available` scenario's groups, stranded seats and sell-out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_available: Option<BestAvailableSummary>,
 }
 
 fn row(name: &str, s: &Summary) -> String {
@@ -99,6 +103,9 @@ impl Report {
                 "  bot: {} holds asked, {} granted, at most {} seats held at once",
                 bot.requests, bot.granted, bot.held_max
             );
+        }
+        if let Some(best) = &self.best_available {
+            out.push_str(&best.text());
         }
         if let Some(ms) = self.outbox_lag_p99_ms {
             let _ = writeln!(out, "  outbox lag p99 ≤ {ms} ms (histogram bucket bound)");
@@ -202,7 +209,7 @@ svg{{background:#fafafa;border:1px solid #eee;border-radius:6px;margin:.5rem 0}}
 <h2>Latency by step (ms)</h2>
 <table><tr><th>step</th><th>count</th><th>avg</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{steps}</table>
 <p>{url} · {seconds:.1} s · up to {max_users} users · show {event_id}: {sold} of {seats} seats sold</p>
-</body></html>"#,
+{best}</body></html>"#,
             scenario = self.scenario,
             verdict_class = if self.passed { "ok" } else { "bad" },
             verdict = if self.passed { "Passed" } else { "Failed" },
@@ -218,6 +225,10 @@ svg{{background:#fafafa;border:1px solid #eee;border-radius:6px;margin:.5rem 0}}
             event_id = self.event_id,
             sold = self.seats_sold,
             seats = self.seats,
+            best = self
+                .best_available
+                .as_ref()
+                .map_or(String::new(), |b| format!("<pre>{}</pre>", esc(b.text().trim_end()))),
         )
     }
 }

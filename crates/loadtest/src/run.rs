@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::best::{BestAvailableSummary, GROUP_SIZES, Group, SeatMap, mostly_sold, stranded_seats};
 use crate::report::{Report, Threshold};
 use crate::stats::{Stats, summarize};
 use crate::token::TokenSigner;
@@ -72,10 +74,14 @@ struct Shared {
     event_id: i64,
     seats: i64,
     next_seat: AtomicI64,
+    /// `best-available`: purchases held and not yet final, whose seats may come back.
+    in_flight: AtomicUsize,
     /// Users with an id below this keep going.
     desired: AtomicUsize,
     final_timeout: Duration,
     think: Duration,
+    /// The seed of the `best-available` users' group sizes.
+    seed: u64,
     start: Instant,
     run_id: String,
     /// Signs the users' bearer tokens, when the server wants signed ones.
@@ -106,20 +112,83 @@ fn status(r: &reqwest::Result<reqwest::Response>) -> u16 {
     r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
-/// Creates the run's show (none for the ceiling) and waits until its seats can be held.
-async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> anyhow::Result<(i64, i64)> {
+/// The demo venue's show, which `best-available` buys from unless told otherwise.
+pub const DEMO_VENUE_EVENT: i64 = 4;
+
+/// The show of a run: its id and its seats.
+struct Show {
+    event_id: i64,
+    seats: i64,
+}
+
+/// Creates the run's show (none for the ceiling; `best-available` buys from an existing
+/// show unless given `--venue`) and waits until its seats can be held.
+async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> anyhow::Result<Show> {
+    let title = format!("load test ({:?})", args.scenario);
+    let (show, seats) = match args.scenario {
+        Scenario::Ceiling => return Ok(Show { event_id: 0, seats: 0 }),
+        Scenario::Original | Scenario::Spinning => grid_show(&title, 10, 10),
+        Scenario::Throughput => grid_show(&title, args.rows, args.cols),
+        Scenario::BestAvailable => match &args.venue {
+            None => {
+                let event_id = args.event_id.unwrap_or(DEMO_VENUE_EVENT);
+                let seats = seat_map(http, targets, &args.admin_token, event_id).await?.seats.len() as i64;
+                return Ok(Show { event_id, seats });
+            }
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading the venue {}", path.display()))?;
+                let venue: Value =
+                    serde_json::from_str(&text).with_context(|| format!("the venue {} is not JSON", path.display()))?;
+                (venue_show(&title, venue), None)
+            }
+        },
+    };
+    let event_id = create_show(http, args, targets, &show).await?;
+    let seats = match seats {
+        Some(seats) => seats,
+        None => seat_map(http, targets, &args.admin_token, event_id).await?.seats.len() as i64,
+    };
+    Ok(Show { event_id, seats })
+}
+
+/// A grid show to create, and its seats.
+fn grid_show(title: &str, rows: i64, cols: i64) -> (Value, Option<i64>) {
+    (json!({ "title": title, "dateTime": "2026-12-31T20:00:00", "rows": rows, "cols": cols }), Some(rows * cols))
+}
+
+/// The show to create from a venue file: a whole show (`{title, dateTime, venue}`) as it
+/// is, or a bare `VenueLayout` wrapped in one.
+fn venue_show(title: &str, venue: Value) -> Value {
+    if venue.get("venue").is_some() {
+        let mut show = venue;
+        for (key, default) in [("title", title), ("dateTime", "2026-12-31T20:00:00")] {
+            if show.get(key).is_none() {
+                show[key] = json!(default);
+            }
+        }
+        show
+    } else {
+        json!({ "title": title, "dateTime": "2026-12-31T20:00:00", "venue": venue })
+    }
+}
+
+/// `GET /events/{id}/seats`.
+async fn seat_map(http: &reqwest::Client, targets: &Targets, token: &str, event_id: i64) -> anyhow::Result<SeatMap> {
+    let url = format!("{}/ticketing/api/events/{event_id}/seats", targets.catalog[0]);
+    let r = http.get(&url).bearer_auth(token).send().await.with_context(|| format!("reading {url}"))?;
+    anyhow::ensure!(r.status().as_u16() == 200, "reading {url}: {}", r.status());
+    r.json().await.with_context(|| format!("reading {url}: not a seat map"))
+}
+
+/// Creates `show` and waits until its seat 1 can be held.
+async fn create_show(http: &reqwest::Client, args: &LoadArgs, targets: &Targets, show: &Value) -> anyhow::Result<i64> {
     let api = format!("{}/ticketing/api", targets.catalog[0]);
     let holds = format!("{}/ticketing/api", targets.reservation[0]);
-    let (rows, cols) = match args.scenario {
-        Scenario::Ceiling => return Ok((0, 0)),
-        Scenario::Original | Scenario::Spinning => (10, 10),
-        Scenario::Throughput => (args.rows, args.cols),
-    };
-    let show = json!({ "title": format!("load test ({:?})", args.scenario), "dateTime": "2026-12-31T20:00:00", "rows": rows, "cols": cols });
     let r = http
         .post(format!("{api}/admin/events"))
         .bearer_auth(&args.admin_token)
-        .json(&show)
+        .json(show)
         .send()
         .await
         .context("creating the show")?;
@@ -135,7 +204,7 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
         let r = http.post(format!("{holds}/reservations")).bearer_auth(&args.admin_token).json(&probe).send().await?;
         if r.status().as_u16() == 201 {
             http.delete(format!("{holds}/reservations/{event_id}/1")).bearer_auth(&args.admin_token).send().await?;
-            return Ok((event_id, rows * cols));
+            return Ok(event_id);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -153,6 +222,8 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
 /// the user pauses [`UNREACHABLE_PAUSE`] before its next purchase instead of spinning.
 async fn user(id: usize, s: Arc<Shared>) {
     let buyer = s.credential(format!("load-{}-{id}", s.run_id));
+    // Each user's own sequence of group sizes, from the run's seed.
+    let mut sizes = StdRng::seed_from_u64(s.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut due = Instant::now();
     while id < s.desired.load(Ordering::Relaxed) {
         tokio::time::sleep_until(due.into()).await;
@@ -174,6 +245,13 @@ async fn user(id: usize, s: Arc<Shared>) {
                 }
                 purchase(&s, id, &buyer, seat, due).await
             }
+            Scenario::BestAvailable => {
+                let quantity = sizes.random_range(GROUP_SIZES);
+                match best_available(&s, id, &buyer, quantity, due).await {
+                    Some(answered) => answered,
+                    None => return, // sold out
+                }
+            }
         };
         due = Instant::now() + if answered { s.think } else { s.think.max(UNREACHABLE_PAUSE) };
     }
@@ -188,20 +266,93 @@ const UNREACHABLE_PAUSE: Duration = Duration::from_millis(100);
 /// Hold → order → wait for the final state, with k6-like checks. False when a request
 /// got no answer (the server unreachable).
 async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant) -> bool {
-    let reservations = pick(&s.targets.reservation, user);
-    let orders = pick(&s.targets.order, user);
-    let hold = json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 });
-    let r =
-        s.http.post(format!("{reservations}/ticketing/api/reservations")).bearer_auth(buyer).json(&hold).send().await;
-    let code = status(&r);
-    s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
-    s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
+    let (code, _) =
+        hold(s, user, buyer, json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 }), due).await;
     if code != 201 {
         return code != 0;
     }
-    let hold_due = due;
+    order_and_settle(s, user, buyer, &[seat], due).await
+}
+
+/// What the server calls a best-available hold it cannot fit (docs/VENUES.md).
+const NOT_ENOUGH_SEATS: &str = "NOT_ENOUGH_SEATS";
+
+/// How long a user refused `NOT_ENOUGH_SEATS` waits before asking again (for another
+/// size, or while other users' purchases are in flight: a cancelled one gives its seats
+/// back).
+const SOLD_OUT_RETRY: Duration = Duration::from_millis(100);
+
+/// Counts a purchase in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A best-available purchase of `quantity` seats: hold the best, then order and pay for
+/// those the server picked. `None` when the show is sold out: the smallest group
+/// refused `NOT_ENOUGH_SEATS` for a while with no purchase in flight
+/// ([`Stats::smallest_refused`]; a user refused asks again a little later, with another
+/// size); else whether the server answered.
+async fn best_available(s: &Shared, user: usize, buyer: &str, quantity: usize, due: Instant) -> Option<bool> {
+    let body = json!({ "eventId": s.event_id, "bestAvailable": { "quantity": quantity }, "holdSeconds": 60 });
+    let (code, answer) = hold(s, user, buyer, body, due).await;
+    let answer = answer.unwrap_or_default();
+    if code != 201 && code != 0 {
+        let refusal = format!("{code} {}", answer["code"].as_str().unwrap_or("(no code)"));
+        *s.stats.lock().expect("stats").refused.entry(refusal).or_default() += 1;
+    }
+    if code == 409 && answer["code"] == NOT_ENOUGH_SEATS {
+        if quantity == *GROUP_SIZES.start() {
+            let in_flight = s.in_flight.load(Ordering::Relaxed) > 0;
+            if s.stats.lock().expect("stats").smallest_refused(due - s.start, in_flight) {
+                return None;
+            }
+        }
+        tokio::time::sleep(SOLD_OUT_RETRY).await;
+        return Some(true);
+    }
+    if code != 201 {
+        return Some(code != 0);
+    }
+    let _in_flight = InFlight::new(&s.in_flight);
+    let seats: Vec<i64> = answer["seatIds"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect();
+    s.check("best available held the seats asked for", seats.len() == quantity);
+    s.stats.lock().expect("stats").groups.push(Group { seats: seats.len(), adjacent: answer["adjacent"] == true });
+    Some(order_and_settle(s, user, buyer, &seats, due).await)
+}
+
+/// `POST /reservations` with `body`, recorded as the step `hold` (or `hold refused`):
+/// the status (0 without an answer) and the answer's JSON.
+async fn hold(s: &Shared, user: usize, buyer: &str, body: Value, due: Instant) -> (u16, Option<Value>) {
+    let reservations = pick(&s.targets.reservation, user);
+    let r =
+        s.http.post(format!("{reservations}/ticketing/api/reservations")).bearer_auth(buyer).json(&body).send().await;
+    let code = status(&r);
+    s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
+    s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
+    let answer = match r {
+        Ok(r) => r.json::<Value>().await.ok(),
+        Err(_) => None,
+    };
+    (code, answer)
+}
+
+/// Order the seats held (the hold was due at `hold_due`) and wait for the order's final
+/// state. False when a request got no answer.
+async fn order_and_settle(s: &Shared, user: usize, buyer: &str, seats: &[i64], hold_due: Instant) -> bool {
+    let orders = pick(&s.targets.order, user);
     let due = Instant::now();
-    let order = json!({ "eventId": s.event_id, "seatIds": [seat] });
+    let order = json!({ "eventId": s.event_id, "seatIds": seats });
     let r = s
         .http
         .post(format!("{orders}/ticketing/api/orders"))
@@ -325,7 +476,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let url = args.url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(2048).timeout(Duration::from_secs(30)).build()?;
     let targets = Targets::new(args);
-    let (event_id, seats) = prepare(&http, args, &targets).await?;
+    let Show { event_id, seats } = prepare(&http, args, &targets).await?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let free_at_start = match args.scenario {
+        Scenario::BestAvailable => seat_map(&http, &targets, &args.admin_token, event_id).await?.free(),
+        _ => 0,
+    };
     let shared = Arc::new(Shared {
         http: http.clone(),
         targets: targets.clone(),
@@ -333,6 +489,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         event_id,
         seats,
         next_seat: AtomicI64::new(1),
+        in_flight: AtomicUsize::new(0),
         auth: args.auth_secret.as_ref().map(|key| TokenSigner::new(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
@@ -343,6 +500,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
                 0
             }),
         ),
+        seed,
         start: Instant::now(),
         run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         stats: Mutex::new(Stats::default()),
@@ -365,8 +523,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
     let mut max_users = 0;
+    // `best-available`: the seats stranded once 90% is sold, read while the users buy.
+    let mut stranded_at_90: Option<JoinHandle<Option<usize>>> = None;
     while let Some((stage, wanted)) = stage_at(&args.stages, shared.start.elapsed()) {
         tick.tick().await;
+        if shared.stats.lock().expect("stats").sold_out_at.is_some() {
+            break; // sold out: nobody can be given the smallest group
+        }
         shared.desired.store(wanted, Ordering::Relaxed);
         if users.len() < wanted {
             users.resize_with(wanted, || None);
@@ -402,10 +565,24 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         if args.scenario == Scenario::Throughput && shared.next_seat.load(Ordering::Relaxed) > seats {
             break; // sold out
         }
+        if args.scenario == Scenario::BestAvailable
+            && stranded_at_90.is_none()
+            && mostly_sold(&shared.stats.lock().expect("stats").groups, free_at_start)
+        {
+            let (http, targets, token) = (http.clone(), targets.clone(), args.admin_token.clone());
+            stranded_at_90 = Some(tokio::spawn(async move {
+                let map = seat_map(&http, &targets, &token, event_id).await.ok()?;
+                Some(stranded_seats(&map.seats))
+            }));
+        }
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
     }
+    let stranded_at_90 = match stranded_at_90 {
+        Some(read) => read.await.ok().flatten(),
+        None => None,
+    };
     shared.desired.store(0, Ordering::Relaxed);
     for handle in users.into_iter().flatten() {
         let _ = handle.await;
@@ -449,6 +626,18 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         }
         seats_sold = snap.reserved.iter().filter(|x| x.event_id == event_id && x.status == "SOLD").count();
     }
+
+    // The seats left: stranded singles on the final seat map.
+    let final_map = match args.scenario {
+        Scenario::BestAvailable => match seat_map(&http, &targets, &args.admin_token, event_id).await {
+            Ok(map) => Some(map),
+            Err(error) => {
+                eprintln!("could not read the final seat map: {error:#}");
+                None
+            }
+        },
+        _ => None,
+    };
 
     interrupt.abort();
     let outbox_lag_p99_ms = scraped_p99(&http, &targets, &args.admin_token, OUTBOX_LAG_METRIC).await;
@@ -502,6 +691,14 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             format!("{seats_sold} of {seats} seats sold"),
         ));
     }
+    let best_available = (args.scenario == Scenario::BestAvailable).then(|| BestAvailableSummary {
+        refused: stats.refused.clone(),
+        sold_out_seconds: stats.sold_out_at.map(|at| at.as_secs_f64()),
+        free_at_end: final_map.as_ref().map(SeatMap::free),
+        stranded_seats: final_map.as_ref().map(|map| stranded_seats(&map.seats)),
+        stranded_at_90,
+        ..BestAvailableSummary::new(seed, free_at_start, &stats.groups)
+    });
     let passed = thresholds.iter().all(|t| t.ok);
     Ok(Report {
         scenario: args.scenario,
@@ -528,6 +725,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         passed,
         timeline: stats.timeline(),
         bot,
+        best_available,
     })
 }
 
@@ -596,6 +794,24 @@ mod tests {
         assert_eq!(p99_of(std::slice::from_ref(&a), "x"), Some(10.0));
         assert_eq!(p99_of(&[a, b], "x"), Some(f64::INFINITY));
         assert_eq!(p99_of(&["y 1".to_owned()], "x"), None);
+    }
+
+    #[test]
+    fn a_venue_file_is_a_whole_show_or_a_bare_layout() {
+        let layout = json!({ "categories": [], "sections": [] });
+        let show = venue_show("load test", layout.clone());
+        assert_eq!(show["venue"], layout);
+        assert_eq!(show["title"], "load test");
+        assert!(show["dateTime"].is_string());
+        let show = venue_show("load test", json!({ "title": "Carmen", "venue": layout }));
+        assert_eq!(show["title"], "Carmen");
+        assert!(show["dateTime"].is_string());
+        assert!(show["venue"]["sections"].is_array());
+        // The example venue of docs/LOAD_TESTING.md is a whole show.
+        let example: Value = serde_json::from_str(include_str!("../venues/small-hall.json")).unwrap();
+        let show = venue_show("load test", example.clone());
+        assert_eq!(show, example);
+        assert_eq!(show["venue"]["sections"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

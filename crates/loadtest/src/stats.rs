@@ -6,6 +6,13 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::best::Group;
+
+/// How long the show must stay refused to the smallest group, with nothing in flight and
+/// nothing granted, to count as sold out: seats an order gave back when it was cancelled
+/// reach the server's picker a little after the buyer sees the order CANCELLED.
+pub const SOLD_OUT_CONFIRM: Duration = Duration::from_millis(100);
+
 /// Latencies in microseconds, up to a minute, 3 significant digits.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
@@ -74,6 +81,14 @@ pub struct Stats {
     pub checks: BTreeMap<&'static str, Check>,
     pub timeline: Vec<Second>,
     pub purchases: u64,
+    /// `best-available`: the holds granted, in order; the holds refused, by status and
+    /// error code (`409 NOT_ENOUGH_SEATS`); when the show sold out.
+    pub groups: Vec<Group>,
+    pub refused: BTreeMap<String, u64>,
+    pub sold_out_at: Option<Duration>,
+    /// When the smallest group was refused with nothing in flight, and the groups granted
+    /// by then: sold out, if it still holds [`SOLD_OUT_CONFIRM`] later.
+    pub sold_out_since: Option<(Duration, usize)>,
 }
 
 impl Stats {
@@ -110,6 +125,24 @@ impl Stats {
     pub fn purchase(&mut self, at: Duration) {
         self.purchases += 1;
         self.second(at).purchases += 1;
+    }
+
+    /// The smallest group was refused `NOT_ENOUGH_SEATS` at `at`, with purchases still
+    /// in flight or not: true when this makes the show sold out — refused with nothing in
+    /// flight since at least [`SOLD_OUT_CONFIRM`], nothing granted meanwhile.
+    pub fn smallest_refused(&mut self, at: Duration, in_flight: bool) -> bool {
+        let granted = self.groups.len();
+        match self.sold_out_since {
+            _ if in_flight => self.sold_out_since = None,
+            Some((since, then)) if then == granted => {
+                if at >= since + SOLD_OUT_CONFIRM {
+                    self.sold_out_at.get_or_insert(since);
+                    return true;
+                }
+            }
+            _ => self.sold_out_since = Some((at, granted)),
+        }
+        self.sold_out_at.is_some()
     }
 
     pub fn users(&mut self, at: Duration, users: usize) {
@@ -154,5 +187,21 @@ mod tests {
         assert_eq!(timeline[0].requests, 49);
         assert_eq!(timeline[1].errors, 1);
         assert_eq!(stats.statuses["hold 503"], 1);
+    }
+
+    #[test]
+    fn the_show_is_sold_out_when_refusals_last_with_nothing_in_flight_or_granted() {
+        let ms = Duration::from_millis;
+        let mut stats = Stats::default();
+        assert!(!stats.smallest_refused(ms(1000), true), "purchases in flight may give seats back");
+        assert!(!stats.smallest_refused(ms(1010), false), "the first quiet refusal");
+        assert!(!stats.smallest_refused(ms(1050), false), "too soon to be sure");
+        stats.groups.push(Group { seats: 2, adjacent: true });
+        assert!(!stats.smallest_refused(ms(1200), false), "a group was granted meanwhile");
+        assert!(!stats.smallest_refused(ms(1250), true));
+        assert!(!stats.smallest_refused(ms(1260), false));
+        assert!(stats.smallest_refused(ms(1360), false));
+        assert_eq!(stats.sold_out_at, Some(ms(1260)), "since the refusals began");
+        assert!(stats.smallest_refused(ms(1400), true), "sold out stays sold out");
     }
 }
