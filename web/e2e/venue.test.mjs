@@ -18,15 +18,20 @@ async function openVenue(page) {
   return page.url();
 }
 
-const viewBox = async (page) => (await page.locator('#venue').getAttribute('viewBox')).split(' ').map(Number);
-
-test('a buyer asks for 4 best available: 4 seats side by side turn theirs and HELD for another buyer within a second', async () => {
+/** Two buyers on the venue's page, each in a browser context of their own. */
+async function twoBuyers() {
   const [a, b] = [await newContext(), await newContext()];
   const [pa, pb] = [await a.newPage(), await b.newPage()];
   const address = await openVenue(pa);
   await pb.goto(address);
   await seats(pb).first().waitFor();
+  return { pa, pb, address, close: async () => { await a.close(); await b.close(); } };
+}
 
+const viewBox = async (page) => (await page.locator('#venue').getAttribute('viewBox')).split(' ').map(Number);
+
+test('a buyer asks for 4 best available: 4 seats side by side turn theirs and HELD for another buyer within a second', async () => {
+  const { pa, pb, address, close } = await twoBuyers();
   await pa.getByLabel('Seats', { exact: true }).fill('4');
   await pa.getByLabel('Category').selectOption({ label: 'Premium — ₩8,900' });
   await pa.getByRole('button', { name: 'Hold best available' }).click();
@@ -49,8 +54,7 @@ test('a buyer asks for 4 best available: 4 seats side by side turn theirs and HE
   await pa.getByRole('button', { name: 'Checkout' }).click();
   await pa.locator('#order-status', { hasText: 'CONFIRMED' }).waitFor({ timeout: 10000 });
   await until('SOLD for B', async () => (await Promise.all(mine.map((id) => statusOf(byId(pb, id))))).every((s) => s === 'SOLD'), 3000);
-  await a.close();
-  await b.close();
+  await close();
 });
 
 test('best available that nothing fits is answered with a clear message', async () => {
@@ -61,18 +65,14 @@ test('best available that nothing fits is answered with a clear message', async 
   await page.getByLabel('Category').selectOption({ label: 'Premium — ₩8,900' });
   await page.getByLabel('Wheelchair spaces').check();
   await page.getByRole('button', { name: 'Hold best available' }).click();
-  await page.getByRole('status').filter({ hasText: 'Not enough seats left: there are no 2 wheelchair spaces in Premium available.' }).waitFor();
+  await page.getByRole('status').filter({ hasText: 'Not enough seats left for 2 seats with wheelchair spaces in Premium. Try fewer seats or another category.' }).waitFor();
   await page.getByRole('alert').filter({ hasText: 'Not enough seats left' }).waitFor();
   assert.equal(await page.locator('#venue [data-mine="true"]').count(), 0);
   await context.close();
 });
 
 test('standing tickets: hold 2 places, order, pay, and the count of places left drops by 2', async () => {
-  const [a, b] = [await newContext(), await newContext()];
-  const [page, other] = [await a.newPage(), await b.newPage()];
-  const address = await openVenue(page);
-  await other.goto(address);
-  await seats(other).first().waitFor();
+  const { pa: page, pb: other, close } = await twoBuyers();
   const left = async (p) => Number(await p.locator('#area-1-left').textContent());
   const before = await left(page);
   assert.ok(before > 2, `places left: ${before}`);
@@ -94,8 +94,7 @@ test('standing tickets: hold 2 places, order, pay, and the count of places left 
   assert.equal(await left(page), before - 2, 'sold places stay taken');
   await page.getByRole('link', { name: 'My tickets' }).first().click();
   await page.getByRole('cell', { name: /Standing · standing × 2/ }).waitFor();
-  await a.close();
-  await b.close();
+  await close();
 });
 
 test('the venue on a phone: zoom, drag, pinch and tap; and with a keyboard', async () => {

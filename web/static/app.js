@@ -339,8 +339,8 @@ async function showView(eventId) {
           : `Your ${r.seatIds.length} seats are the best left, but not all side by side.`));
       result.textContent = '';
     } catch (e) {
-      const what = `${quantity} ${accessible ? 'wheelchair space' : 'seat'}${quantity === 1 ? '' : 's'}${key ? ` in ${category(key)?.name || key}` : ''}`;
-      result.textContent = e.code === 'NOT_ENOUGH_SEATS' ? `Not enough seats left: there are no ${what} available. Try fewer seats or another category.` : e.message;
+      const what = `${quantity} seat${quantity === 1 ? '' : 's'}${accessible ? ' with wheelchair spaces' : ''}${key ? ` in ${category(key)?.name || key}` : ''}`;
+      result.textContent = e.code === 'NOT_ENOUGH_SEATS' ? `Not enough seats left for ${what}. Try fewer seats or another category.` : e.message;
       flash(result.textContent);
     }
   }
