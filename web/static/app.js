@@ -85,7 +85,7 @@ async function eventsView() {
   main.innerHTML = `<h1>Shows on sale</h1><ul class="cards">${events.map((e) => `
     <li class="card"><h2><a href="#/events/${e.id}">${esc(e.title)}</a></h2>
       <p class="muted">${esc(new Date(e.dateTime).toLocaleString())}</p>
-      <p>${esc(e.description)}</p>${e.rows * e.cols > 0 ? `<p class="muted">${e.rows * e.cols} seats</p>` : ''}</li>`).join('')}</ul>`;
+      <p>${esc(e.description)}</p><p class="muted">${e.rows} rows, up to ${e.cols} seats a row</p></li>`).join('')}</ul>`;
 }
 
 // ---- one show: the live seat map, holds, checkout ------------------------------------
@@ -122,7 +122,7 @@ function placeLines(ids, place, withPrice = true) {
   return [...lines].map(([text, l]) => `<li>${esc(text)}${l.n > 1 ? ` × ${l.n}` : ''}${withPrice ? ` — ${won(l.price)}` : ''}</li>`).join('');
 }
 
-/** A venue's seat (its map entry has x/y): "Stalls row A, seat 12". */
+/** A seat as a screen reader names it: "Row 3, seat 4", or a venue's "Stalls row A, seat 12". */
 const seatName = (s) => (s.section ? `${s.section} row ${s.row}, seat ${s.label}` : `Row ${s.r}, seat ${s.c}`);
 const FLAGS = [['accessible', 'wheelchair space'], ['companion', 'companion seat'], ['restrictedView', 'restricted view']];
 const mmss = (left) => `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
@@ -166,6 +166,15 @@ async function showView(eventId) {
   }
 
   function buildMap(map) {
+    if (state.map && map.seats.length === state.seats.size && map.seats.every((s) => state.seats.has(s.id))) {
+      // The whole map again (a reconnect, or the stream fell behind): the same seats, so
+      // the drawing, its zoom and the forms stay; statuses and counts are brought up to date.
+      for (const s of map.seats) state.seats.get(s.id).status = s.status;
+      for (const id of state.selected) if (state.seats.get(id).status !== 'AVAILABLE') state.selected.delete(id);
+      mapBox.querySelectorAll('[data-id]').forEach(paint);
+      for (const a of map.areas || []) areaCount(a.id, a.available);
+      return;
+    }
     state.map = map;
     state.place = placesOf(map);
     state.seats = new Map(map.seats.map((s) => [s.id, s]));
@@ -300,6 +309,14 @@ async function showView(eventId) {
     more.querySelector('#best').addEventListener('submit', (e) => { e.preventDefault(); holdBest(); });
     more.querySelectorAll('form.area').forEach((f) => f.addEventListener('submit', (e) => { e.preventDefault(); holdStanding(Number(f.dataset.area)); }));
     more.hidden = !!(state.hold || state.order);
+  }
+
+  function areaCount(areaId, available) {
+    const area = (state.map?.areas || []).find((a) => a.id === areaId);
+    if (!area) return;
+    area.available = available;
+    const left = document.getElementById(`area-${areaId}-left`);
+    if (left) left.textContent = available;
   }
 
   function repaintMine(ids) { ids.forEach((id) => { const el = seatEl(id); if (el) paint(el); }); }
@@ -454,14 +471,7 @@ async function showView(eventId) {
     const el = seatEl(u.seatId);
     if (el) paint(el);
   });
-  stream.addEventListener('AREA_UPDATE', (m) => {
-    const u = JSON.parse(m.data);
-    const area = (state.map?.areas || []).find((a) => a.id === u.areaId);
-    if (!area) return;
-    area.available = u.available;
-    const left = document.getElementById(`area-${u.areaId}-left`);
-    if (left) left.textContent = u.available;
-  });
+  stream.addEventListener('AREA_UPDATE', (m) => { const u = JSON.parse(m.data); areaCount(u.areaId, u.available); });
   onLeave(() => stream.close());
   renderPanel();
 }
