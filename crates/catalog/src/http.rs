@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,11 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::stream::MapChange;
 use crate::{Catalog, store};
+
+/// The largest body of `POST /admin/events`: a venue of 100,000 places.
+const VENUE_BODY_LIMIT: usize = 16 << 20;
 
 pub fn router(catalog: Catalog) -> Router {
     Router::new()
@@ -23,7 +27,9 @@ pub fn router(catalog: Catalog) -> Router {
         .route("/ticketing/api/events/{id}", get(get_event))
         .route("/ticketing/api/events/{id}/seats", get(seat_map))
         .route("/ticketing/api/events/{id}/seats/stream", get(seat_stream))
-        .route("/ticketing/api/admin/events", post(create_event))
+        // A venue's layout is larger than the buyers' requests: up to 100,000 places.
+        .route("/ticketing/api/admin/events", post(create_event).layer(DefaultBodyLimit::max(VENUE_BODY_LIMIT)))
+        .route("/ticketing/api/admin/events/{id}/sales", get(sales))
         .route("/ticketing/api/admin/events/{id}/reset", post(reset_event))
         // The original's reset, outside /ticketing/api, as its k6 smoke script calls it.
         .route("/admin/test-reset", post(test_reset))
@@ -144,11 +150,12 @@ async fn seat_stream(
                 tokio::select! {
                     _ = out.closed() => return Ok(()),
                     received = live.recv() => match received {
-                        Ok(u) if u.version <= sent => {}
-                        Ok(u) => {
+                        Ok(MapChange::Seat(u)) if u.version <= sent => {}
+                        Ok(MapChange::Seat(u)) => {
                             sent = u.version;
                             out.send(Ok(update(&u))).await?;
                         }
+                        Ok(MapChange::Area(a)) => out.send(Ok(area_update(&a))).await?,
                         // Fell behind: start the client over from the whole map.
                         Err(broadcast::error::RecvError::Lagged(_)) => sent = send_init(&c, id, &out).await?,
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
@@ -162,6 +169,10 @@ async fn seat_stream(
         }
     });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn area_update(a: &contract::venue::AreaUpdate) -> SseEvent {
+    SseEvent::default().event("AREA_UPDATE").data(serde_json::to_string(a).expect("update serializes"))
 }
 
 /// Changes read from the history at once, at most.
@@ -180,6 +191,11 @@ async fn replay(
 ) -> anyhow::Result<Option<i64>> {
     let Some(head) = store::map_head(c.db.reader(), id).await? else { return Ok(None) };
     if after > head.version || head.version - after > head.seats {
+        return Ok(None);
+    }
+    // The history has the places' changes, not the standing areas' counts: a client of a
+    // show with standing areas starts again from the whole map.
+    if head.areas {
         return Ok(None);
     }
     let mut sent = after;
@@ -217,6 +233,12 @@ fn validate(spec: &CreateEvent) -> Result<(), ApiError> {
     if !parses {
         return Err(ApiError::validation("dateTime must be an ISO 8601 date and time, e.g. 2025-10-01T19:00:00"));
     }
+    if let Some(venue) = &spec.venue {
+        if spec.rows != 0 || spec.cols != 0 {
+            return Err(ApiError::validation("a show has either a venue or rows and cols, not both"));
+        }
+        return venue.validate().map_err(|fault| ApiError::validation(format!("venue: {fault}")));
+    }
     if !(1..=1000).contains(&spec.rows) || !(1..=1000).contains(&spec.cols) || spec.rows * spec.cols > 100_000 {
         return Err(ApiError::validation("rows and cols must be 1 to 1000, with at most 100000 seats"));
     }
@@ -233,6 +255,15 @@ async fn create_event(
 ) -> ApiResult<(StatusCode, Json<Event>)> {
     validate(&spec)?;
     Ok((StatusCode::CREATED, Json(c.create_event(&spec).await?)))
+}
+
+/// Sales of a show by section, by category and by standing area, for the operator.
+async fn sales(
+    State(c): State<Catalog>,
+    _: Admin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<contract::venue::Sales>> {
+    store::sales(c.db.reader(), id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("event {id} not found")))
 }
 
 async fn reset_event(

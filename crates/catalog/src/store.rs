@@ -4,6 +4,7 @@ use anyhow::Context;
 use const_format::formatcp;
 use contract::api::{CreateEvent, Event, Seat, SeatMap, SeatStatus, SeatUpdate};
 use contract::events::SeatSpec;
+use contract::venue::{AreaStatus, Category, PlacedSeat, SeatMapVenue, SeatPlace, VenueLayout};
 use runtime::Tx;
 use runtime::db::Migrations;
 use runtime::db::Reader;
@@ -14,40 +15,102 @@ use crate::states::AVAILABLE;
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
 
-pub async fn insert_event(tx: &mut Tx, spec: &CreateEvent) -> anyhow::Result<i64> {
+pub async fn insert_event(tx: &mut Tx, spec: &CreateEvent, layout: &crate::Layout) -> anyhow::Result<i64> {
+    let categories = match &spec.venue {
+        Some(venue) => Some(serde_json::to_string(&venue.categories)?),
+        None => None,
+    };
     sqlx::query_scalar(
-        "INSERT INTO events (title, date_time, description, rows_count, cols_count, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO events (title, date_time, description, rows_count, cols_count, created_at, categories, places) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(&spec.title)
     .bind(&spec.date_time)
     .bind(&spec.description)
-    .bind(spec.rows)
-    .bind(spec.cols)
+    .bind(layout.rows)
+    .bind(layout.cols)
     .bind(contract::now_millis())
+    .bind(categories)
+    .bind(layout.seats.len() as i64)
     .fetch_one(&mut **tx)
     .await
     .context("failed to insert event")
 }
 
-pub async fn insert_seats(tx: &mut Tx, event_id: i64, seats: &[SeatSpec]) -> anyhow::Result<()> {
+/// A show's seats; a venue's with their places (section, row, label, category, drawing
+/// position, flags), named from its layout.
+pub async fn insert_seats(
+    tx: &mut Tx,
+    event_id: i64,
+    seats: &[SeatSpec],
+    venue: Option<&VenueLayout>,
+) -> anyhow::Result<()> {
     // Multi-row inserts: one statement per 200 seats instead of one per seat.
+    const COLUMNS: usize = 9;
     for chunk in seats.chunks(200) {
-        let mut sql = String::from("INSERT INTO seats (event_id, seat_id, r, c, price) VALUES ");
+        let mut sql =
+            String::from("INSERT INTO seats (event_id, seat_id, r, c, price, area_id, section, category, place) VALUES ");
         for i in 0..chunk.len() {
-            let p = i * 5;
+            let p = i * COLUMNS;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5));
+            let params: Vec<String> = (1..=COLUMNS).map(|k| format!("${}", p + k)).collect();
+            sql.push_str(&format!("({})", params.join(", ")));
         }
         let mut query = sqlx::query(&sql);
         for s in chunk {
-            query = query.bind(event_id).bind(s.seat_id).bind(s.r).bind(s.c).bind(s.price);
+            let place = s.place.as_ref().zip(venue).map(|(p, venue)| seat_place(venue, p));
+            query = query
+                .bind(event_id)
+                .bind(s.seat_id)
+                .bind(s.r)
+                .bind(s.c)
+                .bind(s.price)
+                .bind(s.area_id)
+                .bind(place.as_ref().and_then(|p| p.section.clone()))
+                .bind(place.as_ref().and_then(|p| p.category.clone()))
+                .bind(place.as_ref().map(|p| serde_json::to_string(p).expect("a place serializes")));
         }
         query.execute(&mut **tx).await.context("failed to insert seats")?;
     }
+    if let Some(venue) = venue {
+        let mut first = seats.iter().filter(|s| s.area_id.is_some()).map(|s| s.seat_id);
+        for (area_id, area) in (1..).zip(&venue.areas) {
+            let _ = first.next();
+            let price = venue.categories.iter().find(|c| c.key == area.category).map_or(0, |c| c.price);
+            sqlx::query(
+                "INSERT INTO areas (event_id, area_id, name, capacity, category, price) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(event_id)
+            .bind(area_id)
+            .bind(&area.name)
+            .bind(area.capacity)
+            .bind(&area.category)
+            .bind(price)
+            .execute(&mut **tx)
+            .await
+            .context("failed to insert a standing area")?;
+        }
+    }
     Ok(())
+}
+
+/// A venue seat as the seat map shows it.
+fn seat_place(venue: &VenueLayout, p: &PlacedSeat) -> SeatPlace {
+    let section = venue.sections.get(p.section as usize);
+    let flag = |set: bool| set.then_some(true);
+    SeatPlace {
+        section: section.map(|s| s.name.clone()),
+        row: section.and_then(|s| s.rows.get(p.row as usize)).map(|r| r.label.clone()),
+        label: Some(p.label.clone()),
+        category: Some(p.category.clone()),
+        x: Some(p.x),
+        y: Some(p.y),
+        accessible: flag(p.accessible),
+        companion: flag(p.companion),
+        restricted_view: flag(p.restricted_view),
+    }
 }
 
 fn event_from(row: &sqlx::any::AnyRow) -> Event {
@@ -84,21 +147,32 @@ pub async fn count_events(db: &Reader) -> anyhow::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(db).await.context("failed to count events")
 }
 
-/// The whole map at one version, read in one transaction so the two agree.
+/// The whole map at one version, read in one transaction so the two agree: the seats
+/// (a venue's with their places), and a venue's categories and standing areas' counts.
 pub async fn seat_map(db: &Reader, event_id: i64) -> anyhow::Result<Option<SeatMap>> {
     let mut tx = db.begin().await?;
-    let Some(head) = sqlx::query("SELECT rows_count, cols_count, version FROM events WHERE id = $1")
+    let Some(head) = sqlx::query("SELECT rows_count, cols_count, version, categories FROM events WHERE id = $1")
         .bind(event_id)
         .fetch_optional(&mut *tx)
         .await?
     else {
         return Ok(None);
     };
-    let seats = sqlx::query("SELECT seat_id, r, c, price, status FROM seats WHERE event_id = $1 ORDER BY seat_id")
-        .bind(event_id)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to read seats")?;
+    let seats = sqlx::query(
+        "SELECT seat_id, r, c, price, status, place FROM seats WHERE event_id = $1 AND area_id IS NULL ORDER BY seat_id",
+    )
+    .bind(event_id)
+    .fetch_all(&mut *tx)
+    .await
+    .context("failed to read seats")?;
+    let categories: Option<String> = head.get("categories");
+    let venue = match categories {
+        Some(categories) => SeatMapVenue {
+            categories: serde_json::from_str::<Vec<Category>>(&categories)?,
+            areas: area_counts(&mut tx, event_id).await?,
+        },
+        None => SeatMapVenue::default(),
+    };
     tx.commit().await?;
     Ok(Some(SeatMap {
         rows: head.get("rows_count"),
@@ -113,27 +187,166 @@ pub async fn seat_map(db: &Reader, event_id: i64) -> anyhow::Result<Option<SeatM
                 c: s.get("c"),
                 price: s.get("price"),
                 status: SeatStatus::parse(&s.get::<String, _>("status")).unwrap_or(SeatStatus::Available),
+                place: s
+                    .get::<Option<String>, _>("place")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default(),
             })
             .collect(),
+        venue,
     }))
+}
+
+/// A show's standing areas with the places still available in each.
+pub async fn area_counts(tx: &mut Tx, event_id: i64) -> anyhow::Result<Vec<AreaStatus>> {
+    let rows = sqlx::query(formatcp!(
+        "SELECT a.area_id, a.name, a.capacity, a.price, \
+         (SELECT COUNT(*) FROM seats s WHERE s.event_id = a.event_id AND s.area_id = a.area_id AND s.status = {AVAILABLE}) AS available \
+         FROM areas a WHERE a.event_id = $1 ORDER BY a.area_id"
+    ))
+    .bind(event_id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("failed to count standing places")?;
+    Ok(rows
+        .iter()
+        .map(|r| AreaStatus {
+            id: r.get("area_id"),
+            name: r.get("name"),
+            capacity: r.get("capacity"),
+            available: r.get("available"),
+            price: r.get("price"),
+        })
+        .collect())
+}
+
+/// A standing area's places still available.
+pub async fn area_available(tx: &mut Tx, event_id: i64, area_id: i64) -> anyhow::Result<i64> {
+    sqlx::query_scalar(formatcp!(
+        "SELECT COUNT(*) FROM seats WHERE event_id = $1 AND area_id = $2 AND status = {AVAILABLE}"
+    ))
+    .bind(event_id)
+    .bind(area_id)
+    .fetch_one(&mut **tx)
+    .await
+    .context("failed to count a standing area's places")
+}
+
+/// Each standing area of a show with the first and last id of its places (an area's
+/// places are numbered in one run).
+pub async fn area_ranges(tx: &mut Tx, event_id: i64) -> anyhow::Result<Vec<(i64, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT area_id, MIN(seat_id) AS lo, MAX(seat_id) AS hi FROM seats \
+         WHERE event_id = $1 AND area_id IS NOT NULL GROUP BY area_id",
+    )
+    .bind(event_id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("failed to read standing areas")?;
+    Ok(rows.iter().map(|r| (r.get("area_id"), r.get("lo"), r.get("hi"))).collect())
+}
+
+/// A show's seats by state, per section, per category and per standing area.
+pub async fn sales(db: &Reader, event_id: i64) -> anyhow::Result<Option<contract::venue::Sales>> {
+    use contract::venue::{AreaSales, CategorySales, Sales, SectionSales, Tally};
+    let Some(categories) = sqlx::query_scalar::<_, Option<String>>("SELECT categories FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let categories: Vec<Category> = match categories {
+        Some(c) => serde_json::from_str(&c)?,
+        None => Vec::new(),
+    };
+    let rows = sqlx::query(
+        "SELECT COALESCE(section, '') AS section, COALESCE(category, '') AS category, area_id, status, COUNT(*) AS n \
+         FROM seats WHERE event_id = $1 GROUP BY section, category, area_id, status",
+    )
+    .bind(event_id)
+    .fetch_all(db)
+    .await
+    .context("failed to count sales")?;
+    let add = |tally: &mut Tally, status: &str, n: i64| {
+        tally.seats += n;
+        match SeatStatus::parse(status) {
+            Some(SeatStatus::Held) => tally.held += n,
+            Some(SeatStatus::Sold) => tally.sold += n,
+            _ => tally.available += n,
+        }
+    };
+    let mut sales = Sales { event_id, ..Sales::default() };
+    let areas = sqlx::query("SELECT area_id, name, capacity FROM areas WHERE event_id = $1 ORDER BY area_id")
+        .bind(event_id)
+        .fetch_all(db)
+        .await?;
+    sales.areas = areas
+        .iter()
+        .map(|a| AreaSales {
+            id: a.get("area_id"),
+            name: a.get("name"),
+            capacity: a.get("capacity"),
+            tally: Tally::default(),
+        })
+        .collect();
+    sales.categories = categories
+        .into_iter()
+        .map(|c| CategorySales { key: c.key, name: c.name, price: c.price, colour: c.colour, tally: Tally::default() })
+        .collect();
+    for row in &rows {
+        let (section, category): (String, String) = (row.get("section"), row.get("category"));
+        let (area, status, n): (Option<i64>, String, i64) = (row.get("area_id"), row.get("status"), row.get("n"));
+        if let Some(area) = area {
+            if let Some(a) = sales.areas.iter_mut().find(|a| a.id == area) {
+                add(&mut a.tally, &status, n);
+            }
+            continue;
+        }
+        if !section.is_empty() {
+            let at = match sales.sections.iter().position(|s| s.name == section) {
+                Some(at) => at,
+                None => {
+                    sales.sections.push(SectionSales { name: section.clone(), tally: Tally::default() });
+                    sales.sections.len() - 1
+                }
+            };
+            add(&mut sales.sections[at].tally, &status, n);
+        }
+        if let Some(c) = sales.categories.iter_mut().find(|c| c.key == category) {
+            add(&mut c.tally, &status, n);
+        }
+    }
+    Ok(Some(sales))
 }
 
 /// What a seat map's validator and its stream need without reading the seats: its seat
 /// count, version and creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapHead {
+    /// Its seats and standing places.
     pub seats: i64,
     pub version: i64,
     pub created_at: i64,
+    /// Whether it has standing areas.
+    pub areas: bool,
 }
 
 pub async fn map_head(db: &Reader, event_id: i64) -> anyhow::Result<Option<MapHead>> {
-    let row = sqlx::query("SELECT rows_count * cols_count AS seats, version, created_at FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(db)
-        .await
-        .context("failed to read a map's version")?;
-    Ok(row.map(|r| MapHead { seats: r.get("seats"), version: r.get("version"), created_at: r.get("created_at") }))
+    let row = sqlx::query(
+        "SELECT places, version, created_at, (SELECT COUNT(*) FROM areas a WHERE a.event_id = e.id) AS areas \
+         FROM events e WHERE id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(db)
+    .await
+    .context("failed to read a map's version")?;
+    Ok(row.map(|r| MapHead {
+        seats: r.get("places"),
+        version: r.get("version"),
+        created_at: r.get("created_at"),
+        areas: r.get::<i64, _>("areas") > 0,
+    }))
 }
 
 /// What changes whenever the list of events does (events are only ever added): their
@@ -273,11 +486,23 @@ async fn record_seat_change(
 
 pub async fn events_with_wrong_seat_count(db: &Reader) -> anyhow::Result<i64> {
     sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events e WHERE rows_count * cols_count <> (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id)",
+        "SELECT COUNT(*) FROM events e WHERE places <> (SELECT COUNT(*) FROM seats s WHERE s.event_id = e.id)",
     )
     .fetch_one(db)
     .await
     .context("failed to check seat counts")
+}
+
+/// Standing areas whose places are not as many as their capacity: what keeps an area from
+/// ever selling more than it holds.
+pub async fn areas_with_wrong_capacity(db: &Reader) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM areas a WHERE capacity <> \
+         (SELECT COUNT(*) FROM seats s WHERE s.event_id = a.event_id AND s.area_id = a.area_id)",
+    )
+    .fetch_one(db)
+    .await
+    .context("failed to check standing areas")
 }
 
 pub async fn events_with_version_drift(db: &Reader) -> anyhow::Result<i64> {
@@ -319,11 +544,12 @@ mod tests {
             cols: 2,
             base_price: 1,
             column_step: 0,
+            venue: None,
         };
         let mut tx = db.begin().await.unwrap();
-        let show = insert_event(&mut tx, &spec).await.unwrap();
-        let seats = (1..=2).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1 });
-        insert_seats(&mut tx, show, &seats.collect::<Vec<_>>()).await.unwrap();
+        let show = insert_event(&mut tx, &spec, &crate::Layout::grid(&spec, |i| i + 1)).await.unwrap();
+        let seats = (1..=2).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1, place: None, area_id: None });
+        insert_seats(&mut tx, show, &seats.collect::<Vec<_>>(), None).await.unwrap();
         let mut applied = Vec::new();
         for (seat, status, source_version) in [
             (1, SeatStatus::Held, 1),
@@ -365,12 +591,13 @@ mod tests {
             cols: 5,
             base_price: 1,
             column_step: 0,
+            venue: None,
         };
         let seats = 10;
         let mut tx = db.begin().await.unwrap();
-        let show = insert_event(&mut tx, &spec).await.unwrap();
-        let specs = (1..=seats).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1 });
-        insert_seats(&mut tx, show, &specs.collect::<Vec<_>>()).await.unwrap();
+        let show = insert_event(&mut tx, &spec, &crate::Layout::grid(&spec, |i| i + 1)).await.unwrap();
+        let specs = (1..=seats).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1, place: None, area_id: None });
+        insert_seats(&mut tx, show, &specs.collect::<Vec<_>>(), None).await.unwrap();
         tx.commit().await.unwrap();
         let changes = 3 * PRUNE_EVERY + 7;
         let kept = async || -> (i64, i64, i64) {

@@ -54,6 +54,9 @@ pub struct Seat {
     pub c: i64,
     pub price: i64,
     pub status: SeatStatus,
+    /// extension: where a venue's seat is (absent for a grid show's)
+    #[serde(flatten)]
+    pub place: crate::venue::SeatPlace,
 }
 
 /// `GET /events/{id}/seats`, and the data of the SSE `INIT` message.
@@ -67,6 +70,9 @@ pub struct SeatMap {
     pub event_id: i64,
     /// extension: the map's version; `SEAT_UPDATE`s with a higher version follow it
     pub version: i64,
+    /// extension: a venue's categories and standing areas (absent for a grid show)
+    #[serde(flatten)]
+    pub venue: crate::venue::SeatMapVenue,
 }
 
 /// Data of the SSE `SEAT_UPDATE` message.
@@ -86,13 +92,20 @@ pub struct CreateEvent {
     pub date_time: String,
     #[serde(default)]
     pub description: String,
+    /// A grid show's size; absent (0) for a show made from a `venue`.
+    #[serde(default)]
     pub rows: i64,
+    #[serde(default)]
     pub cols: i64,
     /// Price of a seat in column 0; a seat in column c costs `base_price + c * column_step`.
     #[serde(default = "default_base_price")]
     pub base_price: i64,
     #[serde(default = "default_column_step")]
     pub column_step: i64,
+    /// extension: the show's venue — sections, rows, seats, categories, standing areas —
+    /// instead of a grid (docs/VENUES.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<crate::venue::VenueLayout>,
 }
 
 fn default_base_price() -> i64 {
@@ -114,6 +127,30 @@ pub struct HoldRequest {
     pub seat_ids: Option<Vec<i64>>,
     #[serde(default)]
     pub hold_seconds: Option<i64>,
+    /// extension: a standing area's places, `quantity` of them
+    #[serde(default)]
+    pub area_id: Option<i64>,
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    /// extension: the best seats available, picked and held at once
+    #[serde(default)]
+    pub best_available: Option<BestAvailable>,
+}
+
+/// `bestAvailable` of `POST /reservations` (docs/VENUES.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BestAvailable {
+    pub quantity: i64,
+    /// Category keys to choose from; any when absent.
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    /// Section names to choose from; any when absent.
+    #[serde(default)]
+    pub sections: Option<Vec<String>>,
+    /// Wheelchair spaces with their companion seats.
+    #[serde(default)]
+    pub accessible: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +163,9 @@ pub struct HoldResponse {
     pub hold_seconds: i64,
     pub expires_at: String,
     pub trace_id: String,
+    /// extension, best available only: the seats are side by side in one row
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjacent: Option<bool>,
 }
 
 /// `POST /reservations/{eventId}/{seatId}/extend`.

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 422: the idempotency key was used before with a different body.
     IdempotencyKeyReused,
+    /// 409: not enough fitting seats (or standing places) remain for the request.
+    NotEnoughSeats,
     /// 429: too many requests.
     RateLimited,
     /// 503: a dependency is unavailable.
@@ -34,7 +36,7 @@ impl ErrorCode {
     /// The HTTP status this code is sent with.
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::ReservationConflict => 409,
+            ErrorCode::ReservationConflict | ErrorCode::NotEnoughSeats => 409,
             ErrorCode::ReservationExpired => 410,
             ErrorCode::SeatSold | ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::NotFound => 404,

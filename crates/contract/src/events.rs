@@ -87,6 +87,12 @@ pub struct SeatSpec {
     pub r: i64,
     pub c: i64,
     pub price: i64,
+    /// A venue seat's place (for best available); absent for a grid show's seats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<crate::venue::PlacedSeat>,
+    /// The standing area this place belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_id: Option<i64>,
 }
 
 /// Most seats one event carries, so that an event stays well under a broker's message
@@ -99,6 +105,10 @@ pub const SEATS_PER_EVENT: usize = 2_000;
 pub struct EventCreated {
     pub event_id: i64,
     pub seats: Vec<SeatSpec>,
+    /// A venue's sections, by the index `SeatSpec::place` names: their names and the
+    /// points "best" is measured from. Empty for a grid show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<crate::venue::SectionFocus>,
 }
 event!(EventCreated, CATALOG_TOPIC, |e| e.event_id.to_string());
 

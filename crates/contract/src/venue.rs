@@ -364,6 +364,14 @@ pub struct PlacedSeat {
     pub restricted_view: bool,
 }
 
+/// A section as `EventCreated` names it: its name and its focal point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SectionFocus {
+    pub name: String,
+    pub focal: Point,
+}
+
 /// What a venue adds to a seat of the seat map (`GET /events/{id}/seats`), meant to be
 /// `#[serde(flatten)]`ed into `api::Seat`: every field is left out when absent, so a grid
 /// show's map stays byte for byte what v1 sends.
@@ -388,6 +396,65 @@ pub struct SeatPlace {
     pub companion: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restricted_view: Option<bool>,
+}
+
+/// Data of the SSE `AREA_UPDATE` message: a standing area's places still available, as
+/// of the map's `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaUpdate {
+    pub area_id: i64,
+    pub available: i64,
+    pub version: i64,
+}
+
+/// Seats (or places) by state: one line of the operator's sales view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tally {
+    pub seats: i64,
+    pub available: i64,
+    pub held: i64,
+    pub sold: i64,
+}
+
+/// `GET /admin/events/{id}/sales`: a show's sales by section, category and standing area.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sales {
+    pub event_id: i64,
+    pub sections: Vec<SectionSales>,
+    pub categories: Vec<CategorySales>,
+    pub areas: Vec<AreaSales>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SectionSales {
+    pub name: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategorySales {
+    pub key: String,
+    pub name: String,
+    pub price: i64,
+    pub colour: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaSales {
+    pub id: i64,
+    pub name: String,
+    pub capacity: i64,
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
 /// A standing area on the seat map: counts, not one entry per place.

@@ -58,16 +58,39 @@ async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) 
 }
 
 async fn event_created(_: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
-    for chunk in e.seats.chunks(300) {
-        let values: Vec<String> =
-            (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
-        let sql =
-            format!("INSERT INTO seats (event_id, seat_id, price) VALUES {} ON CONFLICT DO NOTHING", values.join(", "));
+    const COLUMNS: usize = 5;
+    for chunk in e.seats.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=COLUMNS).map(|k| format!("${}", COLUMNS * i + k)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO seats (event_id, seat_id, price, area_id, place) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
         let mut query = sqlx::query(&sql);
         for s in chunk {
-            query = query.bind(e.event_id).bind(s.seat_id).bind(s.price);
+            let place = s.place.as_ref().map(|p| serde_json::to_string(p).expect("a place serializes"));
+            query = query.bind(e.event_id).bind(s.seat_id).bind(s.price).bind(s.area_id).bind(place);
         }
         query.execute(&mut **tx).await.context("failed to add seats")?;
+    }
+    // Every part of a large show names the sections again.
+    for (idx, section) in (0i64..).zip(&e.sections) {
+        sqlx::query(
+            "INSERT INTO venue_sections (event_id, idx, name, focal_x, focal_y) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(e.event_id)
+        .bind(idx)
+        .bind(&section.name)
+        .bind(section.focal.x)
+        .bind(section.focal.y)
+        .execute(&mut **tx)
+        .await
+        .context("failed to add a venue's sections")?;
     }
     Ok(())
 }

@@ -14,6 +14,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::Reservation;
+use crate::best::BestRequest;
+use crate::choose::Chosen;
 use crate::states::AVAILABLE;
 
 pub fn router(reservation: Reservation) -> Router {
@@ -51,27 +53,20 @@ async fn hold(
         return Err(ApiError::new(contract::ErrorCode::Unauthorized, message));
     }
     let addr = anonymous.then(|| crate::address_key(client.ip));
-    let seat_ids = match (&req.seat_ids, req.seat_id) {
-        (Some(ids), first) => {
-            if first.is_some_and(|f| !ids.contains(&f)) {
-                return Err(ApiError::validation("seatId must be one of seatIds"));
-            }
-            ids.clone()
-        }
-        (None, Some(id)) => vec![id],
-        (None, None) => return Err(ApiError::validation("seatId or seatIds is required")),
-    };
-    if seat_ids.is_empty() || seat_ids.len() > r.policy.max_seats {
-        return Err(ApiError::validation(format!("hold 1 to {} seats at once", r.policy.max_seats)));
-    }
-    let mut sorted = seat_ids.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    if sorted.len() != seat_ids.len() {
-        return Err(ApiError::validation("seatIds must not repeat a seat"));
-    }
     let secs = seconds(req.hold_seconds.unwrap_or(r.policy.default_secs), "holdSeconds")?;
-    let outcome = r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs).await;
+    let outcome = match what_to_hold(&req, r.policy.max_seats)? {
+        Wanted::Seats(seat_ids) => {
+            let mut sorted = seat_ids.clone();
+            sorted.sort_unstable();
+            r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs)
+                .await
+                .map(|outcome| Chosen { seat_ids, adjacent: None, outcome })
+        }
+        Wanted::Area { area_id, quantity } => {
+            r.hold_area(&buyer.id, addr.as_deref(), req.event_id, area_id, quantity, secs).await
+        }
+        Wanted::Best(best) => r.hold_best(&buyer.id, addr.as_deref(), req.event_id, &best, secs).await,
+    };
     match &outcome {
         Ok(_) => metrics::counter!(crate::metrics::HOLD_SUCCESS).increment(1),
         Err(PinError::Refused(refused)) if refused.code == contract::ErrorCode::ReservationConflict => {
@@ -84,7 +79,7 @@ async fn hold(
         }
         Err(PinError::Failed(_)) => {}
     }
-    let outcome = outcome?;
+    let Chosen { seat_ids, adjacent, outcome } = outcome?;
     let body = HoldResponse {
         event_id: req.event_id,
         seat_id: seat_ids[0],
@@ -92,8 +87,74 @@ async fn hold(
         hold_seconds: outcome.hold_secs,
         expires_at: contract::rfc3339(outcome.expires_at),
         trace_id: trace::current_trace_id(),
+        adjacent,
     };
     Ok((StatusCode::CREATED, buyer.set_cookie(), Json(body)).into_response())
+}
+
+/// What a hold request asks for: seats it names, places of a standing area, or the best
+/// seats available.
+enum Wanted {
+    Seats(Vec<i64>),
+    Area { area_id: i64, quantity: usize },
+    Best(BestRequest),
+}
+
+/// The one thing a hold request asks for, checked: 422 for a request that names none, or
+/// more than one, or too many seats.
+fn what_to_hold(req: &HoldRequest, max_seats: usize) -> Result<Wanted, ApiError> {
+    let quantity = |n: i64, what: &str| match usize::try_from(n) {
+        Ok(n) if (1..=max_seats).contains(&n) => Ok(n),
+        _ => Err(ApiError::validation(format!("{what} must be 1 to {max_seats}"))),
+    };
+    let names_seats = req.seat_id.is_some() || req.seat_ids.is_some();
+    match (names_seats, req.area_id, &req.best_available) {
+        (false, Some(area_id), None) => {
+            let n = req.quantity.ok_or_else(|| ApiError::validation("quantity is required with areaId"))?;
+            Ok(Wanted::Area { area_id, quantity: quantity(n, "quantity")? })
+        }
+        (false, None, Some(best)) => {
+            if req.quantity.is_some() {
+                return Err(ApiError::validation("quantity goes inside bestAvailable"));
+            }
+            let names = |list: &Option<Vec<String>>, what: &str| match list {
+                Some(list) if list.is_empty() || list.len() > 100 || list.iter().any(|n| n.len() > 64) => {
+                    Err(ApiError::validation(format!("bestAvailable.{what} must name 1 to 100, each at most 64 characters")))
+                }
+                _ => Ok(list.clone()),
+            };
+            Ok(Wanted::Best(BestRequest {
+                quantity: quantity(best.quantity, "bestAvailable.quantity")?,
+                categories: names(&best.categories, "categories")?,
+                sections: names(&best.sections, "sections")?,
+                accessible: best.accessible,
+            }))
+        }
+        (true, None, None) if req.quantity.is_none() => {
+            let seat_ids = match (&req.seat_ids, req.seat_id) {
+                (Some(ids), first) => {
+                    if first.is_some_and(|f| !ids.contains(&f)) {
+                        return Err(ApiError::validation("seatId must be one of seatIds"));
+                    }
+                    ids.clone()
+                }
+                (None, Some(id)) => vec![id],
+                (None, None) => unreachable!("names_seats"),
+            };
+            if seat_ids.is_empty() || seat_ids.len() > max_seats {
+                return Err(ApiError::validation(format!("hold 1 to {max_seats} seats at once")));
+            }
+            let mut sorted = seat_ids.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != seat_ids.len() {
+                return Err(ApiError::validation("seatIds must not repeat a seat"));
+            }
+            Ok(Wanted::Seats(seat_ids))
+        }
+        (false, None, None) => Err(ApiError::validation("seatId or seatIds is required")),
+        _ => Err(ApiError::validation("name seats (seatId, seatIds), a standing area (areaId, quantity) or bestAvailable: one of them")),
+    }
 }
 
 /// Adds `seconds` to the time the hold has left, up to the longest hold from now; never

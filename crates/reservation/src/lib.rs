@@ -8,6 +8,7 @@
 //! `reservation.events` for the seat map and the order saga.
 
 pub mod best;
+mod choose;
 mod consume;
 mod holds;
 mod http;
@@ -147,12 +148,14 @@ pub struct Reservation {
     db: Db,
     relay: Relay,
     policy: Arc<HoldPolicy>,
+    /// Venue shows' free seats, ranked for best available.
+    indexes: Arc<choose::Indexes>,
 }
 
 impl Reservation {
     pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
         let relay = Relay::new("reservation", db.clone(), bus);
-        Reservation { db, relay, policy: Arc::new(policy) }
+        Reservation { db, relay, policy: Arc::new(policy), indexes: Arc::default() }
     }
 
     /// The consumers this module runs: seat layouts from the catalog, orders created and

@@ -271,6 +271,7 @@ impl TestApp {
     }
 }
 
+#[derive(Clone)]
 pub struct Buyer {
     app_url: String,
     pub http: reqwest::Client,

@@ -27,3 +27,4 @@ mod spinning;
 mod stream;
 mod telemetry;
 mod upgrade;
+mod venues;

@@ -1,0 +1,272 @@
+//! Holds whose seats the module chooses: the best available of a venue, and places of a
+//! standing area (docs/VENUES.md).
+//!
+//! Choosing and holding are one step for the buyer, two inside: a proposal from memory
+//! (the show's [`VenueIndex`], or a few free places read from the database), then the
+//! same conditional hold as a hold of chosen seats — which alone decides, so two buyers
+//! never get one seat whatever the proposal believed. A proposal another buyer beat is
+//! corrected (the seats it lost are marked taken) and made again; a buyer is told
+//! `NOT_ENOUGH_SEATS` only when, after reading the show afresh, nothing fitting is free.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contract::ErrorCode;
+use contract::holds::PinError;
+use contract::venue::{PlacedSeat, Point};
+use rand::seq::IndexedRandom;
+use sqlx::Row;
+
+use crate::Reservation;
+use crate::best::{BestRequest, Pick, VenueIndex};
+use crate::holds::{HoldOutcome, refused};
+use crate::states::{AVAILABLE, HELD, SeatStatus};
+
+/// Proposals made for one request before it is answered 409 `RESERVATION_CONFLICT`:
+/// each lost round marks at least one seat taken, so only a rush on the very same seats
+/// gets that far.
+const ROUNDS: usize = 16;
+
+/// How long a show's index is trusted before it is read again: seats freed elsewhere (an
+/// expiry, another replica's release) reach it within this.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The least time between two readings of one show, when a pick finds nothing.
+const REREAD_AFTER: Duration = Duration::from_millis(100);
+
+/// Each venue show's index of free seats, read from the database when first asked for.
+#[derive(Default)]
+pub struct Indexes {
+    shows: Mutex<HashMap<i64, Arc<Mutex<Cached>>>>,
+}
+
+struct Cached {
+    index: VenueIndex,
+    read_at: Instant,
+}
+
+/// What a chosen hold gives: the seats (in row order when together) and the hold.
+pub struct Chosen {
+    pub seat_ids: Vec<i64>,
+    pub adjacent: Option<bool>,
+    pub outcome: HoldOutcome,
+}
+
+fn not_enough(message: impl Into<String>) -> PinError {
+    PinError::Refused(refused(ErrorCode::NotEnoughSeats, message))
+}
+
+impl Reservation {
+    /// Picks the best seats for `request` and holds them for `buyer` in one step.
+    pub async fn hold_best(
+        &self,
+        buyer: &str,
+        addr: Option<&str>,
+        event_id: i64,
+        request: &BestRequest,
+        hold_secs: i64,
+    ) -> Result<Chosen, PinError> {
+        let show = self.index(event_id).await.map_err(PinError::Failed)?;
+        let Some(show) = show else {
+            return Err(PinError::Refused(refused(
+                ErrorCode::ValidationFailed,
+                format!("event {event_id} has no venue seats to choose from"),
+            )));
+        };
+        let mut reread = false;
+        for _ in 0..ROUNDS {
+            let pick = show.lock().expect("index lock").index.pick(request);
+            let Pick { seat_ids, adjacent } = match pick {
+                Some(pick) => pick,
+                None if !reread => {
+                    reread = true;
+                    self.reread(event_id, &show).await.map_err(PinError::Failed)?;
+                    continue;
+                }
+                None => return Err(not_enough("not enough fitting seats are available")),
+            };
+            let mut sorted = seat_ids.clone();
+            sorted.sort_unstable();
+            match self.hold(buyer, addr, event_id, &sorted, hold_secs).await {
+                Ok(outcome) => {
+                    let mut cached = show.lock().expect("index lock");
+                    for id in &seat_ids {
+                        cached.index.mark_taken(*id);
+                    }
+                    return Ok(Chosen { seat_ids, adjacent: Some(adjacent), outcome });
+                }
+                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
+                    let lost = self.not_free(event_id, &sorted).await.map_err(PinError::Failed)?;
+                    let mut cached = show.lock().expect("index lock");
+                    // A seat free again but refused to this buyer (its cool-down) is left
+                    // out of this buyer's next proposal all the same.
+                    let lost = if lost.is_empty() { sorted } else { lost };
+                    for id in lost {
+                        cached.index.mark_taken(id);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the seats were taken as they were chosen; try again")))
+    }
+
+    /// Holds `quantity` places of a standing area for `buyer`, all or none.
+    pub async fn hold_area(
+        &self,
+        buyer: &str,
+        addr: Option<&str>,
+        event_id: i64,
+        area_id: i64,
+        quantity: usize,
+        hold_secs: i64,
+    ) -> Result<Chosen, PinError> {
+        for _ in 0..ROUNDS {
+            let free = self.free_places(event_id, area_id, quantity).await.map_err(PinError::Failed)?;
+            if free.len() < quantity {
+                return Err(match self.area_exists(event_id, area_id).await.map_err(PinError::Failed)? {
+                    true => not_enough(format!("fewer than {quantity} standing places are available")),
+                    false => PinError::Refused(refused(ErrorCode::NotFound, format!("area {area_id} not found"))),
+                });
+            }
+            // A random few of the first free places: buyers arriving together rarely
+            // propose the same ones.
+            let mut seat_ids: Vec<i64> = free.choose_multiple(&mut rand::rng(), quantity).copied().collect();
+            seat_ids.sort_unstable();
+            match self.hold(buyer, addr, event_id, &seat_ids, hold_secs).await {
+                Ok(outcome) => return Ok(Chosen { seat_ids, adjacent: None, outcome }),
+                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the places were taken as they were chosen; try again")))
+    }
+
+    /// The show's index, read now if it is unknown or older than [`FRESH_FOR`]; `None`
+    /// for a show without venue seats.
+    async fn index(&self, event_id: i64) -> anyhow::Result<Option<Arc<Mutex<Cached>>>> {
+        let known = self.indexes.shows.lock().expect("indexes lock").get(&event_id).cloned();
+        match known {
+            Some(show) => {
+                if show.lock().expect("index lock").read_at.elapsed() > FRESH_FOR {
+                    self.reread(event_id, &show).await?;
+                }
+                Ok(Some(show))
+            }
+            None => {
+                let Some(index) = self.read_index(event_id).await? else { return Ok(None) };
+                let show = Arc::new(Mutex::new(Cached { index, read_at: Instant::now() }));
+                let mut shows = self.indexes.shows.lock().expect("indexes lock");
+                Ok(Some(shows.entry(event_id).or_insert(show).clone()))
+            }
+        }
+    }
+
+    /// Reads the show's index again, unless another request just did.
+    async fn reread(&self, event_id: i64, show: &Mutex<Cached>) -> anyhow::Result<()> {
+        if show.lock().expect("index lock").read_at.elapsed() < REREAD_AFTER {
+            return Ok(());
+        }
+        if let Some(index) = self.read_index(event_id).await? {
+            *show.lock().expect("index lock") = Cached { index, read_at: Instant::now() };
+        }
+        Ok(())
+    }
+
+    /// The show's venue seats and which of them may be held now: AVAILABLE, or HELD
+    /// unpinned past its expiry.
+    async fn read_index(&self, event_id: i64) -> anyhow::Result<Option<VenueIndex>> {
+        let r = self.db.reader();
+        let sections: Vec<(String, Point)> = sqlx::query(
+            "SELECT name, focal_x, focal_y FROM venue_sections WHERE event_id = $1 ORDER BY idx",
+        )
+        .bind(event_id)
+        .fetch_all(r)
+        .await
+        .context("failed to read a venue's sections")?
+        .iter()
+        .map(|row| (row.get("name"), Point { x: row.get("focal_x"), y: row.get("focal_y") }))
+        .collect();
+        if sections.is_empty() {
+            return Ok(None);
+        }
+        let now = contract::now_millis();
+        let rows = sqlx::query(
+            "SELECT seat_id, place, status, expires_at, order_id FROM seats \
+             WHERE event_id = $1 AND place IS NOT NULL",
+        )
+        .bind(event_id)
+        .fetch_all(r)
+        .await
+        .context("failed to read a venue's seats")?;
+        let mut seats = Vec::with_capacity(rows.len());
+        let mut taken = Vec::new();
+        for row in &rows {
+            let id: i64 = row.get("seat_id");
+            let place: PlacedSeat = serde_json::from_str(&row.get::<String, _>("place"))?;
+            let status: String = row.get("status");
+            let lapsed = row.get::<Option<i64>, _>("expires_at").is_some_and(|at| at < now)
+                && row.get::<Option<String>, _>("order_id").is_none();
+            let free = match SeatStatus::parse(&status) {
+                Some(SeatStatus::Available) => true,
+                Some(SeatStatus::Held) => lapsed,
+                _ => false,
+            };
+            if !free {
+                taken.push(id);
+            }
+            seats.push((id, place));
+        }
+        let mut categories: Vec<String> = Vec::new();
+        for (_, p) in &seats {
+            if !categories.contains(&p.category) {
+                categories.push(p.category.clone());
+            }
+        }
+        let mut index = VenueIndex::build(&sections, &categories, seats);
+        for id in taken {
+            index.mark_taken(id);
+        }
+        Ok(Some(index))
+    }
+
+    /// Which of `seat_ids` are not free now (held unexpired, pinned, or sold).
+    async fn not_free(&self, event_id: i64, seat_ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+        let now = contract::now_millis();
+        let list: Vec<String> = seat_ids.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT seat_id FROM seats WHERE event_id = $1 AND seat_id IN ({}) AND status <> {AVAILABLE} \
+             AND NOT (status = {HELD} AND order_id IS NULL AND expires_at < $2)",
+            list.join(", ")
+        );
+        let rows = sqlx::query(&sql).bind(event_id).bind(now).fetch_all(self.db.reader()).await?;
+        Ok(rows.iter().map(|r| r.get("seat_id")).collect())
+    }
+
+    /// Up to four times `quantity` free places of a standing area, lowest ids first.
+    async fn free_places(&self, event_id: i64, area_id: i64, quantity: usize) -> anyhow::Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT seat_id FROM seats WHERE event_id = $1 AND area_id = $2 AND status = {AVAILABLE} \
+             ORDER BY seat_id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(event_id)
+            .bind(area_id)
+            .bind((quantity * 4) as i64)
+            .fetch_all(self.db.reader())
+            .await
+            .context("failed to read a standing area's free places")?;
+        Ok(rows.iter().map(|r| r.get("seat_id")).collect())
+    }
+
+    async fn area_exists(&self, event_id: i64, area_id: i64) -> anyhow::Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seats WHERE event_id = $1 AND area_id = $2")
+            .bind(event_id)
+            .bind(area_id)
+            .fetch_one(self.db.reader())
+            .await?;
+        Ok(n > 0)
+    }
+}
