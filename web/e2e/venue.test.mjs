@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { URL, ADMIN, newContext, until, statusOf, shot } from './common.mjs';
 
-const VENUE = /The Grand/;
+const VENUE = /Grand Theatre/;
 const seats = (page) => page.locator('#venue [data-id]');
 const byId = (page, id) => page.locator(`#venue [data-id="${id}"]`);
 
@@ -166,7 +166,7 @@ test('the operator sees the venue\'s sales by section and category, and its stan
   await page.goto(`${URL}/#/operator`);
   await page.getByLabel('Admin token').fill(ADMIN);
   await page.getByRole('button', { name: 'Show' }).click();
-  const sales = page.getByRole('region', { name: /^Sales: The Grand/ });
+  const sales = page.getByRole('region', { name: /^Sales: .*Grand Theatre/ });
   await sales.waitFor();
   const cells = async (table, name) => sales.getByRole('table', { name: table }).getByRole('row', { name }).getByRole('cell').allTextContents();
   // Sold by the tests before: 4 Premium seats in the stalls, 2 standing places.
