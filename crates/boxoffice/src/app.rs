@@ -277,6 +277,7 @@ fn auth(args: &ServeArgs) -> anyhow::Result<(Arc<Auth>, String)> {
         token_key: auth_secret(args.auth_secret.as_deref(), dir)?.into_bytes(),
         open_bearer: args.open_bearer,
         secure_cookies: args.secure_cookies,
+        clock: args.clock.clone(),
         ..Auth::default()
     });
     if args.open_bearer {

@@ -236,6 +236,10 @@ pub struct ServeArgs {
     /// script does): for test set-ups only, never in production.
     #[arg(long, env = "BOXOFFICE_ALLOW_TEST_RESET")]
     pub allow_test_reset: bool,
+    /// What holds, their expiry, idempotency keys and bearer tokens are timed by: the
+    /// system clock; not a flag (the tests give a manual one).
+    #[arg(skip)]
+    pub clock: runtime::clock::Clock,
 }
 
 impl Default for ServeArgs {

@@ -35,7 +35,7 @@ pub fn reservation(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
         pin_lease: Duration::from_secs(args.pin_lease_seconds),
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
     };
-    Ok(Arc::new(Reservation::new(cx.db, cx.bus, policy)))
+    Ok(Arc::new(Reservation::new(cx.db, cx.bus, policy).with_clock(args.clock.clone())))
 }
 
 pub fn order(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
@@ -48,7 +48,7 @@ pub fn order(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
         (None, None) => anyhow::bail!("the order module needs --reservation-url when reservation runs elsewhere"),
     };
     let key_ttl = Duration::from_secs(args.idempotency_key_ttl_secs);
-    let orders = Orders::new(cx.db, cx.bus, holds, args.max_seats_per_hold, key_ttl);
+    let orders = Orders::new(cx.db, cx.bus, holds, args.max_seats_per_hold, key_ttl).with_clock(args.clock.clone());
     Ok(Arc::new(match args.settle_target_ms {
         0 => orders,
         ms => orders.with_settle_target(Duration::from_millis(ms)),

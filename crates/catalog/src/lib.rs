@@ -115,7 +115,14 @@ impl Layout {
         for (area_id, area) in (1..).zip(&venue.areas) {
             for c in 1..=area.capacity {
                 let seat_id = seats.len() as i64 + 1;
-                seats.push(SeatSpec { seat_id, r: 0, c, price: price(&area.category), place: None, area_id: Some(area_id) });
+                seats.push(SeatSpec {
+                    seat_id,
+                    r: 0,
+                    c,
+                    price: price(&area.category),
+                    place: None,
+                    area_id: Some(area_id),
+                });
             }
         }
         let rows = venue.sections.iter().map(|s| s.rows.len() as i64).sum();
@@ -145,7 +152,14 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
         let relay = Relay::new("catalog", db.clone(), bus);
-        Catalog { db, relay, streams: Arc::new(stream::Hub::default()), open_test_reset: false, seed_demo: false, area_ranges: Arc::default() }
+        Catalog {
+            db,
+            relay,
+            streams: Arc::new(stream::Hub::default()),
+            open_test_reset: false,
+            seed_demo: false,
+            area_ranges: Arc::default(),
+        }
     }
 
     /// Lets anyone call the original's `POST /admin/test-reset`, as the original did (its
@@ -162,7 +176,11 @@ impl Catalog {
     }
 
     /// A show's standing areas and the runs of their places' ids.
-    pub(crate) async fn area_ranges(&self, tx: &mut runtime::Tx, event_id: i64) -> anyhow::Result<Arc<Vec<(i64, i64, i64)>>> {
+    pub(crate) async fn area_ranges(
+        &self,
+        tx: &mut runtime::Tx,
+        event_id: i64,
+    ) -> anyhow::Result<Arc<Vec<(i64, i64, i64)>>> {
         if let Some(known) = self.area_ranges.lock().expect("area ranges lock").get(&event_id) {
             return Ok(known.clone());
         }
@@ -214,7 +232,13 @@ impl Catalog {
         }
         tx.commit().await?;
         self.relay.wake();
-        tracing::info!(event_id = id, rows = layout.rows, cols = layout.cols, places = layout.seats.len(), "event created");
+        tracing::info!(
+            event_id = id,
+            rows = layout.rows,
+            cols = layout.cols,
+            places = layout.seats.len(),
+            "event created"
+        );
         Ok(contract::api::Event {
             id,
             title: spec.title.clone(),

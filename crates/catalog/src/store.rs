@@ -48,8 +48,9 @@ pub async fn insert_seats(
     // Multi-row inserts: one statement per 200 seats instead of one per seat.
     const COLUMNS: usize = 9;
     for chunk in seats.chunks(200) {
-        let mut sql =
-            String::from("INSERT INTO seats (event_id, seat_id, r, c, price, area_id, section, category, place) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO seats (event_id, seat_id, r, c, price, area_id, section, category, place) VALUES ",
+        );
         for i in 0..chunk.len() {
             let p = i * COLUMNS;
             if i > 0 {
@@ -548,7 +549,14 @@ mod tests {
         };
         let mut tx = db.begin().await.unwrap();
         let show = insert_event(&mut tx, &spec, &crate::Layout::grid(&spec, |i| i + 1)).await.unwrap();
-        let seats = (1..=2).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1, place: None, area_id: None });
+        let seats = (1..=2).map(|seat_id| contract::events::SeatSpec {
+            seat_id,
+            r: 1,
+            c: seat_id,
+            price: 1,
+            place: None,
+            area_id: None,
+        });
         insert_seats(&mut tx, show, &seats.collect::<Vec<_>>(), None).await.unwrap();
         let mut applied = Vec::new();
         for (seat, status, source_version) in [
@@ -596,7 +604,14 @@ mod tests {
         let seats = 10;
         let mut tx = db.begin().await.unwrap();
         let show = insert_event(&mut tx, &spec, &crate::Layout::grid(&spec, |i| i + 1)).await.unwrap();
-        let specs = (1..=seats).map(|seat_id| contract::events::SeatSpec { seat_id, r: 1, c: seat_id, price: 1, place: None, area_id: None });
+        let specs = (1..=seats).map(|seat_id| contract::events::SeatSpec {
+            seat_id,
+            r: 1,
+            c: seat_id,
+            price: 1,
+            place: None,
+            area_id: None,
+        });
         insert_seats(&mut tx, show, &specs.collect::<Vec<_>>(), None).await.unwrap();
         tx.commit().await.unwrap();
         let changes = 3 * PRUNE_EVERY + 7;
@@ -630,11 +645,7 @@ mod tests {
     }
 
     async fn postgres(name: &str) -> Option<Db> {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-            return None;
-        };
+        let server = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL")?;
         let name = format!("catalog_{name}_{}", uuid::Uuid::new_v4().simple());
         Some(Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap())
     }
@@ -665,11 +676,7 @@ mod tests {
 
     #[tokio::test]
     async fn seat_changes_on_postgres() {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-            return;
-        };
+        let Some(server) = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL") else { return };
         let name = format!("catalog_unit_{}", uuid::Uuid::new_v4().simple());
         let db = Db::open_postgres(&server, &name, 2, &crate::MIGRATIONS).await.unwrap();
         seat_changes_apply_once_and_in_order(db).await;

@@ -22,6 +22,7 @@ use contract::ErrorCode;
 use contract::api::{CreateOrder, Order};
 use contract::events::{CATALOG_TOPIC, OrderCreated, OrderNumbered, PAYMENT_TOPIC, RESERVATION_TOPIC};
 use contract::holds::{Holds, PinError, PinRefused, PinRequest};
+use runtime::clock::Clock;
 use runtime::consumer::Consumer;
 use runtime::db::Backend;
 use runtime::health::{Check, outbox_check};
@@ -64,6 +65,8 @@ pub struct Orders {
     waiters: Arc<waiters::Waiters>,
     /// Keeps the saga's backlog short (see `admission`); None lets every order in.
     admission: Option<Arc<admission::Admission>>,
+    /// What orders and their keys are timed by (a key's life, an order's age).
+    clock: Clock,
 }
 
 /// The longest an order waits to be let in before it is turned away with 503.
@@ -93,7 +96,14 @@ impl Orders {
             key_ttl,
             waiters: Default::default(),
             admission: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// Times orders and idempotency keys by `clock` (a manual one in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Lets orders in only while those settling settle within `target` (see `admission`).
@@ -189,7 +199,7 @@ impl Orders {
         let Accepted { order_id, generation, hash, amount } = accepted;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let mut row = store::NewOrder {
             order_id: &order_id,
             order_no: 0,
@@ -257,7 +267,7 @@ impl Orders {
         let Some(used) = store::by_key(self.db.reader(), buyer, key).await? else {
             return Ok(Replay::Fresh { generation: 0 });
         };
-        if used.created_at < contract::now_millis() - self.key_ttl.as_millis() as i64 {
+        if used.created_at < self.clock.now_millis() - self.key_ttl.as_millis() as i64 {
             return Ok(Replay::Fresh { generation: used.generation + 1 });
         }
         if used.request_hash != hash {
@@ -342,7 +352,7 @@ impl Orders {
     }
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
-        let stuck_before = contract::now_millis() - self.stuck_after.as_millis() as i64;
+        let stuck_before = self.clock.now_millis() - self.stuck_after.as_millis() as i64;
         Ok(vec![
             Check::count(
                 "orders_reach_a_final_state",

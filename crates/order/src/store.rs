@@ -374,11 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn earlier_orders_are_numbered_on_postgres() {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-            eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-            return;
-        };
+        let Some(server) = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL") else { return };
         let name = format!("order_unit_{}", uuid::Uuid::new_v4().simple());
         let before = Db::open_postgres(&server, &name, 2, &before_numbers()).await.unwrap();
         let reopen = async || Db::open_postgres(&server, &name, 2, &super::MIGRATIONS).await.unwrap();

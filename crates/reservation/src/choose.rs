@@ -76,7 +76,7 @@ impl Reservation {
             )));
         };
         let mut reread = false;
-        for _ in 0..ROUNDS {
+        for round in 1..=ROUNDS {
             let pick = show.lock().expect("index lock").index.pick(request);
             let Pick { seat_ids, adjacent } = match pick {
                 Some(pick) => pick,
@@ -95,6 +95,9 @@ impl Reservation {
                     for id in &seat_ids {
                         cached.index.mark_taken(*id);
                     }
+                    metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
+                    let adjacent_label = if adjacent { "true" } else { "false" };
+                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "best", "adjacent" => adjacent_label).increment(1);
                     return Ok(Chosen { seat_ids, adjacent: Some(adjacent), outcome });
                 }
                 Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
@@ -110,7 +113,10 @@ impl Reservation {
                 Err(other) => return Err(other),
             }
         }
-        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the seats were taken as they were chosen; try again")))
+        Err(PinError::Refused(refused(
+            ErrorCode::ReservationConflict,
+            "the seats were taken as they were chosen; try again",
+        )))
     }
 
     /// Holds `quantity` places of a standing area for `buyer`, all or none.
@@ -123,7 +129,7 @@ impl Reservation {
         quantity: usize,
         hold_secs: i64,
     ) -> Result<Chosen, PinError> {
-        for _ in 0..ROUNDS {
+        for round in 1..=ROUNDS {
             let free = self.free_places(event_id, area_id, quantity).await.map_err(PinError::Failed)?;
             if free.len() < quantity {
                 return Err(match self.area_exists(event_id, area_id).await.map_err(PinError::Failed)? {
@@ -136,12 +142,20 @@ impl Reservation {
             let mut seat_ids: Vec<i64> = free.choose_multiple(&mut rand::rng(), quantity).copied().collect();
             seat_ids.sort_unstable();
             match self.hold(buyer, addr, event_id, &seat_ids, hold_secs).await {
-                Ok(outcome) => return Ok(Chosen { seat_ids, adjacent: None, outcome }),
-                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {}
+                Ok(outcome) => {
+                    metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
+                    metrics::counter!(crate::metrics::CHOSEN, "kind" => "standing").increment(1);
+                    return Ok(Chosen { seat_ids, adjacent: None, outcome });
+                }
+                Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
+                }
                 Err(other) => return Err(other),
             }
         }
-        Err(PinError::Refused(refused(ErrorCode::ReservationConflict, "the places were taken as they were chosen; try again")))
+        Err(PinError::Refused(refused(
+            ErrorCode::ReservationConflict,
+            "the places were taken as they were chosen; try again",
+        )))
     }
 
     /// The show's index, read now if it is unknown or older than [`FRESH_FOR`]; `None`
@@ -164,77 +178,95 @@ impl Reservation {
         }
     }
 
-    /// Reads the show's index again, unless another request just did.
+    /// Reads which of the show's seats are free again, unless another request just did:
+    /// the layout is read once; a refresh reads the seats' states and marks only the
+    /// seats whose state the index has wrong.
     async fn reread(&self, event_id: i64, show: &Mutex<Cached>) -> anyhow::Result<()> {
         if show.lock().expect("index lock").read_at.elapsed() < REREAD_AFTER {
             return Ok(());
         }
-        if let Some(index) = self.read_index(event_id).await? {
-            *show.lock().expect("index lock") = Cached { index, read_at: Instant::now() };
+        let states = self.seat_states(event_id).await?;
+        let mut cached = show.lock().expect("index lock");
+        for (id, free) in states {
+            if free != cached.index.is_free(id) {
+                if free {
+                    cached.index.mark_free(id);
+                } else {
+                    cached.index.mark_taken(id);
+                }
+            }
         }
+        cached.read_at = Instant::now();
         Ok(())
     }
 
-    /// The show's venue seats and which of them may be held now: AVAILABLE, or HELD
-    /// unpinned past its expiry.
+    /// The show's venue seats, ranked, with which of them may be held now.
     async fn read_index(&self, event_id: i64) -> anyhow::Result<Option<VenueIndex>> {
         let r = self.db.reader();
-        let sections: Vec<(String, Point)> = sqlx::query(
-            "SELECT name, focal_x, focal_y FROM venue_sections WHERE event_id = $1 ORDER BY idx",
-        )
-        .bind(event_id)
-        .fetch_all(r)
-        .await
-        .context("failed to read a venue's sections")?
-        .iter()
-        .map(|row| (row.get("name"), Point { x: row.get("focal_x"), y: row.get("focal_y") }))
-        .collect();
+        let sections: Vec<(String, Point)> =
+            sqlx::query("SELECT name, focal_x, focal_y FROM venue_sections WHERE event_id = $1 ORDER BY idx")
+                .bind(event_id)
+                .fetch_all(r)
+                .await
+                .context("failed to read a venue's sections")?
+                .iter()
+                .map(|row| (row.get("name"), Point { x: row.get("focal_x"), y: row.get("focal_y") }))
+                .collect();
         if sections.is_empty() {
             return Ok(None);
         }
-        let now = contract::now_millis();
-        let rows = sqlx::query(
-            "SELECT seat_id, place, status, expires_at, order_id FROM seats \
-             WHERE event_id = $1 AND place IS NOT NULL",
-        )
-        .bind(event_id)
-        .fetch_all(r)
-        .await
-        .context("failed to read a venue's seats")?;
+        let rows = sqlx::query("SELECT seat_id, place FROM seats WHERE event_id = $1 AND place IS NOT NULL")
+            .bind(event_id)
+            .fetch_all(r)
+            .await
+            .context("failed to read a venue's seats")?;
         let mut seats = Vec::with_capacity(rows.len());
-        let mut taken = Vec::new();
-        for row in &rows {
-            let id: i64 = row.get("seat_id");
-            let place: PlacedSeat = serde_json::from_str(&row.get::<String, _>("place"))?;
-            let status: String = row.get("status");
-            let lapsed = row.get::<Option<i64>, _>("expires_at").is_some_and(|at| at < now)
-                && row.get::<Option<String>, _>("order_id").is_none();
-            let free = match SeatStatus::parse(&status) {
-                Some(SeatStatus::Available) => true,
-                Some(SeatStatus::Held) => lapsed,
-                _ => false,
-            };
-            if !free {
-                taken.push(id);
-            }
-            seats.push((id, place));
-        }
         let mut categories: Vec<String> = Vec::new();
-        for (_, p) in &seats {
-            if !categories.contains(&p.category) {
-                categories.push(p.category.clone());
+        for row in &rows {
+            let place: PlacedSeat = serde_json::from_str(&row.get::<String, _>("place"))?;
+            if !categories.contains(&place.category) {
+                categories.push(place.category.clone());
             }
+            seats.push((row.get::<i64, _>("seat_id"), place));
         }
         let mut index = VenueIndex::build(&sections, &categories, seats);
-        for id in taken {
-            index.mark_taken(id);
+        for (id, free) in self.seat_states(event_id).await? {
+            if !free {
+                index.mark_taken(id);
+            }
         }
         Ok(Some(index))
     }
 
+    /// Each venue seat of the show and whether it may be held now: AVAILABLE, or HELD
+    /// unpinned past its expiry.
+    async fn seat_states(&self, event_id: i64) -> anyhow::Result<Vec<(i64, bool)>> {
+        let now = self.clock.now_millis();
+        let rows = sqlx::query(
+            "SELECT seat_id, status, expires_at, order_id FROM seats WHERE event_id = $1 AND place IS NOT NULL",
+        )
+        .bind(event_id)
+        .fetch_all(self.db.reader())
+        .await
+        .context("failed to read a venue's seats")?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let lapsed = row.get::<Option<i64>, _>("expires_at").is_some_and(|at| at < now)
+                    && row.get::<Option<String>, _>("order_id").is_none();
+                let free = match SeatStatus::parse(&row.get::<String, _>("status")) {
+                    Some(SeatStatus::Available) => true,
+                    Some(SeatStatus::Held) => lapsed,
+                    _ => false,
+                };
+                (row.get("seat_id"), free)
+            })
+            .collect())
+    }
+
     /// Which of `seat_ids` are not free now (held unexpired, pinned, or sold).
     async fn not_free(&self, event_id: i64, seat_ids: &[i64]) -> anyhow::Result<Vec<i64>> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let list: Vec<String> = seat_ids.iter().map(i64::to_string).collect();
         let sql = format!(
             "SELECT seat_id FROM seats WHERE event_id = $1 AND seat_id IN ({}) AND status <> {AVAILABLE} \

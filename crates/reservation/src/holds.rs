@@ -208,7 +208,7 @@ impl Reservation {
         // Most refusals in a rush are plain to see: answer them from a reader, here,
         // without going to the writer. A seat freed a moment ago may still be refused —
         // as if the buyer had come a moment earlier; every grant is decided by the write.
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let addr = addr.unwrap_or_default().to_owned();
         let holding = Holding { addr: &addr, policy: &self.policy };
         let seen = why_not(self.db.reader(), buyer, event_id, seat_ids, now, Some(&holding)).await?;
@@ -379,7 +379,7 @@ impl Reservation {
     /// when it began); a hold that already ends later keeps its expiry, so an extend never
     /// shortens one. Returns the new expiry.
     pub async fn extend(&self, buyer: &str, event_id: i64, seat_id: i64, secs: i64) -> Result<i64, PinError> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let longest = now + self.policy.max_secs * 1000;
         let mut tx = self.db.begin().await?;
         // min(expires_at + added, max(expires_at, longest)), then the same against the end
@@ -415,7 +415,7 @@ impl Reservation {
 
     /// Gives up the buyer's live, unpinned hold.
     pub async fn release(&self, buyer: &str, event_id: i64, seat_id: i64) -> Result<(), PinError> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let mut tx = self.db.begin().await?;
         let rows = sqlx::query(formatcp!(
             "UPDATE seats SET status = {AVAILABLE}, last_holder = holder, last_addr = holder_addr, \
@@ -453,7 +453,7 @@ impl Reservation {
              AND (s.expires_at IS NULL OR s.expires_at >= $2) ORDER BY s.event_id, s.seat_id"
         ))
         .bind(buyer)
-        .bind(contract::now_millis())
+        .bind(self.clock.now_millis())
         .fetch_all(self.db.reader())
         .await
         .context("failed to list holds")?;
@@ -471,7 +471,7 @@ impl Reservation {
 
     /// Frees pins whose lease lapsed and holds past their expiry; one batch.
     pub async fn sweep(&self) -> anyhow::Result<usize> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let mut tx = self.db.begin().await?;
         // Pins before seats, the order every other step locks them in (PostgreSQL would
         // otherwise deadlock this sweep with a pin or a payment of the same order).
@@ -535,7 +535,7 @@ impl Holds for Reservation {
 
 impl Reservation {
     async fn pin_here(&self, req: PinRequest) -> Result<Pinned, PinError> {
-        let now = contract::now_millis();
+        let now = self.clock.now_millis();
         let lease_until = now + self.policy.pin_lease.as_millis() as i64;
         let mut seat_ids = req.seat_ids.clone();
         seat_ids.sort_unstable();
@@ -765,6 +765,24 @@ mod tests {
             r.release("anon:a", SHOW, 1).await.unwrap();
             r.hold("anon:d", bot, SHOW, &[13], 60).await.unwrap();
             assert_eq!(held(&db).await, 12 + 12 + 20);
+        }
+
+        #[tokio::test]
+        async fn holds_expire_and_are_swept_by_the_injected_clock() {
+            let (r, db, _dir) = module(HoldPolicy { min_secs: 1, ..policy() }).await;
+            let clock = runtime::clock::Clock::manual();
+            let r = r.with_clock(clock.clone());
+            let hold = r.hold("user:ann", None, SHOW, &[1], 2).await.unwrap();
+            assert!(hold.expires_at - clock.now_millis() <= 2_000);
+            assert_eq!(r.sweep().await.unwrap(), 0, "not expired yet");
+            clock.advance(std::time::Duration::from_millis(2_100));
+            assert_eq!(refusal(r.extend("user:ann", SHOW, 1, 60).await).code, ErrorCode::ReservationExpired);
+            assert_eq!(r.sweep().await.unwrap(), 1);
+            assert_eq!(held(&db).await, 0);
+            // Let expire: kept from its buyer for the cool-down, by the same clock.
+            refusal(r.hold("user:ann", None, SHOW, &[1], 60).await);
+            clock.advance(std::time::Duration::from_secs(61));
+            r.hold("user:ann", None, SHOW, &[1], 60).await.unwrap();
         }
 
         #[tokio::test]

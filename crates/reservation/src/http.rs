@@ -58,9 +58,11 @@ async fn hold(
         Wanted::Seats(seat_ids) => {
             let mut sorted = seat_ids.clone();
             sorted.sort_unstable();
-            r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs)
-                .await
-                .map(|outcome| Chosen { seat_ids, adjacent: None, outcome })
+            r.hold(&buyer.id, addr.as_deref(), req.event_id, &sorted, secs).await.map(|outcome| Chosen {
+                seat_ids,
+                adjacent: None,
+                outcome,
+            })
         }
         Wanted::Area { area_id, quantity } => {
             r.hold_area(&buyer.id, addr.as_deref(), req.event_id, area_id, quantity, secs).await
@@ -119,7 +121,9 @@ fn what_to_hold(req: &HoldRequest, max_seats: usize) -> Result<Wanted, ApiError>
             }
             let names = |list: &Option<Vec<String>>, what: &str| match list {
                 Some(list) if list.is_empty() || list.len() > 100 || list.iter().any(|n| n.len() > 64) => {
-                    Err(ApiError::validation(format!("bestAvailable.{what} must name 1 to 100, each at most 64 characters")))
+                    Err(ApiError::validation(format!(
+                        "bestAvailable.{what} must name 1 to 100, each at most 64 characters"
+                    )))
                 }
                 _ => Ok(list.clone()),
             };
@@ -153,7 +157,9 @@ fn what_to_hold(req: &HoldRequest, max_seats: usize) -> Result<Wanted, ApiError>
             Ok(Wanted::Seats(seat_ids))
         }
         (false, None, None) => Err(ApiError::validation("seatId or seatIds is required")),
-        _ => Err(ApiError::validation("name seats (seatId, seatIds), a standing area (areaId, quantity) or bestAvailable: one of them")),
+        _ => Err(ApiError::validation(
+            "name seats (seatId, seatIds), a standing area (areaId, quantity) or bestAvailable: one of them",
+        )),
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use const_format::formatcp;
 use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC};
+use runtime::clock::Clock;
 use runtime::consumer::Consumer;
 use runtime::db::Migrations;
 use runtime::health::{Check, outbox_check};
@@ -150,12 +151,20 @@ pub struct Reservation {
     policy: Arc<HoldPolicy>,
     /// Venue shows' free seats, ranked for best available.
     indexes: Arc<choose::Indexes>,
+    /// What holds, pins and their expiry are timed by.
+    clock: Clock,
 }
 
 impl Reservation {
     pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
         let relay = Relay::new("reservation", db.clone(), bus);
-        Reservation { db, relay, policy: Arc::new(policy), indexes: Arc::default() }
+        Reservation { db, relay, policy: Arc::new(policy), indexes: Arc::default(), clock: Clock::system() }
+    }
+
+    /// Times holds, pins, cool-downs and the sweep by `clock` (a manual one in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The consumers this module runs: seat layouts from the catalog, orders created and
@@ -187,7 +196,7 @@ impl Reservation {
     }
 
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
-        let overdue_after = contract::now_millis() - self.policy.sweep_interval.as_millis() as i64 - 2_000;
+        let overdue_after = self.clock.now_millis() - self.policy.sweep_interval.as_millis() as i64 - 2_000;
         let r = self.db.reader();
         let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(r).await };
         Ok(vec![

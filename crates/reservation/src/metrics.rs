@@ -10,6 +10,11 @@ pub const CONFIRM_SUCCESS: &str = "reservation_confirm_success_total";
 pub const CONFIRM_FAILED: &str = "reservation_confirm_failed_total";
 pub const HOLD_EXPIRED: &str = "reservation_hold_expired_total";
 pub const PIN_LAPSED: &str = "reservation_pin_lapsed_total";
+/// Holds whose seats the module chose: `kind` best or standing, and for best available
+/// whether the seats were side by side (`adjacent`).
+pub const CHOSEN: &str = "reservation_chosen_holds_total";
+/// Proposals made for one chosen hold (1 unless other buyers took proposed seats first).
+pub const CHOOSE_ROUNDS: &str = "reservation_choose_rounds";
 
 /// Describes the metrics and exports them at zero from the start.
 pub fn describe() {
@@ -22,4 +27,6 @@ pub fn describe() {
         (PIN_LAPSED, "Seats freed because their order never arrived"),
     ]);
     metrics::describe_counter!(HOLD_REFUSED, "Seat holds refused for other reasons, by code");
+    metrics::describe_counter!(CHOSEN, "Holds of best-available seats or standing places, by kind");
+    metrics::describe_histogram!(CHOOSE_ROUNDS, "Proposals made for one best-available or standing hold");
 }

@@ -213,6 +213,8 @@ pub struct Auth {
     pub secure_cookies: bool,
     /// Wrong operator tokens, counted per address.
     pub admin_failures: AdminFailures,
+    /// What bearer tokens' expiry is read against, when issued and when verified.
+    pub clock: crate::clock::Clock,
 }
 
 /// Wrong operator tokens counted per client address: past [`AdminFailures::ALLOWED`] in
@@ -269,6 +271,9 @@ enum Caller {
 }
 
 impl Auth {
+    /// How long past its `exp` a bearer token is still taken (clocks of issuers differ).
+    pub const LEEWAY_SECS: u64 = 5;
+
     /// Only the bearer-token key: for issuing tokens (`boxoffice token`, the load tool).
     pub fn token_signer(token_key: &[u8]) -> Auth {
         Auth { token_key: token_key.to_vec(), ..Auth::default() }
@@ -276,19 +281,22 @@ impl Auth {
 
     /// A signed bearer token for `sub`, valid for `ttl`.
     pub fn issue(&self, sub: &str, admin: bool, ttl: std::time::Duration) -> String {
-        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + ttl;
-        let claims = Claims { sub: sub.to_owned(), exp: exp.as_secs(), role: admin.then(|| ADMIN_ROLE.to_owned()) };
+        let exp = self.clock.now_secs().saturating_add(ttl.as_secs());
+        let claims = Claims { sub: sub.to_owned(), exp, role: admin.then(|| ADMIN_ROLE.to_owned()) };
         let key = jsonwebtoken::EncodingKey::from_secret(&self.token_key);
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("HS256 signs any claims")
     }
 
-    /// The claims of a genuine, unexpired token.
+    /// The claims of a genuine, unexpired token: expired once `exp` is more than
+    /// [`Auth::LEEWAY_SECS`] behind the clock (jsonwebtoken's rule, read against
+    /// [`Auth::clock`] instead of the system's).
     pub fn verify_token(&self, token: &str) -> Option<Claims> {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.leeway = 5;
+        validation.validate_exp = false;
         validation.required_spec_claims = ["exp", "sub"].into_iter().map(str::to_owned).collect();
         let key = jsonwebtoken::DecodingKey::from_secret(&self.token_key);
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).ok().map(|t| t.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation).ok()?.claims;
+        (claims.exp >= self.clock.now_secs().saturating_sub(Self::LEEWAY_SECS)).then_some(claims)
     }
 
     /// Who the bearer token names: the operator's token, a signed token, or — with
@@ -589,6 +597,17 @@ mod tests {
         assert!(auth.caller("alice").is_err());
         let open = Auth { open_bearer: true, ..test_auth(b"k") };
         assert!(matches!(open.caller("alice"), Ok(Caller::User { ref id, .. }) if id == "user:alice"));
+    }
+
+    #[test]
+    fn tokens_expire_by_the_injected_clock_with_its_leeway() {
+        let auth = Auth { clock: crate::clock::Clock::manual(), ..test_auth(b"k") };
+        let token = auth.issue("alice", false, std::time::Duration::from_secs(60));
+        auth.clock.advance(std::time::Duration::from_secs(60 + Auth::LEEWAY_SECS - 1));
+        assert!(auth.verify_token(&token).is_some(), "within the leeway");
+        auth.clock.advance(std::time::Duration::from_secs(2));
+        assert!(auth.verify_token(&token).is_none(), "past the leeway");
+        assert!(test_auth(b"k").verify_token(&token).is_some(), "the system clock has not got there");
     }
 
     #[test]

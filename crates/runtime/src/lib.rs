@@ -1,5 +1,7 @@
 //! What every module stands on.
 //!
+//! - `clock`: the time that decides holds, expiries, idempotency keys and tokens; a
+//!   manual one in tests.
 //! - `db`: a module's own database (SQLite file in embedded mode), its migrations, the
 //!   split between the single writer and the readers that SQLite wants, and the thread
 //!   each SQLite database's write transactions run on.
@@ -14,11 +16,13 @@
 //!   extractors and middleware, and the log subscriber.
 //! - `limits`: request rate limits per buyer and per client address (429).
 //! - `readiness`: whether the databases and the bus answer; 503 for the API while not.
+//! - `testing`: a test that cannot run here says so, and fails under `CI=true`.
 //! - `same_site`: browser writes from other sites refused (415, 403).
 //! - `module`: the one trait a module implements, and its [`module::Spec`], which the
 //!   binary's list of modules is made of.
 
 pub mod bus;
+pub mod clock;
 pub mod consumer;
 pub mod db;
 pub mod health;
@@ -30,6 +34,7 @@ pub mod outbox;
 pub mod readiness;
 pub mod same_site;
 pub mod telemetry;
+pub mod testing;
 pub mod trace;
 
 pub use db::{Db, Tx};

@@ -9,12 +9,7 @@ use runtime::bus::kafka::KafkaBus;
 use runtime::bus::{Bus, Delivery, Outgoing};
 
 fn brokers() -> Option<String> {
-    let brokers = std::env::var("BOXOFFICE_TEST_KAFKA").ok().filter(|s| !s.is_empty());
-    if brokers.is_none() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_KAFKA is required under CI");
-        eprintln!("skipping: BOXOFFICE_TEST_KAFKA is not set");
-    }
-    brokers
+    runtime::testing::require_env("BOXOFFICE_TEST_KAFKA", "a Kafka broker")
 }
 
 async fn poll_all(bus: &KafkaBus, group: &str, want: usize) -> (Box<dyn runtime::bus::Subscription>, Vec<Delivery>) {

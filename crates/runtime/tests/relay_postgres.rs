@@ -19,11 +19,7 @@ static MIGRATIONS: Migrations = Migrations {
 /// A new database on `BOXOFFICE_TEST_POSTGRES`; None (the test skips) without it,
 /// which CI does not allow.
 async fn database(what: &str, pool: u32) -> Option<Db> {
-    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "BOXOFFICE_TEST_POSTGRES is required under CI");
-        eprintln!("skipping: BOXOFFICE_TEST_POSTGRES is not set");
-        return None;
-    };
+    let server = runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL")?;
     let name = format!("bt_{what}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     Some(Db::open_postgres(&server, &name, pool, &MIGRATIONS).await.unwrap())
 }

@@ -42,7 +42,7 @@ async fn only_signed_unexpired_tokens_name_a_buyer() {
     let tampered = format!("{}x", &alice[..alice.len() - 1]);
     assert_error(post(tampered).await.unwrap(), 401, "UNAUTHORIZED").await;
     let expired = token("alice", false, 0, SECRET);
-    tokio::time::sleep(Duration::from_millis(6_100)).await; // past the 5 s leeway
+    app.clock.advance(Duration::from_millis(6_100)); // past the 5 s leeway
     assert_error(post(expired).await.unwrap(), 401, "UNAUTHORIZED").await;
     assert_eq!(app.seat_status(1, seat(1, 11)).await, "AVAILABLE", "refused requests hold nothing");
 
@@ -218,7 +218,7 @@ async fn idempotency_keys_replay_refuse_and_expire() {
     assert_eq!(other.hold(1, &seats(1, [53])).await.status(), StatusCode::CREATED);
     assert_eq!(other.order("key-1", 1, &seats(1, [53])).await.status(), StatusCode::CREATED);
     // Once the key expires it makes a new order.
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    app.clock.advance(Duration::from_millis(2_300));
     let later = buyer.order("key-1", 1, &seats(1, [52])).await;
     assert_eq!(later.status(), StatusCode::CREATED);
     assert!(later.headers().get("idempotent-replayed").is_none());

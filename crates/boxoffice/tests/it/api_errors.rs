@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, assert_error, seat, seats, spawn_app};
+use crate::common::{self, ADMIN, assert_error, seat, seats, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_absurd_holds_are_refused_and_hold_nothing() {
@@ -168,7 +168,7 @@ async fn admin_endpoints_need_the_admin_token_and_valid_layouts() {
     }
     assert_error(app.admin_post("/admin/events/424242/reset", json!({})).await, 404, "NOT_FOUND").await;
     let events: Value = app.http.get(app.api("/events")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(events.as_array().unwrap().len(), 3, "only the demo events exist");
+    assert_eq!(events.as_array().unwrap().len(), common::DEMO_EVENTS, "only the demo events exist");
     assert_eq!(app.admin_post("/admin/events", event).await.status(), StatusCode::CREATED);
 }
 
@@ -248,10 +248,13 @@ async fn a_null_optional_field_of_a_hold_is_the_same_as_none() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let hold: Value = r.json().await.unwrap();
     assert_eq!((hold["seatIds"].clone(), hold["holdSeconds"].clone()), (json!([13]), json!(60)));
-    let r = post(r#"{"eventId":1,"seatId":null,"seatIds":[16]}"#).await.unwrap();
+    let r = post(r#"{"eventId":1,"seatId":null,"seatIds":[16],"areaId":null,"quantity":null}"#).await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let best = r#"{"eventId":1,"bestAvailable":{"quantity":1,"categories":null,"sections":null},"areaId":null}"#;
+    assert_eq!(post(best).await.unwrap().status(), StatusCode::CREATED);
     assert_error(post(r#"{"eventId":1,"seatId":null,"seatIds":null}"#).await.unwrap(), 422, "VALIDATION_FAILED").await;
     let spec = app.http.get(app.api("/openapi.yaml")).send().await.unwrap().text().await.unwrap();
     let hold_request = &spec[spec.find("    HoldRequest:").unwrap()..spec.find("    HoldResponse:").unwrap()];
-    assert_eq!(hold_request.matches("nullable: true").count(), 3, "{hold_request}");
+    // seatId, seatIds, holdSeconds, areaId, quantity, bestAvailable's categories and sections.
+    assert_eq!(hold_request.matches("nullable: true").count(), 7, "{hold_request}");
 }

@@ -15,13 +15,7 @@ fn ready(e2e: &std::path::Path) -> bool {
             .is_ok_and(|o| o.status.success())
     };
     let found = has("node") && has("chromium") && e2e.join("node_modules/playwright-core").exists();
-    if !found && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("node, chromium and web/e2e/node_modules are required under CI (.ci/run installs them)");
-    }
-    if !found {
-        eprintln!("skipping: node, chromium or web/e2e/node_modules missing (see .ci/run)");
-    }
-    found
+    runtime::testing::require(found, "node, chromium and web/e2e/node_modules (.ci/run installs them)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

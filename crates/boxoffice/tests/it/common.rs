@@ -1,18 +1,73 @@
 //! Starting boxoffice for a test, and a buyer to drive it.
 
+use std::fmt::Display;
 use std::time::Duration;
 
 use boxoffice::app::{Application, Modules};
 use boxoffice::cli::{Durability, ServeArgs};
 use reqwest::{Response, StatusCode};
+use runtime::clock::Clock;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// What [`eventually`] waits for: a `true`, or a `Some` whose value it returns.
+pub trait Arrived {
+    type Value;
+    fn arrived(self) -> Option<Self::Value>;
+}
+
+impl Arrived for bool {
+    type Value = ();
+    fn arrived(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Arrived for Option<T> {
+    type Value = T;
+    fn arrived(self) -> Option<T> {
+        self
+    }
+}
+
+/// Asks `probe` every 20 ms until it answers `true` or `Some(value)`, for at most
+/// `within`; returns the value, or panics saying `what` never happened.
+pub async fn eventually<A: Arrived, F: Future<Output = A>>(
+    within: Duration,
+    what: impl Display,
+    probe: impl FnMut() -> F,
+) -> A::Value {
+    match at_most(within, probe).await {
+        Some(value) => value,
+        None => panic!("never happened within {within:?}: {what}"),
+    }
+}
+
+/// [`eventually`] for a wait that may end either way: `None` once `within` is over.
+pub async fn at_most<A: Arrived, F: Future<Output = A>>(
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+) -> Option<A::Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await.arrived() {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The id of demo show `event_id`'s `n`th seat (1 to 100, row by row): the original's
 /// database numbered the demo shows' seats together, so show e's are e, e + 3, e + 6, …
 /// (a show made through the API numbers its seats 1, 2, 3, …).
+/// The demo shows: the original's three grids and the demo venue.
+pub const DEMO_EVENTS: usize = 4;
+
 pub fn seat(event_id: i64, n: i64) -> i64 {
     assert!((1..=100).contains(&n), "the demo shows have 100 seats");
     catalog::demo_seat_id(event_id, n - 1)
@@ -101,6 +156,9 @@ impl Store {
 
 pub struct TestApp {
     pub url: String,
+    /// What the app times holds, expiries, idempotency keys and tokens by: a manual
+    /// clock the test may [`Clock::advance`] instead of sleeping.
+    pub clock: Clock,
     /// The operator's listener (`--admin-addr`), when the test asked for one.
     pub admin_url: Option<String>,
     pub store: Store,
@@ -145,6 +203,10 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
         args.kafka = Some(brokers.clone());
         args.kafka_namespace = namespace.clone();
     }
+    if let Clock::System = args.clock {
+        args.clock = Clock::manual();
+    }
+    let clock = args.clock.clone();
     let app = Application::build(args).await.expect("app builds");
     let url = format!("http://{}", app.addr());
     let admin_url = app.admin_addr().map(|a| format!("http://{a}"));
@@ -153,7 +215,8 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let test = TestApp { url, admin_url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
+    let test =
+        TestApp { url, clock, admin_url, store, modules, _data: data, http: reqwest::Client::new(), _stop: stop };
     // The demo seats reach the reservation module through the bus.
     for event_id in 1..=3 {
         test.wait_for_seats(event_id).await;
@@ -187,60 +250,58 @@ impl TestApp {
 
     /// Waits until the reservation module knows the seats of `event_id`.
     pub async fn wait_for_seats(&self, event_id: i64) {
-        let probe = self.buyer("seat-probe");
+        // A buyer named by a plain bearer token, or — where only signed tokens name one —
+        // an anonymous buyer (its cookie kept for the release).
+        let probe = tokio::sync::Mutex::new(self.buyer("seat-probe"));
         let first = self.first_seat(event_id).await;
+        let body = json!({ "eventId": event_id, "seatIds": [first], "holdSeconds": 60 });
         // Kafka consumer groups take a few seconds to form.
-        for _ in 0..1000 {
-            let r = probe.hold(event_id, &[first]).await;
-            if r.status() == StatusCode::TOO_MANY_REQUESTS {
-                // A test of the rate limits: start-up counts against them too.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+        let status = eventually(Duration::from_secs(40), format!("the seats of event {event_id} arrive"), || async {
+            let mut probe = probe.lock().await;
+            let status = probe.post("/reservations", body.clone()).await.status();
+            if status == StatusCode::UNAUTHORIZED && probe.token.take().is_some() {
+                return None;
             }
-            if r.status() != StatusCode::NOT_FOUND {
-                if r.status() == StatusCode::CREATED {
-                    while probe.release(event_id, first).await.status() == StatusCode::TOO_MANY_REQUESTS {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    // Leave the seat map as it was before the probe: both changes applied.
-                    self.wait_map_version(event_id, 2).await;
-                }
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A test of the rate limits: start-up counts against them too.
+            (status != StatusCode::NOT_FOUND && !rate_limited(status).await).then_some(status)
+        })
+        .await;
+        if status == StatusCode::CREATED {
+            let probe = probe.into_inner();
+            let released = || async { !rate_limited(probe.release(event_id, first).await.status()).await };
+            eventually(Duration::from_secs(20), "the seat probe's hold is released", released).await;
+            // Leave the seat map as it was before the probe: both changes applied.
+            self.wait_map_version(event_id, 2).await;
         }
-        panic!("seats of event {event_id} never arrived");
     }
 
     /// The id of the first seat of `event_id`'s map (1 for a show made through the API;
     /// the demo shows keep the original's ids, see [`seat`]).
     async fn first_seat(&self, event_id: i64) -> i64 {
-        loop {
-            let r = self.http.get(self.api(&format!("/events/{event_id}/seats"))).send().await.unwrap();
-            if r.status() == StatusCode::TOO_MANY_REQUESTS {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+        let map = self.seat_map(event_id, Duration::from_secs(20)).await;
+        map["seats"][0]["id"].as_i64().expect("the show has seats")
+    }
+
+    /// The seat map of `event_id`, asked again while the rate limits refuse it.
+    async fn seat_map(&self, event_id: i64, within: Duration) -> Value {
+        let url = self.api(&format!("/events/{event_id}/seats"));
+        eventually(within, format!("the seat map of event {event_id} answers"), || async {
+            let r = self.http.get(&url).send().await.unwrap();
+            match rate_limited(r.status()).await {
+                true => None,
+                false => Some(r.json::<Value>().await.unwrap()),
             }
-            let map: Value = r.json().await.unwrap();
-            return map["seats"][0]["id"].as_i64().expect("the show has seats");
-        }
+        })
+        .await
     }
 
     /// Waits until the seat map of `event_id` has applied at least `version` changes.
     pub async fn wait_map_version(&self, event_id: i64, version: i64) {
-        for _ in 0..500 {
-            let r = self.http.get(self.api(&format!("/events/{event_id}/seats"))).send().await.unwrap();
-            if r.status() == StatusCode::TOO_MANY_REQUESTS {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            let map: Value = r.json().await.unwrap();
-            if map["version"].as_i64().unwrap_or(0) >= version {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the seat map of event {event_id} never reached version {version}");
+        let what = format!("the seat map of event {event_id} reaches version {version}");
+        eventually(Duration::from_secs(20), what, || async {
+            self.seat_map(event_id, Duration::from_secs(20)).await["version"].as_i64().unwrap_or(0) >= version
+        })
+        .await
     }
 
     pub async fn seat_status(&self, event_id: i64, seat_id: i64) -> String {
@@ -252,13 +313,15 @@ impl TestApp {
 
     /// Waits until the seat map shows `status` for the seat.
     pub async fn wait_seat(&self, event_id: i64, seat_id: i64, status: &str) {
-        for _ in 0..250 {
-            if self.seat_status(event_id, seat_id).await == status {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("seat {event_id}/{seat_id} never became {status}; it is {}", self.seat_status(event_id, seat_id).await);
+        let last = std::sync::Mutex::new(String::new());
+        let what = Later(|| format!("seat {event_id}/{seat_id} becomes {status}; it is {}", last.lock().unwrap()));
+        eventually(Duration::from_secs(10), what, || async {
+            let now = self.seat_status(event_id, seat_id).await;
+            let arrived = now == status;
+            *last.lock().unwrap() = now;
+            arrived
+        })
+        .await
     }
 
     pub async fn audit(&self) -> audit::Report {
@@ -342,15 +405,15 @@ impl Buyer {
 
     /// Polls the order until its status passes `done`; returns it.
     pub async fn order_until(&self, order_id: i64, done: impl Fn(&str) -> bool) -> Value {
-        let mut order = Value::Null;
-        for _ in 0..500 {
-            order = self.get(&format!("/orders/{order_id}")).await.json().await.unwrap();
-            if done(order["status"].as_str().unwrap_or_default()) {
-                return order;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("order {order_id} never got where expected: {order}");
+        let last = std::sync::Mutex::new(Value::Null);
+        let what = Later(|| format!("order {order_id} gets where expected; it is {}", last.lock().unwrap()));
+        eventually(Duration::from_secs(20), what, || async {
+            let order: Value = self.get(&format!("/orders/{order_id}")).await.json().await.unwrap();
+            let arrived = done(order["status"].as_str().unwrap_or_default());
+            *last.lock().unwrap() = order.clone();
+            arrived.then_some(order)
+        })
+        .await
     }
 
     /// Holds and orders the seats; returns the order id (its number).
@@ -362,6 +425,25 @@ impl Buyer {
         let order: Value = r.json().await.unwrap();
         order["orderId"].as_i64().unwrap()
     }
+}
+
+/// A message of [`eventually`] made only if it is shown (from what the probe saw last).
+pub struct Later<F: Fn() -> String>(pub F);
+
+impl<F: Fn() -> String> Display for Later<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.0)())
+    }
+}
+
+/// Whether the rate limits refused a request (a test of them: start-up and waits count
+/// against them too); if so, after a pause that lets them refill.
+async fn rate_limited(status: StatusCode) -> bool {
+    let limited = status == StatusCode::TOO_MANY_REQUESTS;
+    if limited {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    limited
 }
 
 /// Asserts the response is the contract's error with this status and code; returns it.
@@ -411,14 +493,16 @@ pub async fn start_binary_on(
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
+    until_healthy(&url, format!("boxoffice {args:?}")).await;
+    (child, url)
+}
+
+/// Waits until the boxoffice at `url` (`who`) answers `/actuator/health` with 200.
+pub async fn until_healthy(url: &str, who: impl Display) {
     let http = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("boxoffice {args:?} did not become healthy");
+    let health = format!("{url}/actuator/health");
+    eventually(Duration::from_secs(30), format!("{who} becomes healthy"), || async {
+        http.get(&health).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
 }

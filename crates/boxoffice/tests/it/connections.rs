@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::common::{ADMIN, Store, args, free_port, seat, spawn_with};
+use crate::common::{ADMIN, Store, args, eventually, free_port, seat, spawn_with, until_healthy};
 
 /// A connection to `addr` from the loopback address `from` (all of 127.0.0.0/8 is ours on
 /// Linux, so one test can be several clients).
@@ -120,31 +120,19 @@ async fn start_limited(extra: &[&str]) -> (tokio::process::Child, String, tempfi
         .expect("prlimit (util-linux) runs the binary");
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut healthy = false;
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "boxoffice under prlimit did not become healthy");
+    until_healthy(&url, "boxoffice under prlimit").await;
     // The demo seats reach the reservation module through the bus (on Kafka, once the
     // consumer groups have formed): a probe's hold tells when, and is let go.
     let probe = seat(3, 100);
-    for _ in 0..600 {
-        let hold = json!({ "eventId": 3, "seatId": probe, "holdSeconds": 5 });
+    let hold = json!({ "eventId": 3, "seatId": probe, "holdSeconds": 5 });
+    eventually(Duration::from_secs(40), "the demo seats become holdable", || async {
         let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth("probe").json(&hold).send().await;
-        if r.is_ok_and(|r| r.status() == StatusCode::CREATED) {
-            let release = format!("{url}/ticketing/api/reservations/3/{probe}");
-            http.delete(release).bearer_auth("probe").send().await.unwrap();
-            return (child, url, data);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the demo seats never became holdable");
+        r.is_ok_and(|r| r.status() == StatusCode::CREATED)
+    })
+    .await;
+    let release = format!("{url}/ticketing/api/reservations/3/{probe}");
+    http.delete(release).bearer_auth("probe").send().await.unwrap();
+    (child, url, data)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{ADMIN, Store, get_json, seat, seats, spawn_app, start_binary};
+use crate::common::{ADMIN, Store, at_most, get_json, seat, seats, spawn_app, start_binary};
 
 /// Starts the real binary on `store`; returns it and its base URL once it is healthy.
 async fn start(store: &Store) -> (Child, String) {
@@ -76,12 +76,8 @@ async fn a_process_killed_mid_saga_finishes_every_saga_after_restart() {
             .map(|n| tokio::spawn(purchase(http.clone(), url.clone(), event_id, seat(event_id, n), so_far.clone())))
             .collect();
         // Kill once some orders are in, with payments (50–400 ms) surely still running.
-        for _ in 0..500 {
-            if so_far.load(Ordering::SeqCst) >= 10 + 10 * round as usize {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let some = 10 + 10 * round as usize;
+        at_most(Duration::from_secs(5), || async { so_far.load(Ordering::SeqCst) >= some }).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
         in_flight_at_kill += orders_in_flight(&store).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, free_port, spawn_app};
+use crate::common::{self, TestApp, free_port, spawn_app, until_healthy};
 use crate::stream::Sse;
 
 fn mode(path: &Path) -> u32 {
@@ -55,17 +55,7 @@ async fn a_fresh_data_directory_is_its_owners_alone() {
         .unwrap();
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "boxoffice did not become healthy");
+    until_healthy(&url, "boxoffice").await;
     // Some writes beyond the migrations: a hold (which sets the buyer's cookie).
     let r = http
         .post(format!("{url}/ticketing/api/reservations"))
@@ -270,7 +260,7 @@ async fn the_list_of_shows_is_revalidated_by_its_etag() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-cache");
     let tag = etag(&r);
-    assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), 3);
+    assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), common::DEMO_EVENTS);
     assert_not_modified(get(&app, "/events", Some(&tag)).await, &tag).await;
 
     let show = small_show(&app, 2).await;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use sqlx::Row;
 use tokio::process::Child;
 
-use crate::common::{ADMIN, Store, free_port, start_binary_on};
+use crate::common::{ADMIN, Later, Store, at_most, eventually, free_port, start_binary_on};
 use crate::distributed::{replica_args, services};
 
 const MODULES: [&str; 4] = ["catalog", "reservation", "order", "payment"];
@@ -224,64 +224,51 @@ async fn connect(url: &str) -> Option<sqlx::AnyPool> {
 /// The orders CREATED right now, read from the order module's database (retrying while
 /// the database is away).
 async fn created_orders(store: &Store) -> HashSet<String> {
-    let deadline = Instant::now() + FINAL_BOUND;
-    loop {
-        if let Some(db) = connect(&store.url("order")).await {
-            let ids = sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE status = 'CREATED'")
-                .fetch_all(&db)
-                .await;
-            db.close().await;
-            if let Ok(ids) = ids {
-                return ids.into_iter().collect();
-            }
-        }
-        assert!(Instant::now() < deadline, "the order database did not answer");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(FINAL_BOUND, "the order database answers", || async {
+        let db = connect(&store.url("order")).await?;
+        let ids = sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE status = 'CREATED'")
+            .fetch_all(&db)
+            .await;
+        db.close().await;
+        ids.ok().map(|ids| ids.into_iter().collect())
+    })
+    .await
 }
 
 /// Waits until the load run has orders in: its show is ready and buyers are buying.
 async fn wait_buying(store: &Store) {
-    for _ in 0..600 {
-        if let Some(db) = connect(&store.url("order")).await {
-            let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&db).await;
-            db.close().await;
-            if n.is_ok_and(|n| n >= 10) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the load run never got orders in");
+    eventually(Duration::from_secs(60), "the load run gets orders in", || async {
+        let Some(db) = connect(&store.url("order")).await else { return false };
+        let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&db).await;
+        db.close().await;
+        n.is_ok_and(|n| n >= 10)
+    })
+    .await
 }
 
 /// Waits until none of `ids` is CREATED any more; how long that took from `since`.
 async fn wait_final(store: &Store, ids: &HashSet<String>, since: Instant) -> Duration {
-    loop {
+    let left = std::sync::Mutex::new(Vec::new());
+    let what =
+        Later(|| format!("orders in flight at the fault final within {FINAL_BOUND:?}: {:?}", left.lock().unwrap()));
+    eventually(FINAL_BOUND.saturating_sub(since.elapsed()), what, || async {
         let still = created_orders(store).await;
-        if ids.iter().all(|id| !still.contains(id)) {
-            return since.elapsed();
-        }
-        let left: Vec<_> = ids.intersection(&still).collect();
-        assert!(
-            since.elapsed() < FINAL_BOUND,
-            "orders in flight at the fault still CREATED after {FINAL_BOUND:?}: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let mut left = left.lock().unwrap();
+        *left = ids.intersection(&still).cloned().collect();
+        left.is_empty()
+    })
+    .await;
+    since.elapsed()
 }
 
 async fn wait_healthy(urls: &[String], since: Instant) -> Duration {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     for url in urls {
-        loop {
-            let ok = http.get(format!("{url}/actuator/health")).send().await.is_ok_and(|r| r.status() == 200);
-            if ok {
-                break;
-            }
-            assert!(since.elapsed() < FINAL_BOUND, "{url} not healthy again after {FINAL_BOUND:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{url} healthy again within {FINAL_BOUND:?}");
+        eventually(FINAL_BOUND.saturating_sub(since.elapsed()), what, || async {
+            http.get(format!("{url}/actuator/health")).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
     }
     since.elapsed()
 }
@@ -425,7 +412,9 @@ async fn rewind_embedded_bus(data: &Path) -> (i64, Vec<(String, String, i64)>) {
 /// as far as it had before.
 async fn wait_rewound_groups_caught_up(data: &Path, heads: &[(String, String, i64)], since: Instant) -> Duration {
     let db = connect(&format!("sqlite://{}", data.join("bus.db").display())).await.unwrap();
-    loop {
+    let behind = std::sync::Mutex::new(Vec::new());
+    let what = Later(|| format!("groups read their topics again: {:?}", behind.lock().unwrap()));
+    eventually(FINAL_BOUND.saturating_sub(since.elapsed()), what, || async {
         let now: HashMap<(String, String), i64> =
             sqlx::query_as::<_, (String, String, i64)>("SELECT topic, grp, committed FROM outbox_offsets")
                 .fetch_all(&db)
@@ -434,15 +423,13 @@ async fn wait_rewound_groups_caught_up(data: &Path, heads: &[(String, String, i6
                 .into_iter()
                 .map(|(t, g, c)| ((t, g), c))
                 .collect();
-        let behind: Vec<_> =
-            heads.iter().filter(|(t, g, c)| now.get(&(t.clone(), g.clone())).is_none_or(|n| n < c)).collect();
-        if behind.is_empty() {
-            db.close().await;
-            return since.elapsed();
-        }
-        assert!(since.elapsed() < FINAL_BOUND, "groups never read their topics again: {behind:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let mut behind = behind.lock().unwrap();
+        *behind = heads.iter().filter(|(t, g, c)| now.get(&(t.clone(), g.clone())).is_none_or(|n| n < c)).collect();
+        behind.is_empty()
+    })
+    .await;
+    db.close().await;
+    since.elapsed()
 }
 
 /// The embedded process, under load, killed with SIGKILL at random moments and started
@@ -573,15 +560,11 @@ async fn faults_embedded_topic_replay_changes_nothing() {
 async fn said_down(url: &str, within: Duration) -> Option<Duration> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
     let started = Instant::now();
-    while started.elapsed() < within {
-        if let Ok(r) = http.get(format!("{url}/actuator/health")).send().await
-            && r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
-        {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    None
+    at_most(within, || async {
+        let r = http.get(format!("{url}/actuator/health")).send().await;
+        r.is_ok_and(|r| r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then(|| started.elapsed())
+    })
+    .await
 }
 
 /// Each module its own process, two replicas each, on PostgreSQL and Kafka, under load:
@@ -598,13 +581,10 @@ async fn said_down(url: &str, within: Duration) -> Option<Duration> {
 #[ignore = "fault injection: bash bench/faults.sh"]
 async fn faults_distributed_replicas_broker_and_database() {
     let Some(s) = services() else { return };
-    let control = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let control =
+        |name: &str| runtime::testing::require_env(name, "the fault controls (bash bench/faults.sh sets them)");
     let (Some(pg_ctl), Some(kafka_pid)) = (control("BOXOFFICE_FAULTS_PG_CTL"), control("BOXOFFICE_FAULTS_KAFKA_PID"))
     else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "the fault controls are required under CI");
-        eprintln!(
-            "skipping: BOXOFFICE_FAULTS_PG_CTL and BOXOFFICE_FAULTS_KAFKA_PID are not set (bash bench/faults.sh sets them)"
-        );
         return;
     };
     let prefix = format!("bf_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);

@@ -9,18 +9,11 @@ use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::common::{ADMIN, assert_error, free_port, seats, spawn_with};
+use crate::common::{ADMIN, assert_error, eventually, free_port, seats, spawn_with};
 
 /// The PostgreSQL server of the tests; `None` (skip) outside CI, a failure in CI.
 fn postgres() -> Option<String> {
-    match std::env::var("BOXOFFICE_TEST_POSTGRES") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true needs BOXOFFICE_TEST_POSTGRES"),
-        Err(_) => {
-            eprintln!("skipped: BOXOFFICE_TEST_POSTGRES is not set");
-            None
-        }
-    }
+    runtime::testing::require_env("BOXOFFICE_TEST_POSTGRES", "PostgreSQL")
 }
 
 /// Forwards `port` to `upstream` until aborted; aborting drops every connection.
@@ -42,15 +35,11 @@ fn proxy(port: u16, upstream: String) -> JoinHandle<()> {
 
 async fn wait_status(http: &reqwest::Client, url: &str, want: StatusCode) -> Duration {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = http.get(url).send().await
-            && r.status() == want
-        {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never answered {want}");
+    eventually(Duration::from_secs(30), format!("{url} answers {want}"), || async {
+        http.get(url).send().await.is_ok_and(|r| r.status() == want)
+    })
+    .await;
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

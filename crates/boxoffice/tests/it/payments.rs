@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{self, ADMIN, spawn_with};
+use crate::common::{self, ADMIN, eventually, spawn_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_again() {
@@ -63,14 +63,11 @@ async fn with_a_flaky_gateway_every_order_ends_and_cancelled_seats_are_free_agai
     assert!(value("payment_gateway_timeout_total") > 0.0, "{text}");
     assert!(value("payment_gateway_error_total") > 0.0, "{text}");
     // Voids of unanswered calls may still be under way (retried like any gateway call).
-    let mut audit: Value = Value::Null;
-    for _ in 0..300 {
-        audit = common::get_json(&app.http, &app.api("/admin/audit/payment"), ADMIN).await;
-        if audit["payments"].as_array().unwrap().iter().all(|p| p["voidRequested"] == false) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let audit = eventually(Duration::from_secs(40), "the voids of unanswered calls are done", || async {
+        let audit = common::get_json(&app.http, &app.api("/admin/audit/payment"), ADMIN).await;
+        audit["payments"].as_array().unwrap().iter().all(|p| p["voidRequested"] == false).then_some(audit)
+    })
+    .await;
     let payments = audit["payments"].as_array().unwrap();
     assert_eq!(payments.len(), 30);
     // The simulator knows every payment it answered or voided: the audit compares them.

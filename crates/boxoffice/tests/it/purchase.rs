@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, assert_error, seat, seats, spawn_app, spawn_with};
+use crate::common::{self, assert_error, at_most, eventually, seat, seats, spawn_app, spawn_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_ends_confirmed_with_its_seats_sold() {
@@ -101,15 +101,12 @@ async fn a_failed_payment_cancels_the_order_and_frees_its_seats() {
     // Freed for real: another buyer can take them (as soon as the reservation module has
     // seen the cancellation; on Kafka that may be a moment after the order's).
     let dave = app.buyer("dave");
-    let mut status = StatusCode::CONFLICT;
-    for _ in 0..250 {
-        status = dave.hold(1, &seats(1, [40, 41])).await.status();
-        if status != StatusCode::CONFLICT {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, StatusCode::CREATED);
+    let status = at_most(Duration::from_secs(10), || async {
+        let status = dave.hold(1, &seats(1, [40, 41])).await.status();
+        (status != StatusCode::CONFLICT).then_some(status)
+    })
+    .await;
+    assert_eq!(status, Some(StatusCode::CREATED));
     app.wait_seat(1, seat(1, 40), "HELD").await;
     let r = buyer
         .http
@@ -134,7 +131,7 @@ async fn a_hold_expires_and_the_seat_is_free_again() {
     assert_eq!(r.json::<Value>().await.unwrap()["holdSeconds"], 1);
     assert_error(app.buyer("frank").hold(1, &seats(1, [30])).await, 409, "RESERVATION_CONFLICT").await;
     app.wait_seat(1, seat(1, 30), "HELD").await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.clock.advance(Duration::from_millis(1300));
     app.wait_seat(1, seat(1, 30), "AVAILABLE").await;
     // The expired holder can neither extend, release nor order it.
     assert_error(first.extend(1, seat(1, 30), 60).await, 410, "RESERVATION_EXPIRED").await;
@@ -319,17 +316,15 @@ async fn a_payment_for_seats_that_were_lost_is_refunded_and_the_order_cancelled(
     // While the payment is at the gateway, the hold is lost (as if an operator or a
     // bug freed it) and another buyer takes the seat.
     let db = app.store.connect("reservation").await;
-    for _ in 0..100 {
+    at_most(Duration::from_secs(1), || async {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM pins WHERE order_id = $1")
             .bind(&order_ref)
             .fetch_optional(&db)
             .await
             .unwrap();
-        if state.as_deref() == Some("CONFIRMED") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        state.as_deref() == Some("CONFIRMED")
+    })
+    .await;
     sqlx::query("UPDATE seats SET status = 'AVAILABLE', holder = NULL, order_id = NULL, expires_at = NULL WHERE event_id = 1 AND seat_id = $1")
         .bind(seat(1, 77))
         .execute(&db)
@@ -419,6 +414,8 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
     };
     let pinned = reservation.pin(pin).await.expect("the hold is pinned");
     assert_eq!(pinned.seats.len(), 1);
+    // The lease runs out.
+    app.clock.advance(Duration::from_millis(1_100));
 
     if app.store.postgres.is_some() {
         let db = app.store.connect("reservation").await;
@@ -428,8 +425,8 @@ async fn a_pin_whose_order_never_arrives_lapses_without_deadlocking() {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-        // The lease runs out and the sweeper waits for the pin longer than PostgreSQL's
-        // deadlock_timeout (1 s), so that a cycle would now be broken by aborting us.
+        // The sweeper waits for the pin longer than PostgreSQL's deadlock_timeout (1 s,
+        // real time), so that a cycle would now be broken by aborting us.
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         sqlx::query("UPDATE seats SET version = version WHERE order_id = $1")
             .bind(&order_id)
@@ -468,14 +465,11 @@ async fn a_buyers_holds_name_their_order_by_its_number() {
     let r = buyer.order("list-key", 2, &seats(2, [5])).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let order_id = r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap();
-    let mut holds = Value::Null;
-    for _ in 0..100 {
-        holds = buyer.get("/reservations").await.json().await.unwrap();
-        if holds[0]["orderId"] == order_id {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let holds = eventually(Duration::from_secs(5), "the buyer's hold names its order", || async {
+        let holds: Value = buyer.get("/reservations").await.json().await.unwrap();
+        (holds[0]["orderId"] == order_id).then_some(holds)
+    })
+    .await;
     assert_eq!(holds[0]["orderId"], order_id, "{holds}");
     assert_eq!(holds[0]["pinned"], true, "{holds}");
 }

@@ -3,11 +3,11 @@
 //! consumer reads every event again, and nothing changes: no state, no inbox record, no
 //! seat map.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, Store, get_json, seat, start_binary};
+use crate::common::{ADMIN, Store, at_most, eventually, get_json, seat, start_binary};
 use crate::faults::fingerprint;
 
 async fn backlog(url: &str) -> Value {
@@ -15,11 +15,7 @@ async fn backlog(url: &str) -> Value {
 }
 
 async fn drained(url: &str) {
-    let started = Instant::now();
-    while backlog(url).await["total"] != 0 {
-        assert!(started.elapsed() < Duration::from_secs(60), "never drained: {}", backlog(url).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(60), "the backlog drains", || async { backlog(url).await["total"] == 0 }).await;
 }
 
 /// SIGTERM, so that Kafka consumers leave their groups before the rewind.
@@ -46,13 +42,11 @@ async fn replaying_every_topic_changes_nothing() {
         let buyer = format!("replayer-{seat}");
         let hold = json!({ "eventId": 1, "seatId": seat });
         // The seats reach the reservation module through the bus: retry until they have.
-        for _ in 0..200 {
+        at_most(Duration::from_secs(10), || async {
             let r = http.post(format!("{api}/reservations")).bearer_auth(&buyer).json(&hold).send().await.unwrap();
-            if r.status() == 201 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            r.status() == 201
+        })
+        .await;
         let r = http
             .post(format!("{api}/orders"))
             .bearer_auth(&buyer)
@@ -65,12 +59,8 @@ async fn replaying_every_topic_changes_nothing() {
         orders.push((buyer, r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap()));
     }
     for (buyer, id) in &orders {
-        for _ in 0..300 {
-            if get_json(&http, &format!("{api}/orders/{id}"), buyer).await["status"] != "CREATED" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let settled = || async { get_json(&http, &format!("{api}/orders/{id}"), buyer).await["status"] != "CREATED" };
+        at_most(Duration::from_secs(15), settled).await;
     }
     drained(&url).await;
     let before = fingerprint(&url, &store).await;

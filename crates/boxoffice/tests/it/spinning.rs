@@ -123,10 +123,10 @@ async fn no_extend_keeps_a_hold_past_its_life() {
     let app =
         spawn_with(boxoffice::cli::ServeArgs { hold_seconds: (1, 120), max_hold_life_seconds: 3, ..args() }).await;
     let buyer = app.buyer("extender");
-    let before = contract::now_millis();
+    let before = app.clock.now_millis();
     let r = buyer.hold_for(3, seat(3, 5), 2).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let after = contract::now_millis();
+    let after = app.clock.now_millis();
     let first = millis(&r.json::<Value>().await.unwrap()["expiresAt"]);
     assert!(first <= after + 2_000);
     // 30 s more would go past the life's end (3 s from the hold): clamped to it.
@@ -161,7 +161,10 @@ async fn a_seat_let_expire_is_kept_from_its_buyer_and_address_for_the_cooldown()
     assert_eq!(r.status(), StatusCode::CREATED);
     let erin = app.buyer("erin");
     assert_eq!(erin.hold_for(1, dropped, 1).await.status(), StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The seat map has the holds before their expiry is awaited on it below.
+    app.wait_seat(1, spun, "HELD").await;
+    app.wait_seat(1, dropped, "HELD").await;
+    app.clock.advance(Duration::from_millis(1_100));
     app.wait_seat(1, spun, "AVAILABLE").await;
     app.wait_seat(1, dropped, "AVAILABLE").await;
     // The buyer who let it expire, and any new anonymous buyer of its address: 409, wait.

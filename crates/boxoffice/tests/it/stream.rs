@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{TestApp, seat, seats, spawn_app};
+use crate::common::{Later, TestApp, eventually, seat, seats, spawn_app};
 
 /// Reads SSE messages `(event, id, data)` from a response.
 pub(crate) struct Sse {
@@ -107,13 +107,9 @@ async fn abandoned_streams_are_cleaned_up() {
     drop(streams);
     // A change makes every stream try to write; the closed ones go away.
     app.buyer("nudge").hold(3, &seats(3, [5])).await;
-    for _ in 0..100 {
-        if app.modules.catalog().stream_clients(3) == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{} streams left behind", app.modules.catalog().stream_clients(3));
+    let left = || app.modules.catalog().stream_clients(3);
+    let what = Later(|| format!("no stream left behind ({} are)", left()));
+    eventually(Duration::from_secs(3), what, || async { left() == 0 }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

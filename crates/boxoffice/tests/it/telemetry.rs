@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::common::{ADMIN, seat, seats, spawn_app};
+use crate::common::{ADMIN, at_most, eventually, seat, seats, spawn_app};
 
 /// A span as received: its trace id, name, and `module` attribute.
 #[derive(Debug, Clone)]
@@ -88,9 +88,8 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
     let http = reqwest::Client::new();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
-    let mut held = None;
-    for _ in 0..200 {
-        let hold = json!({ "eventId": 1, "seatId": seat(1, 9), "holdSeconds": 60 });
+    let hold = json!({ "eventId": 1, "seatId": seat(1, 9), "holdSeconds": 60 });
+    let held = eventually(Duration::from_secs(20), "boxoffice started and held the seat", || async {
         let sent = http
             .post(format!("{url}/reservations"))
             .bearer_auth("tracer")
@@ -98,15 +97,9 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
             .json(&hold)
             .send()
             .await;
-        if let Ok(r) = sent
-            && r.status() == StatusCode::CREATED
-        {
-            held = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let held = held.expect("boxoffice started and held the seat");
+        sent.ok().filter(|r| r.status() == StatusCode::CREATED)
+    })
+    .await;
     assert_eq!(held.headers()["trace-id"], trace);
     let r = http
         .post(format!("{url}/orders"))
@@ -121,16 +114,19 @@ async fn one_purchase_is_one_trace_across_every_module_and_in_the_logs() {
     let order_no = r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap();
 
     let wanted: BTreeSet<&str> = ["catalog", "reservation", "order", "payment"].into();
-    let mut modules = BTreeSet::new();
-    for _ in 0..100 {
+    let seen = || {
         let received = spans.lock().unwrap().clone();
-        modules = received.iter().filter(|s| s.trace_id == trace).map(|s| s.module.clone()).collect::<BTreeSet<_>>();
+        let modules =
+            received.iter().filter(|s| s.trace_id == trace).map(|s| s.module.clone()).collect::<BTreeSet<_>>();
         let sold = received.iter().any(|s| s.trace_id == trace && s.name == "order SeatsSold");
-        if sold && wanted.iter().all(|m| modules.contains(*m)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (sold, modules)
+    };
+    at_most(Duration::from_secs(15), || async {
+        let (sold, modules) = seen();
+        sold && wanted.iter().all(|m| modules.contains(*m))
+    })
+    .await;
+    let (_, modules) = seen();
     let modules: BTreeSet<&str> = modules.iter().map(String::as_str).collect();
     assert!(wanted.is_subset(&modules), "modules in trace {trace}: {modules:?}, spans: {:#?}", spans.lock().unwrap());
     // Every span of the purchase is in this one trace.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, Store, get_json, start_binary};
+use crate::common::{ADMIN, Store, at_most, eventually, get_json, start_binary};
 
 const FIXTURE: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/upgrade/data-before-order-numbers.tar.gz");
@@ -47,14 +47,16 @@ async fn orders_of_an_earlier_build_keep_working_under_their_new_numbers() {
 
     // Numbered in creation order; each settles (the three in flight too) and is its buyer's.
     for n in 1..=BUYERS {
-        let mut order = Value::Null;
-        for _ in 0..300 {
-            order = get_json(&http, &format!("{api}/orders/{n}"), &buyer(n)).await;
-            if order["status"] != "CREATED" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (path, owner) = (format!("{api}/orders/{n}"), buyer(n));
+        let order = || get_json(&http, &path, &owner);
+        let settled = at_most(Duration::from_secs(15), || async {
+            let order = order().await;
+            (order["status"] != "CREATED").then_some(order)
+        });
+        let order = match settled.await {
+            Some(order) => order,
+            None => order().await,
+        };
         assert_eq!(order["orderId"], n, "{order}");
         assert_eq!(order["seatIds"], json!([n]), "{order}");
         assert_eq!(order["status"], if n == 6 { "CANCELLED" } else { "CONFIRMED" }, "{order}");
@@ -67,8 +69,7 @@ async fn orders_of_an_earlier_build_keep_working_under_their_new_numbers() {
 
     // The payment module learnt the numbers of orders it had from before (OrderNumbered).
     for n in 1..=BUYERS {
-        let mut r = None;
-        for _ in 0..100 {
+        let paid = eventually(Duration::from_secs(10), format!("a payment is found for order {n}"), || async {
             let answer = http
                 .post(format!("{api}/payments/authorize"))
                 .bearer_auth(buyer(n))
@@ -76,13 +77,12 @@ async fn orders_of_an_earlier_build_keep_working_under_their_new_numbers() {
                 .send()
                 .await
                 .unwrap();
-            if answer.status() == StatusCode::OK {
-                r = Some(answer.json::<Value>().await.unwrap());
-                break;
+            match answer.status() == StatusCode::OK {
+                true => Some(answer.json::<Value>().await.unwrap()),
+                false => None,
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let paid = r.unwrap_or_else(|| panic!("no payment found for order {n}"));
+        })
+        .await;
         assert_eq!(paid["orderId"], n);
         assert_eq!(paid["status"], if n == 6 { "fail" } else { "success" }, "{paid}");
     }

@@ -74,8 +74,14 @@ async fn a_venue_shows_its_places_categories_and_areas_and_a_grid_map_stays_v1()
     assert_eq!(m["rows"], 3, "v1's rows: the venue's rows in all");
     assert_eq!(m["cols"], 6, "v1's cols: its longest row");
     let first = &seats[0];
-    assert_eq!((first["section"].as_str(), first["row"].as_str(), first["label"].as_str()), (Some("Stalls"), Some("A"), Some("1")));
-    assert_eq!((first["category"].as_str(), first["price"].as_i64(), first["accessible"].as_bool()), (Some("A"), Some(9000), Some(true)));
+    assert_eq!(
+        (first["section"].as_str(), first["row"].as_str(), first["label"].as_str()),
+        (Some("Stalls"), Some("A"), Some("1"))
+    );
+    assert_eq!(
+        (first["category"].as_str(), first["price"].as_i64(), first["accessible"].as_bool()),
+        (Some("A"), Some(9000), Some(true))
+    );
     assert_eq!(seats[1]["companion"], true);
     assert_eq!((first["r"].as_i64(), first["c"].as_i64()), (Some(1), Some(1)));
     assert_eq!(seats[15]["price"], 4000);
@@ -117,7 +123,8 @@ async fn a_bad_venue_is_refused_with_its_first_fault_and_nothing_is_created() {
         let body = assert_error(r, 422, "VALIDATION_FAILED").await;
         assert!(body["message"].as_str().unwrap().contains(says), "{body}");
     }
-    let both = json!({"title": "Both", "dateTime": "2027-01-01T20:00:00", "rows": 2, "cols": 2, "venue": venue(4, 2, 5)});
+    let both =
+        json!({"title": "Both", "dateTime": "2027-01-01T20:00:00", "rows": 2, "cols": 2, "venue": venue(4, 2, 5)});
     assert_error(app.admin_post("/admin/events", both).await, 422, "VALIDATION_FAILED").await;
     let after = app.http.get(app.api("/events")).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(before, after, "nothing was created");
@@ -153,7 +160,12 @@ async fn best_available_holds_adjacent_seats_in_row_order_and_keeps_wheelchair_s
     let r = hold_best(&app.buyer("di"), id, json!({"quantity": 1, "sections": ["Balcony"]})).await;
     assert_error(r, 409, "NOT_ENOUGH_SEATS").await;
     // Bad requests change nothing.
-    for bad in [json!({"quantity": 0}), json!({"quantity": 21}), json!({"quantity": 2, "categories": []}), json!({"quantity": 2, "extra": 1})] {
+    for bad in [
+        json!({"quantity": 0}),
+        json!({"quantity": 21}),
+        json!({"quantity": 2, "categories": []}),
+        json!({"quantity": 2, "extra": 1}),
+    ] {
         let r = hold_best(&app.buyer("eve"), id, bad).await;
         assert_eq!(r.status().as_u16(), 422);
     }
@@ -167,9 +179,9 @@ async fn best_available_holds_adjacent_seats_in_row_order_and_keeps_wheelchair_s
 async fn buyers_racing_for_the_best_seats_never_share_one_and_are_refused_only_when_none_remain() {
     let app = spawn_app().await;
     // 16 ordinary seats in the stalls (the wheelchair space and companion are kept out),
-    // 8 in the balcony: 24 seats, 12 pairs.
+    // 8 in the balcony: 24 seats, 12 pairs; 200 buyers at once.
     let id = create(&app, venue(12, 8, 5)).await;
-    let buyers: Vec<common::Buyer> = (0..20).map(|i| app.buyer(&format!("racer-{i}"))).collect();
+    let buyers: Vec<common::Buyer> = (0..200).map(|i| app.buyer(&format!("racer-{i}"))).collect();
     let answers = futures_util::future::join_all(buyers.iter().map(|b| hold_best(b, id, json!({"quantity": 2})))).await;
     let mut seats = HashSet::new();
     let (mut won, mut refused) = (0, 0);
@@ -188,23 +200,52 @@ async fn buyers_racing_for_the_best_seats_never_share_one_and_are_refused_only_w
             }
         }
     }
-    assert_eq!((won, refused), (12, 8), "every pair sold, and only then refusals");
+    assert_eq!((won, refused), (12, 188), "every pair held, and only then refusals");
     app.assert_audit_passes().await;
+}
+
+#[tokio::test]
+async fn seats_whose_holds_expire_are_offered_again() {
+    let app = spawn_app().await;
+    let id = create(&app, venue(4, 2, 5)).await;
+    let r = hold_best(&app.buyer("first"), id, json!({"quantity": 2, "sections": ["Balcony"]})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_error(
+        hold_best(&app.buyer("second"), id, json!({"quantity": 2, "sections": ["Balcony"]})).await,
+        409,
+        "NOT_ENOUGH_SEATS",
+    )
+    .await;
+    // Past the hold's 60 s (on the server's clock): the seats are free again for best available.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    let second = app.buyer("second");
+    let held: Value =
+        common::eventually(std::time::Duration::from_secs(5), "the expired seats offered again", || async {
+            let r = hold_best(&second, id, json!({"quantity": 2, "sections": ["Balcony"]})).await;
+            match r.status() {
+                StatusCode::CREATED => Some(r.json::<Value>().await.unwrap()),
+                _ => None,
+            }
+        })
+        .await;
+    assert_eq!(held["seatIds"].as_array().unwrap().len(), 2);
+    assert_eq!(held["adjacent"], true);
 }
 
 #[tokio::test]
 async fn a_standing_area_is_never_oversold_and_its_places_sell_like_seats() {
     let app = spawn_app().await;
-    let id = create(&app, venue(4, 2, 10)).await;
-    let buyers: Vec<common::Buyer> = (0..12).map(|i| app.buyer(&format!("stander-{i}"))).collect();
-    let answers = futures_util::future::join_all(buyers.iter().map(|b| hold_standing(b, id, 1, 2))).await;
+    let id = create(&app, venue(4, 2, 100)).await;
+    // 200 buyers at once for 3 places each of 100.
+    let buyers: Vec<common::Buyer> = (0..200).map(|i| app.buyer(&format!("stander-{i}"))).collect();
+    let answers = futures_util::future::join_all(buyers.iter().map(|b| hold_standing(b, id, 1, 3))).await;
     let mut places = HashSet::new();
     let mut winners = Vec::new();
     for (buyer, r) in buyers.iter().zip(answers) {
         if r.status() == StatusCode::CREATED {
             let held: Value = r.json().await.unwrap();
             let ids: Vec<i64> = held["seatIds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-            assert_eq!(ids.len(), 2);
+            assert_eq!(ids.len(), 3);
             for p in &ids {
                 assert!(places.insert(*p), "place {p} given twice");
             }
@@ -213,8 +254,9 @@ async fn a_standing_area_is_never_oversold_and_its_places_sell_like_seats() {
             assert_error(r, 409, "NOT_ENOUGH_SEATS").await;
         }
     }
-    assert_eq!(winners.len(), 5, "10 places, 2 each");
-    assert_error(hold_standing(&app.buyer("late"), id, 1, 1).await, 409, "NOT_ENOUGH_SEATS").await;
+    assert_eq!(winners.len(), 33, "99 places, 3 each, never one more");
+    assert_error(hold_standing(&app.buyer("late"), id, 1, 2).await, 409, "NOT_ENOUGH_SEATS").await;
+    assert_eq!(hold_standing(&app.buyer("last"), id, 1, 1).await.status(), StatusCode::CREATED, "the 100th place");
     assert_error(hold_standing(&app.buyer("lost"), id, 9, 1).await, 404, "NOT_FOUND").await;
     let mut eve = app.buyer("eve");
     let r = eve.post("/reservations", json!({"eventId": id, "areaId": 1})).await;
@@ -227,7 +269,7 @@ async fn a_standing_area_is_never_oversold_and_its_places_sell_like_seats() {
     let order: Value = r.json().await.unwrap();
     let order = buyer.final_order(order["orderId"].as_i64().unwrap()).await;
     assert_eq!(order["status"], "CONFIRMED", "{order}");
-    assert_eq!(order["amount"], 5000, "two places of the area's category");
+    assert_eq!(order["amount"], 7500, "three places of the area's category");
 
     let sales: Value = app
         .http
@@ -249,8 +291,11 @@ async fn a_standing_area_is_never_oversold_and_its_places_sell_like_seats() {
     }
     assert_eq!(available, 0, "the map counts the held and sold places");
     let area = &sales["areas"][0];
-    assert_eq!((area["capacity"].as_i64(), area["seats"].as_i64()), (Some(10), Some(10)));
-    assert_eq!(area["available"].as_i64().unwrap() + area["held"].as_i64().unwrap() + area["sold"].as_i64().unwrap(), 10);
+    assert_eq!((area["capacity"].as_i64(), area["seats"].as_i64()), (Some(100), Some(100)));
+    assert_eq!(
+        area["available"].as_i64().unwrap() + area["held"].as_i64().unwrap() + area["sold"].as_i64().unwrap(),
+        100
+    );
     let stalls = sales["sections"].as_array().unwrap().iter().find(|s| s["name"] == "Stalls").unwrap();
     assert_eq!(stalls["seats"], 10);
     app.assert_audit_passes().await;

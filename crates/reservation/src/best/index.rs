@@ -35,8 +35,11 @@ pub(super) struct RowEntry {
     /// The distance of its nearest seat: no group of n seats of the row scores below
     /// n times this.
     pub min_dist: u64,
-    /// The longest run of free seats (of any kind) side by side.
-    pub max_run: u32,
+    /// `group_floor[n - 1]`: the lowest score a group of n of its seats side by side
+    /// can have, all seats free (for n up to [`BITS`] and the row's length).
+    pub group_floor: Vec<u64>,
+    /// What its runs of free seats (of any kind) side by side can serve: [`run_bits`].
+    pub runs: u64,
     /// Free ordinary seats per category present in the row.
     pub ordinary_free: Vec<(u16, u32)>,
 }
@@ -54,14 +57,40 @@ pub struct VenueIndex {
     /// `[section][category]`: ranks of the rows with a free ordinary seat of that
     /// category.
     pub(super) live: Vec<Vec<BTreeSet<u32>>>,
-    /// `[category]`: over all sections, each row's longest free run if it has a free
-    /// ordinary seat of that category (else 0), so that a request for any section finds
+    /// `[category]`: over all sections, each row's [`run_bits`] if it has a free
+    /// ordinary seat of that category (else none), so that a request for any section finds
     /// the rows that can hold its group in O(log rows) each, however many sections and
     /// fragmented rows the venue has.
     pub(super) runs: Vec<RankTree>,
     /// Ranks of the rows with a wheelchair space, ascending.
     pub(super) accessible_ranks: Vec<u32>,
     pub(super) free: usize,
+}
+
+/// Group sizes above this are looked for with the bits of this size (an upper bound: the
+/// rows found are then searched in full).
+const BITS: usize = 32;
+
+/// The bit of [`run_bits`] set when a row has `n` free seats side by side.
+pub(super) fn run_bit(n: usize) -> u64 {
+    1 << (n.clamp(1, BITS) - 1)
+}
+
+/// The bit of [`run_bits`] set when a row has `n` free seats side by side that strand no
+/// single seat.
+pub(super) fn clean_bit(n: usize) -> u64 {
+    if n > BITS { run_bit(n) } else { 1 << (BITS + n - 1) }
+}
+
+/// What a row whose free runs have these lengths can serve: for each group size n up to
+/// [`BITS`], whether some run holds n ([`run_bit`]) and whether one holds n without
+/// stranding a single seat ([`clean_bit`]: the run is n long, or at least n + 2).
+pub(super) fn run_bits(runs: impl IntoIterator<Item = usize>) -> u64 {
+    let low = |k: usize| (1u64 << k.min(BITS)) - 1;
+    runs.into_iter().fold(0, |bits, len| {
+        let exact = if (1..=BITS).contains(&len) { clean_bit(len) } else { 0 };
+        bits | low(len) | (low(len.saturating_sub(2)) << BITS) | exact
+    })
 }
 
 /// Milli-units, so that group sums are exact integers.
@@ -120,7 +149,8 @@ impl VenueIndex {
                     len: 0,
                     rank: 0,
                     min_dist: u64::MAX,
-                    max_run: 0,
+                    runs: 0,
+                    group_floor: Vec::new(),
                     ordinary_free: Vec::new(),
                 });
             }
@@ -168,14 +198,19 @@ impl VenueIndex {
             }
             for &(category, _) in &counts {
                 index.live[row.section as usize][category as usize].insert(row.rank);
-                index.runs[category as usize].set(row.rank, row.len);
+                index.runs[category as usize].set(row.rank, run_bits([row.len as usize]));
             }
             if seats.iter().any(|s| s.kind == Kind::Wheelchair) {
                 index.accessible_ranks.push(row.rank);
             }
+            let dists: Vec<u64> = seats.iter().map(|s| s.dist).collect();
+            let floor = (1..=dists.len().min(BITS))
+                .map(|n| dists.windows(n).map(|w| w.iter().sum()).min().unwrap_or(u64::MAX))
+                .collect();
             let rank_row = &mut index.rows[r];
+            rank_row.group_floor = floor;
             rank_row.ordinary_free = counts;
-            rank_row.max_run = rank_row.len;
+            rank_row.runs = run_bits([rank_row.len as usize]);
         }
         index.accessible_ranks.sort_unstable();
         index.sections = section_names;
@@ -236,14 +271,9 @@ impl VenueIndex {
             }
         }
         let seats = &self.seats[row.start as usize..(row.start + row.len) as usize];
-        let (mut run, mut longest) = (0, 0);
-        for seat in seats {
-            run = if seat.free { run + 1 } else { 0 };
-            longest = longest.max(run);
-        }
-        row.max_run = longest;
+        row.runs = run_bits(seats.chunk_by(|a, b| a.free == b.free).filter(|run| run[0].free).map(<[Seat]>::len));
         for &(category, count) in &row.ordinary_free {
-            self.runs[category as usize].set(row.rank, if count > 0 { longest } else { 0 });
+            self.runs[category as usize].set(row.rank, if count > 0 { row.runs } else { 0 });
         }
         true
     }
@@ -251,6 +281,11 @@ impl VenueIndex {
     /// The row holding seat `i` (rows are contiguous and in seat order).
     fn row_of(&self, i: u32) -> usize {
         self.rows.partition_point(|r| r.start <= i) - 1
+    }
+
+    /// No group of `n` seats side by side in the row scores below this.
+    pub(super) fn group_floor(row: &RowEntry, n: usize) -> u64 {
+        row.group_floor.get(n.wrapping_sub(1)).copied().unwrap_or_else(|| (n as u64).saturating_mul(row.min_dist))
     }
 
     /// The seats of a row, with their indexes.

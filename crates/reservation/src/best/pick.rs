@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::index::{Kind, RowEntry, Seat, VenueIndex};
+use super::index::{Kind, RowEntry, Seat, VenueIndex, clean_bit, run_bit};
 use super::{BestRequest, Pick};
 
 /// A request resolved against the index.
@@ -111,9 +111,10 @@ impl VenueIndex {
     }
 
     /// The candidate rows in rank order: of one section or of every wanted one, with a
-    /// free seat that may fit (and, over all sections, a free run of at least `run`).
-    fn ranks<'a>(&'a self, fit: &'a Fit, section: Option<usize>, run: usize) -> Box<dyn Iterator<Item = u32> + 'a> {
-        let run = u32::try_from(run).unwrap_or(u32::MAX);
+    /// free seat that may fit (and, over all sections, one of the [`run_bits`] in `bits`).
+    ///
+    /// [`run_bits`]: super::index::run_bits
+    fn ranks<'a>(&'a self, fit: &'a Fit, section: Option<usize>, bits: u64) -> Box<dyn Iterator<Item = u32> + 'a> {
         let wanted = move |s: usize| fit.sections[s] && section.is_none_or(|only| only == s);
         if fit.accessible {
             let rows = &self.rows;
@@ -127,7 +128,7 @@ impl VenueIndex {
         }
         let categories = move || (0..self.categories.len()).filter(|&c| fit.categories[c]);
         if section.is_none() && fit.sections.iter().all(|&s| s) {
-            return Box::new(Merged::new(categories().map(|c| self.runs[c].walk(run))));
+            return Box::new(Merged::new(categories().map(|c| self.runs[c].walk(bits))));
         }
         let sets = (0..self.sections.len())
             .filter(move |&s| wanted(s))
@@ -139,50 +140,57 @@ impl VenueIndex {
         &self.rows[self.by_rank[rank as usize] as usize]
     }
 
-    /// Steps 1 and 2: the best group side by side in one row, one that strands no single
-    /// seat if there is any.
+    /// Steps 1 and 2: the best group side by side in one row that strands no single
+    /// seat; if there is none, the best side by side. Each walks only the rows whose free
+    /// runs can serve it, in rank order: a row is searched only if its best group (all
+    /// seats free) would beat the best found, and the walk stops at the first row whose
+    /// nearest seat cannot.
     fn in_one_row(&self, fit: &Fit) -> Option<Group> {
         let n = fit.quantity;
-        let (mut clean, mut stranding) = (None, None);
-        for rank in self.ranks(fit, None, n) {
-            let row = self.row_at(rank);
-            if clean.is_some_and(|g: Group| (n as u64).saturating_mul(row.min_dist) >= g.score) {
-                break;
+        let best = |bits: u64, clean_only: bool| {
+            let mut best: Option<Group> = None;
+            for rank in self.ranks(fit, None, bits) {
+                let row = self.row_at(rank);
+                if let Some(g) = best {
+                    if (n as u64).saturating_mul(row.min_dist) >= g.score {
+                        break;
+                    }
+                    if VenueIndex::group_floor(row, n) >= g.score {
+                        continue;
+                    }
+                }
+                if row.runs & bits != 0 {
+                    self.groups_in_row(fit, row, |group, strands| {
+                        if !(clean_only && strands) {
+                            keep_better(&mut best, group);
+                        }
+                    });
+                }
             }
-            if (row.max_run as usize) >= n {
-                self.groups_in_row(fit, row, &mut clean, &mut stranding);
-            }
-        }
-        clean.or(stranding)
+            best
+        };
+        best(clean_bit(n), true).or_else(|| best(run_bit(n), false))
     }
 
-    /// Every window of `n` fitting seats within a run of free seats of the row.
-    fn groups_in_row(&self, fit: &Fit, row: &RowEntry, clean: &mut Option<Group>, stranding: &mut Option<Group>) {
+    /// Every window of `n` fitting seats within a run of free seats of the row, and
+    /// whether it strands a single seat.
+    fn groups_in_row(&self, fit: &Fit, row: &RowEntry, mut found: impl FnMut(Group, bool)) {
         let n = fit.quantity;
-        let seats = self.row_seats(row);
-        let mut i = 0;
-        while i < seats.len() {
-            if !seats[i].free {
-                i += 1;
-                continue;
-            }
-            let run_start = i;
-            while i < seats.len() && seats[i].free {
-                i += 1;
-            }
-            let run_end = i;
-            if run_end - run_start < n {
-                continue;
-            }
-            for w in run_start..=run_end - n {
-                let window = &seats[w..w + n];
-                if !window.iter().all(|s| fit.fits(s)) || !fit.complete(window) {
-                    continue;
+        let mut run_start = 0;
+        for run in self.row_seats(row).chunk_by(|a, b| a.free == b.free) {
+            let run_end = run_start + run.len();
+            if run[0].free && run.len() >= n {
+                for (w, window) in run.windows(n).enumerate() {
+                    if window.iter().all(|s| fit.fits(s)) && fit.complete(window) {
+                        let group = Group {
+                            score: window.iter().map(|s| s.dist).sum(),
+                            start: row.start as usize + run_start + w,
+                        };
+                        found(group, w == 1 || run.len() - (w + n) == 1);
+                    }
                 }
-                let group = Group { score: window.iter().map(|s| s.dist).sum(), start: row.start as usize + w };
-                let strands = w - run_start == 1 || run_end - (w + n) == 1;
-                keep_better(if strands { stranding } else { clean }, group);
             }
+            run_start = run_end;
         }
     }
 
@@ -193,7 +201,7 @@ impl VenueIndex {
         // (distance, seat index): the worst of the n best on top
         let mut best: BinaryHeap<(u64, usize)> = BinaryHeap::new();
         let mut all = Vec::new();
-        for rank in self.ranks(fit, section, 1) {
+        for rank in self.ranks(fit, section, run_bit(1)) {
             let row = self.row_at(rank);
             if !fit.accessible && best.len() == n && best.peek().is_some_and(|&(worst, _)| row.min_dist >= worst) {
                 break;
