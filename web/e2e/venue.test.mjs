@@ -82,6 +82,7 @@ test('standing tickets: hold 2 places, order, pay, and the count of places left 
   await page.getByRole('heading', { name: 'Held for you' }).waitFor();
   await page.getByText('2 standing places in Standing held for you.').waitFor();
   await page.getByText(/Standing · standing × 2 — ₩5,000/).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Hold standing tickets' }).isVisible(), false, 'one hold at a time');
   // The other buyer's page follows the count over the stream (AREA_UPDATE).
   await until('the other buyer sees 2 places fewer', async () => (await left(other)) === before - 2 || await left(other), 2000);
 

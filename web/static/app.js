@@ -85,7 +85,7 @@ async function eventsView() {
   main.innerHTML = `<h1>Shows on sale</h1><ul class="cards">${events.map((e) => `
     <li class="card"><h2><a href="#/events/${e.id}">${esc(e.title)}</a></h2>
       <p class="muted">${esc(new Date(e.dateTime).toLocaleString())}</p>
-      <p>${esc(e.description)}</p><p class="muted">${e.rows} rows, up to ${e.cols} seats a row</p></li>`).join('')}</ul>`;
+      <p>${esc(e.description)}</p>${e.rows > 0 ? `<p class="muted">${e.rows} rows, up to ${e.cols} seats a row</p>` : ''}</li>`).join('')}</ul>`;
 }
 
 // ---- one show: the live seat map, holds, checkout ------------------------------------
@@ -181,7 +181,8 @@ async function showView(eventId) {
     state.prices = [...new Set(map.seats.map((s) => s.price))].sort((a, b) => a - b);
     const venue = map.seats.length > 0 && map.seats.every((s) => Number.isFinite(s.x) && Number.isFinite(s.y));
     if (venue) drawVenue(map, mapBox, toggle);
-    else drawGrid(map);
+    else if (map.seats.length) drawGrid(map);
+    else mapBox.innerHTML = '<p class="muted">No seats to choose: this show sells standing tickets.</p>';
     mapBox.querySelectorAll('[data-id]').forEach(paint);
     document.getElementById('legend').innerHTML = legend(map, venue);
     renderMore();
@@ -212,6 +213,7 @@ async function showView(eventId) {
   }
 
   function legend(map, venue) {
+    if (!map.seats.length) return '';
     const statuses = venue
       ? `<li><i class="held"></i>held</li><li><i style="background:var(--sold)"></i>sold</li><li><i style="background:var(--mine)"></i>yours</li>
          <li><b aria-hidden="true">♿</b> wheelchair space</li><li><i class="companion" style="background:var(--muted)"></i>companion seat</li>
@@ -282,7 +284,7 @@ async function showView(eventId) {
     const cats = state.map.categories || [];
     const areas = state.map.areas || [];
     more.innerHTML = `
-      <section class="card" aria-labelledby="best-title">
+      ${state.map.seats.length ? `<section class="card" aria-labelledby="best-title">
         <h2 id="best-title">Best available</h2>
         <form id="best">
           <label for="best-quantity">Seats</label>
@@ -294,7 +296,7 @@ async function showView(eventId) {
           <div class="actions"><button class="primary">Hold best available</button></div>
           <p id="best-result" class="result" role="status" aria-live="polite"></p>
         </form>
-      </section>
+      </section>` : ''}
       ${areas.length ? `<section class="card" aria-labelledby="standing-title">
         <h2 id="standing-title">Standing areas</h2>
         ${areas.map((a) => `<form class="area" data-area="${a.id}" aria-labelledby="area-${a.id}-name">
@@ -306,7 +308,7 @@ async function showView(eventId) {
         </form>`).join('')}
         <p id="standing-result" class="result" role="status" aria-live="polite"></p>
       </section>` : ''}`;
-    more.querySelector('#best').addEventListener('submit', (e) => { e.preventDefault(); holdBest(); });
+    more.querySelector('#best')?.addEventListener('submit', (e) => { e.preventDefault(); holdBest(); });
     more.querySelectorAll('form.area').forEach((f) => f.addEventListener('submit', (e) => { e.preventDefault(); holdStanding(Number(f.dataset.area)); }));
     more.hidden = !!(state.hold || state.order);
   }
