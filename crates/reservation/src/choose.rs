@@ -45,6 +45,8 @@ pub struct Indexes {
 struct Cached {
     index: VenueIndex,
     read_at: Instant,
+    /// A request is reading the seats' states: the others use the index as it is.
+    refreshing: bool,
 }
 
 /// What a chosen hold gives: the seats (in row order when together) and the hold.
@@ -171,7 +173,7 @@ impl Reservation {
             }
             None => {
                 let Some(index) = self.read_index(event_id).await? else { return Ok(None) };
-                let show = Arc::new(Mutex::new(Cached { index, read_at: Instant::now() }));
+                let show = Arc::new(Mutex::new(Cached { index, read_at: Instant::now(), refreshing: false }));
                 let mut shows = self.indexes.shows.lock().expect("indexes lock");
                 Ok(Some(shows.entry(event_id).or_insert(show).clone()))
             }
@@ -182,11 +184,17 @@ impl Reservation {
     /// the layout is read once; a refresh reads the seats' states and marks only the
     /// seats whose state the index has wrong.
     async fn reread(&self, event_id: i64, show: &Mutex<Cached>) -> anyhow::Result<()> {
-        if show.lock().expect("index lock").read_at.elapsed() < REREAD_AFTER {
-            return Ok(());
+        {
+            let mut cached = show.lock().expect("index lock");
+            if cached.refreshing || cached.read_at.elapsed() < REREAD_AFTER {
+                return Ok(());
+            }
+            cached.refreshing = true;
         }
-        let states = self.seat_states(event_id).await?;
+        let states = self.seat_states(event_id).await;
         let mut cached = show.lock().expect("index lock");
+        cached.refreshing = false;
+        let states = states?;
         for (id, free) in states {
             if free != cached.index.is_free(id) {
                 if free {
