@@ -2,43 +2,14 @@
 // failed payment, "my tickets" and the operator's view. Run by the Rust test
 // `browser` with BOXOFFICE_URL (payments succeed), BOXOFFICE_FAILING_URL (payments
 // fail) and BOXOFFICE_ADMIN set; SCREENSHOTS_DIR, when set, receives screenshots.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-
-const URL = process.env.BOXOFFICE_URL;
-const FAILING = process.env.BOXOFFICE_FAILING_URL;
-const ADMIN = process.env.BOXOFFICE_ADMIN;
-const SHOTS = process.env.SCREENSHOTS_DIR;
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-});
-after(async () => { await browser?.close(); });
+import { URL, FAILING, ADMIN, newContext, until, statusOf, shot } from './common.mjs';
 
 const seat = (page, r, c) => page.getByRole('button', { name: new RegExp(`^Row ${r}, seat ${c},`) });
 
-async function until(what, check, ms) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await check();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`${what} within ${ms} ms (last: ${last})`);
-}
-
-const statusOf = (locator) => locator.getAttribute('data-status');
-async function shot(page, name) { if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true }); }
-
 test('a held seat turns HELD for the other buyer within a second; the sale shows SOLD to both', async () => {
-  const [a, b] = [await browser.newContext(), await browser.newContext()];
+  const [a, b] = [await newContext(), await newContext()];
   const [pa, pb] = [await a.newPage(), await b.newPage()];
   await pa.goto(`${URL}/`);
   await pa.getByRole('link', { name: 'The Nutcracker' }).waitFor();
@@ -90,7 +61,7 @@ test('a held seat turns HELD for the other buyer within a second; the sale shows
 });
 
 test('a failed payment shows the order cancelled and the seat free again', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   await page.goto(`${FAILING}/#/events/1`);
   await seat(page, 5, 5).click();
@@ -104,7 +75,7 @@ test('a failed payment shows the order cancelled and the seat free again', async
 });
 
 test('the page works on a phone-sized screen and with a keyboard', async () => {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const context = await newContext({ viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
   await page.goto(`${URL}/#/events/3`);
   await seat(page, 1, 1).focus();
@@ -126,7 +97,7 @@ test('the page works on a phone-sized screen and with a keyboard', async () => {
 });
 
 test('the operator sees seats and orders by state, and the lag and SLA figures', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   await page.goto(`${URL}/#/operator`);
   await page.getByLabel('Admin token').fill('wrong');
