@@ -133,6 +133,9 @@ impl Layout {
     }
 }
 
+/// A show's standing areas, each with the first and last id of its places.
+type AreaRanges = Arc<Vec<(i64, i64, i64)>>;
+
 /// The catalog module: its database, its relay, and the live seat-map streams.
 #[derive(Clone)]
 pub struct Catalog {
@@ -146,7 +149,7 @@ pub struct Catalog {
     seed_demo: bool,
     /// Each show's standing areas as runs of place ids, read once (a show's areas never
     /// change); empty for a grid show.
-    area_ranges: Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<Vec<(i64, i64, i64)>>>>>,
+    area_ranges: Arc<std::sync::Mutex<std::collections::HashMap<i64, AreaRanges>>>,
 }
 
 impl Catalog {
@@ -176,11 +179,7 @@ impl Catalog {
     }
 
     /// A show's standing areas and the runs of their places' ids.
-    pub(crate) async fn area_ranges(
-        &self,
-        tx: &mut runtime::Tx,
-        event_id: i64,
-    ) -> anyhow::Result<Arc<Vec<(i64, i64, i64)>>> {
+    pub(crate) async fn area_ranges(&self, tx: &mut runtime::Tx, event_id: i64) -> anyhow::Result<AreaRanges> {
         if let Some(known) = self.area_ranges.lock().expect("area ranges lock").get(&event_id) {
             return Ok(known.clone());
         }

@@ -27,7 +27,7 @@ use crate::states::{AVAILABLE, HELD, SeatStatus};
 /// Proposals made for one request before it is answered 409 `RESERVATION_CONFLICT`:
 /// each lost round marks at least one seat taken, so only a rush on the very same seats
 /// gets that far.
-const ROUNDS: usize = 16;
+const ROUNDS: usize = 32;
 
 /// How long a show's index is trusted before it is read again: seats freed elsewhere (an
 /// expiry, another replica's release) reach it within this.
@@ -79,7 +79,17 @@ impl Reservation {
         };
         let mut reread = false;
         for round in 1..=ROUNDS {
-            let pick = show.lock().expect("index lock").index.pick(request);
+            // Picked and marked taken at once: requests in this process that pick at the
+            // same moment pick different seats, and only another replica's buyer (or an
+            // index behind the database) can beat this one to them.
+            let pick = {
+                let mut cached = show.lock().expect("index lock");
+                let pick = cached.index.pick(request);
+                for id in pick.iter().flat_map(|p| &p.seat_ids) {
+                    cached.index.mark_taken(*id);
+                }
+                pick
+            };
             let Pick { seat_ids, adjacent } = match pick {
                 Some(pick) => pick,
                 None if !reread => {
@@ -91,12 +101,15 @@ impl Reservation {
             };
             let mut sorted = seat_ids.clone();
             sorted.sort_unstable();
-            match self.hold(buyer, addr, event_id, &sorted, hold_secs).await {
+            let outcome = self.hold(buyer, addr, event_id, &sorted, hold_secs).await;
+            let give_back = |ids: &[i64]| {
+                let mut cached = show.lock().expect("index lock");
+                for id in ids {
+                    cached.index.mark_free(*id);
+                }
+            };
+            match outcome {
                 Ok(outcome) => {
-                    let mut cached = show.lock().expect("index lock");
-                    for id in &seat_ids {
-                        cached.index.mark_taken(*id);
-                    }
                     metrics::histogram!(crate::metrics::CHOOSE_ROUNDS).record(round as f64);
                     let adjacent_label = if adjacent { "true" } else { "false" };
                     metrics::counter!(crate::metrics::CHOSEN, "kind" => "best", "adjacent" => adjacent_label)
@@ -104,16 +117,18 @@ impl Reservation {
                     return Ok(Chosen { seat_ids, adjacent: Some(adjacent), outcome });
                 }
                 Err(PinError::Refused(r)) if matches!(r.code, ErrorCode::ReservationConflict | ErrorCode::SeatSold) => {
+                    // The seats someone else has stay taken; the others are free again —
+                    // unless none was taken (this buyer's own cool-down), when all stay
+                    // out of the index until its next refresh.
                     let lost = self.not_free(event_id, &sorted).await.map_err(PinError::Failed)?;
-                    let mut cached = show.lock().expect("index lock");
-                    // A seat free again but refused to this buyer (its cool-down) is left
-                    // out of this buyer's next proposal all the same.
-                    let lost = if lost.is_empty() { sorted } else { lost };
-                    for id in lost {
-                        cached.index.mark_taken(id);
+                    if !lost.is_empty() {
+                        give_back(&sorted.iter().copied().filter(|id| !lost.contains(id)).collect::<Vec<_>>());
                     }
                 }
-                Err(other) => return Err(other),
+                Err(other) => {
+                    give_back(&sorted);
+                    return Err(other);
+                }
             }
         }
         Err(PinError::Refused(refused(
