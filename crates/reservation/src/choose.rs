@@ -47,6 +47,9 @@ struct Cached {
     read_at: Instant,
     /// A request is reading the seats' states: the others use the index as it is.
     refreshing: bool,
+    /// Seats picked by requests whose holds are not decided yet: a refresh that reads
+    /// them free (their holds not committed) leaves them taken.
+    in_flight: std::collections::HashSet<i64>,
 }
 
 /// What a chosen hold gives: the seats (in row order when together) and the hold.
@@ -87,6 +90,7 @@ impl Reservation {
                 let pick = cached.index.pick(request);
                 for id in pick.iter().flat_map(|p| &p.seat_ids) {
                     cached.index.mark_taken(*id);
+                    cached.in_flight.insert(*id);
                 }
                 pick
             };
@@ -102,6 +106,12 @@ impl Reservation {
             let mut sorted = seat_ids.clone();
             sorted.sort_unstable();
             let outcome = self.hold(buyer, addr, event_id, &sorted, hold_secs).await;
+            {
+                let mut cached = show.lock().expect("index lock");
+                for id in &sorted {
+                    cached.in_flight.remove(id);
+                }
+            }
             let give_back = |ids: &[i64]| {
                 let mut cached = show.lock().expect("index lock");
                 for id in ids {
@@ -189,7 +199,12 @@ impl Reservation {
             }
             None => {
                 let Some(index) = self.read_index(event_id).await? else { return Ok(None) };
-                let show = Arc::new(Mutex::new(Cached { index, read_at: Instant::now(), refreshing: false }));
+                let show = Arc::new(Mutex::new(Cached {
+                    index,
+                    read_at: Instant::now(),
+                    refreshing: false,
+                    in_flight: Default::default(),
+                }));
                 let mut shows = self.indexes.shows.lock().expect("indexes lock");
                 Ok(Some(shows.entry(event_id).or_insert(show).clone()))
             }
@@ -212,7 +227,7 @@ impl Reservation {
         cached.refreshing = false;
         let states = states?;
         for (id, free) in states {
-            if free != cached.index.is_free(id) {
+            if free != cached.index.is_free(id) && !cached.in_flight.contains(&id) {
                 if free {
                     cached.index.mark_free(id);
                 } else {
