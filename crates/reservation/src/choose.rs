@@ -50,6 +50,9 @@ struct Cached {
     /// Seats picked by requests whose holds are not decided yet: a refresh that reads
     /// them free (their holds not committed) leaves them taken.
     in_flight: std::collections::HashSet<i64>,
+    /// Seats picked since the refresh under way began (and those in flight then): what
+    /// the refresh read of them may be older than what the index knows.
+    touched: std::collections::HashSet<i64>,
 }
 
 /// What a chosen hold gives: the seats (in row order when together) and the hold.
@@ -91,6 +94,9 @@ impl Reservation {
                 for id in pick.iter().flat_map(|p| &p.seat_ids) {
                     cached.index.mark_taken(*id);
                     cached.in_flight.insert(*id);
+                    if cached.refreshing {
+                        cached.touched.insert(*id);
+                    }
                 }
                 pick
             };
@@ -141,6 +147,7 @@ impl Reservation {
                 }
             }
         }
+        tracing::warn!(event_id, rounds = ROUNDS, "best available: other buyers took every proposal first");
         Err(PinError::Refused(refused(
             ErrorCode::ReservationConflict,
             "the seats were taken as they were chosen; try again",
@@ -204,6 +211,7 @@ impl Reservation {
                     read_at: Instant::now(),
                     refreshing: false,
                     in_flight: Default::default(),
+                    touched: Default::default(),
                 }));
                 let mut shows = self.indexes.shows.lock().expect("indexes lock");
                 Ok(Some(shows.entry(event_id).or_insert(show).clone()))
@@ -221,13 +229,14 @@ impl Reservation {
                 return Ok(());
             }
             cached.refreshing = true;
+            cached.touched = cached.in_flight.clone();
         }
         let states = self.seat_states(event_id).await;
         let mut cached = show.lock().expect("index lock");
         cached.refreshing = false;
         let states = states?;
         for (id, free) in states {
-            if free != cached.index.is_free(id) && !cached.in_flight.contains(&id) {
+            if free != cached.index.is_free(id) && !cached.in_flight.contains(&id) && !cached.touched.contains(&id) {
                 if free {
                     cached.index.mark_free(id);
                 } else {
@@ -235,6 +244,7 @@ impl Reservation {
                 }
             }
         }
+        cached.touched.clear();
         cached.read_at = Instant::now();
         Ok(())
     }
