@@ -12,6 +12,8 @@ pub mod metrics;
 mod module;
 pub mod queue;
 mod store;
+#[cfg(test)]
+mod tests;
 pub mod token;
 
 use std::collections::HashMap;
