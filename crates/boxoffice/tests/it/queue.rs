@@ -129,3 +129,25 @@ async fn the_queue_refuses_bad_requests_with_the_contract_error() {
         app.http.get(app.api("/admin/events/3/room")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
     assert_eq!(none["code"], "NOT_FOUND");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_place_streams_until_the_visitor_is_let_through() {
+    let app = spawn_app().await;
+    let room = json!({ "onSaleAt": on_sale_in(&app, 3600), "waitingRoom": { "enabled": true, "ratePerMinute": 60 } });
+    assert_eq!(set_room(&app, 1, room).await.status(), StatusCode::OK);
+    let mut ann = app.buyer("ann");
+    assert_eq!(ann.post("/queue/1/join", json!({})).await.status(), StatusCode::CREATED);
+    let mut stream = ann.get("/queue/1/me/stream").await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let first = String::from_utf8(stream.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: place") && first.contains("\"status\":\"PREQUEUE\""), "{first}");
+    // The sale opens: the stream says so, then ends once she is let through.
+    set_room(&app, 1, json!({ "onSaleAt": on_sale_in(&app, -1) })).await;
+    app.clock.advance(Duration::from_secs(2));
+    let mut seen = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"status\":\"ADMITTED\"") && seen.contains("admissionToken"), "{seen}");
+}
