@@ -39,6 +39,9 @@ pub const TOPIC: &str = "waitingroom.events";
 pub const GROUP: &str = "waitingroom";
 pub const CONSUMES: [&str; 0] = [];
 
+/// Visitors who look gone checked against storage in one round, at most.
+const SUSPECTS: usize = 500;
+
 /// How the room behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -281,9 +284,18 @@ impl WaitingRoom {
     }
 
     async fn advance(&self, event_id: i64, now: Millis, timing: Timing) -> anyhow::Result<()> {
+        // Before giving up on anyone, what the other replicas saw of them.
+        let suspects = match self.rooms().get(&event_id) {
+            Some(room) => room.suspects(now, timing, SUSPECTS),
+            None => return Ok(()),
+        };
+        let heard = store::seen(self.db.reader(), &suspects).await?;
         let (done, counter, version) = {
             let mut rooms = self.rooms();
             let Some(room) = rooms.get_mut(&event_id) else { return Ok(()) };
+            for (id, seen_at, no_show) in heard {
+                room.heard(id, seen_at, no_show);
+            }
             let per_minute = self.per_minute(room.settings.rate);
             let done = room.advance(now, per_minute, timing);
             (done, room.counter, room.version)

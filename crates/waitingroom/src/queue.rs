@@ -265,6 +265,22 @@ impl Room {
         true
     }
 
+    /// Visitors next in line (from the counter on, at most `limit`) who look gone to
+    /// this replica: they may have been asking another one, whose word is in storage.
+    pub fn suspects(&self, now: Millis, timing: Timing, limit: usize) -> Vec<i64> {
+        let next = self.order.iter().skip(self.counter.served as usize).map(|&i| &self.entries[i]);
+        next.filter(|e| !e.no_show && now - e.seen_at > timing.grace_ms).take(limit).map(|e| e.id).collect()
+    }
+
+    /// What storage says of an entry another replica may have seen or given up.
+    pub fn heard(&mut self, id: i64, seen_at: Millis, no_show: bool) {
+        if let Ok(i) = self.entries.binary_search_by_key(&id, |e| e.id) {
+            let entry = &mut self.entries[i];
+            entry.seen_at = entry.seen_at.max(seen_at);
+            entry.no_show |= no_show;
+        }
+    }
+
     /// The entries seen, and the places lost, since the last call: for storage.
     pub fn take_news(&mut self) -> (Vec<i64>, Vec<i64>) {
         (self.seen.drain().collect(), std::mem::take(&mut self.lost))
@@ -493,11 +509,16 @@ mod tests {
         for t in (0..=70).map(|s| SALE + s * 1_000) {
             room.touch(&keeper, t, T);
         }
+        assert_eq!(room.suspects(SALE + 70_000, T, 10), vec![order[0], order[2]]);
+        // Another replica saw the third a moment ago.
+        room.heard(order[2], SALE + 69_000, false);
+        assert_eq!(room.suspects(SALE + 70_000, T, 10), vec![order[0]]);
         let done = room.advance(SALE + 70_000, 1.0, T);
-        assert_eq!(done.no_shows, vec![order[0], order[2]], "skipped without using the rate");
+        assert_eq!(done.no_shows, vec![order[0]], "skipped without using the rate");
         assert_eq!(done.admitted, vec![order[1]]);
         let gone = room.view(&format!("b{}", order[0]), SALE + 70_000, 1.0, T).unwrap();
         assert_eq!(gone.status, Status::Expired);
+        assert_eq!(room.view(&format!("b{}", order[2]), SALE + 70_000, 1.0, T).unwrap().status, Status::Waiting);
     }
 
     #[test]

@@ -99,6 +99,21 @@ pub async fn entry(db: &Reader, event_id: i64, buyer: &str) -> anyhow::Result<Op
     row.as_ref().map(entry_row).transpose()
 }
 
+/// When the entries `ids` were last seen, and whether they lost their place.
+pub async fn seen(db: &Reader, ids: &[i64]) -> anyhow::Result<Vec<(i64, Millis, bool)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=ids.len()).map(|k| format!("${k}")).collect();
+    let sql = format!("SELECT id, seen_at, no_show FROM entries WHERE id IN ({})", list.join(", "));
+    let mut query = sqlx::query_as::<_, (i64, Millis, i64)>(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(db).await.context("failed to read when visitors were seen")?;
+    Ok(rows.into_iter().map(|(id, seen_at, no_show)| (id, seen_at, no_show != 0)).collect())
+}
+
 /// Sets a room's settings (creating it), bumping its version.
 pub async fn save_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::Result<()> {
     let rate = match s.rate {

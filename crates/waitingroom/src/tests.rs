@@ -95,11 +95,24 @@ async fn the_queue_keeps_order_across_replicas_and_restarts(db: Db) {
         assert_eq!(a.me(SHOW, w).unwrap().position, b.me(SHOW, w).unwrap().position);
     }
 
-    // Admission at 60 a minute, in queue order, whichever replica moves the counter.
+    // Visitors who ask only replica b stay in line while replica a moves the counter.
     let everyone: Vec<String> = buyers.iter().cloned().chain([late.clone()]).collect();
+    a.configure(SHOW, Settings { rate: Rate::PerMinute(10), ..settings }).await.unwrap();
+    for _ in 0..6 {
+        clock.advance(Duration::from_secs(15));
+        poll(&b, &everyone);
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+    }
+    for w in &everyone {
+        assert_ne!(b.me(SHOW, w).unwrap().status, Status::Expired, "{w} lost the place");
+    }
+    a.configure(SHOW, settings).await.unwrap();
+    b.tick().await.unwrap();
+
+    // Admission at 60 a minute, in queue order, whichever replica moves the counter.
     for round in 0..25 {
         clock.advance(Duration::from_secs(1));
-        poll(&a, &everyone);
         poll(&b, &everyone);
         let room = if round % 2 == 0 { &a } else { &b };
         room.tick().await.unwrap();
