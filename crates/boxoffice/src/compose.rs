@@ -72,3 +72,7 @@ pub fn payment(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
     let payments = Payments::new(cx.db, cx.bus, gateway).with_policy(policy).as_sole_worker(args.module.is_none());
     Ok(Arc::new(payments))
 }
+
+pub fn waitingroom(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
+    Ok(Arc::new(waitingroom::WaitingRoom::new(cx.db, cx.bus).with_clock(cx.args.clock.clone())))
+}

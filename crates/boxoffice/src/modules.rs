@@ -28,11 +28,12 @@ pub type Build = fn(Setup<'_>) -> anyhow::Result<Arc<dyn Module>>;
 
 /// Every module, in the order they are built and started. A new module is one line here
 /// (and its crate).
-pub const MODULES: [(&Spec, Build); 4] = [
+pub const MODULES: [(&Spec, Build); 5] = [
     (&catalog::SPEC, crate::compose::catalog),
     (&reservation::SPEC, crate::compose::reservation),
     (&order::SPEC, crate::compose::order),
     (&payment::SPEC, crate::compose::payment),
+    (&waitingroom::SPEC, crate::compose::waitingroom),
 ];
 
 /// The modules' names, for `--module`.

@@ -22,6 +22,7 @@ mod outage;
 mod payments;
 mod plans;
 mod purchase;
+mod queue;
 mod replay;
 mod spinning;
 mod stream;

@@ -1,0 +1,153 @@
+//! The waiting room over HTTP: joining, one's place, admission in queue order, and the
+//! operator's switch.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, TestApp, assert_error, eventually, spawn_app};
+
+/// An on-sale `secs` from the app's clock, as the API writes times.
+fn on_sale_in(app: &TestApp, secs: i64) -> String {
+    let at = app.clock.now_millis() + secs * 1000;
+    chrono::DateTime::from_timestamp_millis(at).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn set_room(app: &TestApp, event_id: i64, body: Value) -> reqwest::Response {
+    let url = app.api(&format!("/admin/events/{event_id}/room"));
+    app.http.patch(url).bearer_auth(ADMIN).json(&body).send().await.unwrap()
+}
+
+async fn place(buyer: &crate::common::Buyer, event_id: i64) -> Value {
+    let r = buyer.get(&format!("/queue/{event_id}/me")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_join_before_the_on_sale_and_are_let_through_in_queue_order() {
+    let app = spawn_app().await;
+    let room = json!({ "onSaleAt": on_sale_in(&app, 40), "waitingRoom": { "enabled": true, "ratePerMinute": 60 } });
+    let r = set_room(&app, 1, room).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set: Value = r.json().await.unwrap();
+    assert_eq!(set["waitingRoom"], json!({ "enabled": true, "ratePerMinute": 60 }));
+
+    let mut ann = app.buyer("ann");
+    let mut bob = app.anonymous();
+    for buyer in [&mut ann, &mut bob] {
+        let r = buyer.post("/queue/1/join", json!({})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let joined: Value = r.json().await.unwrap();
+        assert_eq!(joined["status"], "PREQUEUE", "{joined}");
+        assert_eq!(joined["position"], Value::Null);
+        assert!(joined["onSaleAt"].is_string());
+        assert!(joined["estimatedWaitSeconds"].as_u64().unwrap() <= 40);
+    }
+    assert!(bob.cookie.is_some(), "an anonymous visitor gets the buyer cookie");
+    // A repeat answers the same place.
+    assert_eq!(ann.post("/queue/1/join", json!({})).await.status(), StatusCode::OK);
+    assert_eq!(bob.post("/queue/1/join", json!({})).await.status(), StatusCode::OK);
+
+    // The on-sale: both get a place from the shuffle.
+    app.clock.advance(Duration::from_secs(40));
+    let positions = eventually(Duration::from_secs(10), "the pre-queue is shuffled", || async {
+        let (a, b) = (place(&ann, 1).await, place(&bob, 1).await);
+        (a["status"] == "WAITING" || a["status"] == "ADMITTED")
+            .then(|| (a["position"].as_u64().unwrap(), b["position"].as_u64().unwrap()))
+    })
+    .await;
+    let mut both = [positions.0, positions.1];
+    both.sort_unstable();
+    assert_eq!(both, [1, 2], "unique, gap-free positions");
+    let audit: Value =
+        app.http.get(app.api("/admin/events/1/room")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    assert!(audit["draw"]["seed"].is_string(), "the seed is recorded: {audit}");
+    assert_eq!(audit["order"].as_array().unwrap().len(), 2);
+
+    // One a second: the first in line is let through first, with a token.
+    let (first, second) = if positions.0 == 1 { (&ann, &bob) } else { (&bob, &ann) };
+    let admitted = eventually(Duration::from_secs(10), "the first in line is let through", || async {
+        app.clock.advance(Duration::from_millis(200));
+        let (f, s) = (place(first, 1).await, place(second, 1).await);
+        if f["status"] == "ADMITTED" {
+            return Some((f, s));
+        }
+        assert_ne!(s["status"], "ADMITTED", "the second went first: {s}");
+        None
+    })
+    .await;
+    assert!(admitted.0["admissionToken"].as_str().is_some_and(|t| !t.is_empty()), "{}", admitted.0);
+    let r = first.get("/queue/1/me").await;
+    let cookie = r.headers().get("set-cookie").expect("the token as a cookie").to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("admission_1="), "{cookie}");
+    eventually(Duration::from_secs(10), "the second is let through", || async {
+        app.clock.advance(Duration::from_millis(200));
+        place(second, 1).await["status"] == "ADMITTED"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_turned_off_lets_everyone_through() {
+    let app = spawn_app().await;
+    let room =
+        json!({ "onSaleAt": on_sale_in(&app, 3600), "waitingRoom": { "enabled": true, "ratePerMinute": "auto" } });
+    assert_eq!(set_room(&app, 2, room).await.status(), StatusCode::OK);
+    let mut ann = app.buyer("ann");
+    let joined: Value = ann.post("/queue/2/join", json!({})).await.json().await.unwrap();
+    assert_eq!(joined["status"], "PREQUEUE");
+    let set: Value = set_room(&app, 2, json!({ "waitingRoom": { "enabled": false } })).await.json().await.unwrap();
+    assert_eq!(set["waitingRoom"]["ratePerMinute"], "auto", "what is not sent stays");
+    let now = place(&ann, 2).await;
+    assert_eq!(now["status"], "ADMITTED", "{now}");
+    assert!(now["admissionToken"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_refuses_bad_requests_with_the_contract_error() {
+    let app = spawn_app().await;
+    let mut ann = app.buyer("ann");
+    assert_error(ann.post("/queue/3/join", json!({})).await, 404, "NOT_FOUND").await;
+    assert_error(ann.post("/queue/abc/join", json!({})).await, 404, "NOT_FOUND").await;
+    assert_error(ann.post("/queue/0/join", json!({})).await, 422, "VALIDATION_FAILED").await;
+    assert_error(ann.get("/queue/3/me").await, 404, "NOT_FOUND").await;
+    assert_error(app.anonymous().get("/queue/3/me").await, 401, "UNAUTHORIZED").await;
+    let unsigned = app.http.patch(app.api("/admin/events/3/room")).json(&json!({})).send().await.unwrap();
+    assert_error(unsigned, 401, "UNAUTHORIZED").await;
+    for bad in [
+        json!({ "waitingRoom": { "ratePerMinute": 0 } }),
+        json!({ "waitingRoom": { "ratePerMinute": "fast" } }),
+        json!({ "onSaleAt": "tomorrow" }),
+        json!({ "onSaleAt": 12 }),
+        json!({ "unknown": true }),
+    ] {
+        assert_error(set_room(&app, 3, bad).await, 422, "VALIDATION_FAILED").await;
+    }
+    let none: Value =
+        app.http.get(app.api("/admin/events/3/room")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(none["code"], "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_place_streams_until_the_visitor_is_let_through() {
+    let app = spawn_app().await;
+    let room = json!({ "onSaleAt": on_sale_in(&app, 3600), "waitingRoom": { "enabled": true, "ratePerMinute": 60 } });
+    assert_eq!(set_room(&app, 1, room).await.status(), StatusCode::OK);
+    let mut ann = app.buyer("ann");
+    assert_eq!(ann.post("/queue/1/join", json!({})).await.status(), StatusCode::CREATED);
+    let mut stream = ann.get("/queue/1/me/stream").await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let first = String::from_utf8(stream.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: place") && first.contains("\"status\":\"PREQUEUE\""), "{first}");
+    // The sale opens: the stream says so, then ends once she is let through.
+    set_room(&app, 1, json!({ "onSaleAt": on_sale_in(&app, -1) })).await;
+    app.clock.advance(Duration::from_secs(2));
+    let mut seen = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"status\":\"ADMITTED\"") && seen.contains("admissionToken"), "{seen}");
+}
