@@ -137,9 +137,12 @@ async fn start_limited(extra: &[&str]) -> (tokio::process::Child, String, tempfi
 
 #[tokio::test]
 async fn idle_and_half_sent_connections_do_not_take_the_server() {
-    let header_timeout = Duration::from_secs(3);
-    let (_server, url, _data) = start_limited(&["--header-timeout-ms", "3000"]).await;
+    // Long enough that, on a loaded CI machine, the cap is counted before the header
+    // timeout starts closing the connections that were let in.
+    let header_timeout = Duration::from_secs(8);
+    let (_server, url, _data) = start_limited(&["--header-timeout-ms", "8000"]).await;
     let addr = addr_of(&url);
+    let first_connect = Instant::now();
 
     // 1,000 connections that send nothing, from one address: past its cap (a quarter of
     // 1,024 − 256) they are closed at once.
@@ -170,7 +173,14 @@ async fn idle_and_half_sent_connections_do_not_take_the_server() {
         }
     }
     let refused = closed.iter().filter(|c| **c).count();
-    assert_eq!(refused, expected, "connections past the per-address cap are closed, the others kept");
+    if first_connect.elapsed() < header_timeout {
+        assert_eq!(refused, expected, "connections past the per-address cap are closed, the others kept");
+    } else {
+        // Counted too late to tell the cap from the header timeout: the cap still closed
+        // at least these.
+        eprintln!("the cap was counted {:?} after the first connection", first_connect.elapsed());
+        assert!(refused >= expected, "connections past the per-address cap are closed: {refused}");
+    }
 
     // Everyone else is served as usual.
     let http = reqwest::Client::new();
@@ -200,7 +210,7 @@ async fn idle_and_half_sent_connections_do_not_take_the_server() {
 
     // The header timeout: each half-sent request is closed once it runs out.
     for stream in &mut half_sent {
-        assert!(closed_within(stream, Duration::from_secs(8)).await, "a half-sent request is closed");
+        assert!(closed_within(stream, Duration::from_secs(13)).await, "a half-sent request is closed");
     }
     let waited = sent_at.elapsed();
     assert!(waited >= header_timeout - Duration::from_millis(500), "closed early: {waited:?}");
