@@ -29,9 +29,10 @@ use crate::states::{AVAILABLE, HELD, SeatStatus};
 /// gets that far.
 const ROUNDS: usize = 32;
 
-/// How long a show's index is trusted before it is read again: seats freed elsewhere (an
-/// expiry, another replica's release) reach it within this.
-const FRESH_FOR: Duration = Duration::from_secs(1);
+/// How long a show's index is trusted before it is read again, in the background. What
+/// this process holds, releases, sweeps and cancels reaches the index at once
+/// ([`Indexes::taken`], [`Indexes::freed`]); the reading catches what other replicas did.
+const FRESH_FOR: Duration = Duration::from_secs(5);
 
 /// The least time between two readings of one show, when a pick finds nothing.
 const REREAD_AFTER: Duration = Duration::from_millis(100);
@@ -53,6 +54,38 @@ struct Cached {
     /// Seats picked since the refresh under way began (and those in flight then): what
     /// the refresh read of them may be older than what the index knows.
     touched: std::collections::HashSet<i64>,
+}
+
+impl Indexes {
+    /// Seats this process just held: taken in the show's index, if it has one.
+    pub(crate) fn taken(&self, event_id: i64, seat_ids: &[i64]) {
+        self.update(event_id, seat_ids, false);
+    }
+
+    /// Seats this process just made free (a release, an expiry, a cancelled order, a
+    /// reset): offered again at once, not after the next reading.
+    pub(crate) fn freed(&self, event_id: i64, seat_ids: &[i64]) {
+        self.update(event_id, seat_ids, true);
+    }
+
+    fn update(&self, event_id: i64, seat_ids: &[i64], free: bool) {
+        let Some(show) = self.shows.lock().expect("indexes lock").get(&event_id).cloned() else { return };
+        let mut cached = show.lock().expect("index lock");
+        for &id in seat_ids {
+            // A seat picked by a request still deciding is that request's to settle.
+            if cached.in_flight.contains(&id) {
+                continue;
+            }
+            if free {
+                cached.index.mark_free(id);
+            } else {
+                cached.index.mark_taken(id);
+            }
+            if cached.refreshing {
+                cached.touched.insert(id);
+            }
+        }
+    }
 }
 
 /// What a chosen hold gives: the seats (in row order when together) and the hold.
@@ -193,14 +226,24 @@ impl Reservation {
         )))
     }
 
-    /// The show's index, read now if it is unknown or older than [`FRESH_FOR`]; `None`
-    /// for a show without venue seats.
+    /// The show's index, read now if it is unknown, and read again in the background
+    /// when older than [`FRESH_FOR`] (no request waits for that); `None` for a show
+    /// without venue seats.
     async fn index(&self, event_id: i64) -> anyhow::Result<Option<Arc<Mutex<Cached>>>> {
         let known = self.indexes.shows.lock().expect("indexes lock").get(&event_id).cloned();
         match known {
             Some(show) => {
                 if show.lock().expect("index lock").read_at.elapsed() > FRESH_FOR {
-                    self.reread(event_id, &show).await?;
+                    let (this, stale) = (self.clone(), show.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = this.reread(event_id, &stale).await {
+                            tracing::warn!(
+                                event_id,
+                                error = format!("{error:#}"),
+                                "best available: reading the seats failed"
+                            );
+                        }
+                    });
                 }
                 Ok(Some(show))
             }

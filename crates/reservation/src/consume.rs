@@ -40,15 +40,22 @@ pub fn handlers(reservation: Reservation) -> Handlers<Saga> {
         .on::<OrderNumbered>(order_numbered)
 }
 
-impl Reactor for Saga {
-    type Batch = ();
+/// The seats a transaction of events freed, by show: offered to best available once
+/// it commits.
+pub type Freed = Vec<(i64, Vec<i64>)>;
 
-    fn committed(&self, _: ()) {
+impl Reactor for Saga {
+    type Batch = Freed;
+
+    fn committed(&self, freed: Freed) {
         self.reservation.relay.wake();
+        for (event_id, seat_ids) in freed {
+            self.reservation.indexes.freed(event_id, &seat_ids);
+        }
     }
 }
 
-async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, Freed>) -> anyhow::Result<()> {
     sqlx::query("UPDATE pins SET order_no = $1 WHERE order_id = $2")
         .bind(e.order_no)
         .bind(&e.order_id)
@@ -57,7 +64,7 @@ async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, ()>) 
     Ok(())
 }
 
-async fn event_created(_: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn event_created(_: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, Freed>) -> anyhow::Result<()> {
     const COLUMNS: usize = 5;
     for chunk in e.seats.chunks(200) {
         let values: Vec<String> = (0..chunk.len())
@@ -99,7 +106,8 @@ fn versions(rows: &[sqlx::any::AnyRow]) -> Vec<SeatVersion> {
     rows.iter().map(|r| SeatVersion { seat_id: r.get("seat_id"), version: r.get("version") }).collect()
 }
 
-/// Frees the seats matched by `filter` (binding `$1`) and announces it; returns how many.
+/// Frees the seats matched by `filter` (binding `$1`) and announces it; returns them,
+/// with their show (`event_id`, or the first seat's).
 pub(crate) async fn free_seats(
     tx: &mut Tx,
     filter: &str,
@@ -107,14 +115,14 @@ pub(crate) async fn free_seats(
     event_id: Option<i64>,
     reason: ReleaseReason,
     order_id: Option<&str>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(i64, Vec<i64>)> {
     let sql = format!(
         "UPDATE seats SET status = {AVAILABLE}, holder = NULL, expires_at = NULL, order_id = NULL, version = version + 1 \
          WHERE {filter} RETURNING event_id, seat_id, version"
     );
     let rows = sqlx::query(&sql).bind(bind).fetch_all(&mut **tx).await.context("failed to free seats")?;
     let Some(first) = rows.first() else {
-        return Ok(0);
+        return Ok((event_id.unwrap_or_default(), Vec::new()));
     };
     let event_id = event_id.unwrap_or_else(|| first.get("event_id"));
     for part in versions(&rows).chunks(SEATS_PER_EVENT) {
@@ -126,10 +134,10 @@ pub(crate) async fn free_seats(
         };
         outbox::append(tx, &released).await?;
     }
-    Ok(rows.len())
+    Ok((event_id, rows.iter().map(|r| r.get("seat_id")).collect()))
 }
 
-async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, cx: Cx<'_, Freed>) -> anyhow::Result<()> {
     let id = e.event_id.to_string();
     sqlx::query(formatcp!(
         "UPDATE pins SET state = {PIN_RELEASED} WHERE event_id = CAST($1 AS BIGINT) \
@@ -139,11 +147,11 @@ async fn event_reset(_: &Saga, tx: &mut Tx, e: EventReset, _: Cx<'_, ()>) -> any
     .execute(&mut **tx)
     .await?;
     let filter = formatcp!("event_id = CAST($1 AS BIGINT) AND status <> {AVAILABLE}");
-    free_seats(tx, filter, &id, Some(e.event_id), ReleaseReason::Reset, None).await?;
+    cx.batch.push(free_seats(tx, filter, &id, Some(e.event_id), ReleaseReason::Reset, None).await?);
     Ok(())
 }
 
-async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn order_created(_: &Saga, tx: &mut Tx, e: OrderCreated, _: Cx<'_, Freed>) -> anyhow::Result<()> {
     if tx.backend() == Backend::Postgres {
         // The same two steps in one round trip; the pin's row is still locked first (the
         // seats are updated only for the pin's row the first step returns).
@@ -205,7 +213,7 @@ static SELL_PIN_AND_SEATS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn payment_succeeded(_: &Saga, tx: &mut Tx, e: PaymentSucceeded, _: Cx<'_, Freed>) -> anyhow::Result<()> {
     let sold_at_once: Option<(i64, i64, Vec<sqlx::any::AnyRow>)> = if tx.backend() == Backend::Postgres {
         let rows = sqlx::query(&SELL_PIN_AND_SEATS).bind(&e.order_id).fetch_all(&mut **tx).await?;
         rows.first().map(|pin| (pin.get("pin_event_id"), pin.get("seat_count"))).map(|(event_id, pinned)| {
@@ -287,7 +295,7 @@ async fn sell_seats(tx: &mut Tx, order_id: &str) -> anyhow::Result<Vec<sqlx::any
     sqlx::query(&SELL_SEATS).bind(order_id).fetch_all(&mut **tx).await.context("failed to sell seats")
 }
 
-async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, cx: Cx<'_, Freed>) -> anyhow::Result<()> {
     sqlx::query(formatcp!(
         "UPDATE pins SET state = {PIN_RELEASED} WHERE order_id = $1 \
          AND state IN ({PIN_LEASED}, {PIN_CONFIRMED}, {PIN_SOLD})"
@@ -296,6 +304,7 @@ async fn order_cancelled(_: &Saga, tx: &mut Tx, e: OrderCancelled, _: Cx<'_, ()>
     .execute(&mut **tx)
     .await?;
     let filter = formatcp!("order_id = $1 AND status <> {AVAILABLE}");
-    free_seats(tx, filter, &e.order_id, Some(e.event_id), ReleaseReason::OrderCancelled, Some(&e.order_id)).await?;
+    let reason = ReleaseReason::OrderCancelled;
+    cx.batch.push(free_seats(tx, filter, &e.order_id, Some(e.event_id), reason, Some(&e.order_id)).await?);
     Ok(())
 }

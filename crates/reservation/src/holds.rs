@@ -295,6 +295,7 @@ impl Reservation {
         outbox::append(&mut tx, &SeatsHeld { event_id, seats, expires_at }).await?;
         tx.commit().await.context("failed to commit hold")?;
         self.relay.wake();
+        self.indexes.taken(event_id, seat_ids);
         Ok(HoldOutcome { expires_at, hold_secs })
     }
 
@@ -442,6 +443,7 @@ impl Reservation {
         }
         tx.commit().await?;
         self.relay.wake();
+        self.indexes.freed(event_id, &[seat_id]);
         Ok(())
     }
 
@@ -484,11 +486,12 @@ impl Reservation {
         .fetch_all(&mut *tx)
         .await
         .context("failed to lapse pins")?;
-        let mut lapsed = 0;
+        let mut freed = Vec::new();
         for order_id in &lapsed_orders {
             let filter = formatcp!("order_id = $1 AND status = {HELD}");
-            lapsed += free_seats(&mut tx, filter, order_id, None, ReleaseReason::PinLapsed, Some(order_id)).await?;
+            freed.push(free_seats(&mut tx, filter, order_id, None, ReleaseReason::PinLapsed, Some(order_id)).await?);
         }
+        let lapsed: usize = freed.iter().map(|(_, seats)| seats.len()).sum();
         // The outer condition repeats the inner one because PostgreSQL re-checks only the
         // outer one under the row lock: a seat another replica swept, and a buyer held
         // again, in the meantime must not be freed.
@@ -510,11 +513,15 @@ impl Reservation {
             return Ok(0);
         }
         for (event_id, seats) in by_event(&expired) {
+            freed.push((event_id, seats.iter().map(|s| s.seat_id).collect()));
             let reason = ReleaseReason::Expired;
             outbox::append(&mut tx, &SeatsReleased { event_id, seats, reason, order_id: None }).await?;
         }
         tx.commit().await?;
         self.relay.wake();
+        for (event_id, seat_ids) in &freed {
+            self.indexes.freed(*event_id, seat_ids);
+        }
         metrics::counter!(crate::metrics::HOLD_EXPIRED).increment(expired.len() as u64);
         metrics::counter!(crate::metrics::PIN_LAPSED).increment(lapsed as u64);
         let n = expired.len() + lapsed;
