@@ -677,8 +677,19 @@ async function ticketsView() {
   const confirmed = orders.filter((o) => o.status === 'CONFIRMED');
   const others = orders.filter((o) => o.status !== 'CONFIRMED');
   const table = (list) => `<table><thead><tr><th class="num">Order</th><th>Show</th><th>Seats</th><th class="num">Paid</th><th>Status</th><th>Ordered</th></tr></thead><tbody>${rows(list)}</tbody></table>`;
+  // Each confirmed order's tickets, each with its QR code to show at the door.
+  const tickets = await Promise.all(confirmed.map(async (o) => {
+    try { return { order: o, list: await api(`/orders/${o.orderId}/tickets`) }; } catch { return { order: o, list: [] }; }
+  }));
+  const cards = tickets.map(({ order, list }) => list.map((t) => `<li class="ticket card" data-status="${esc(t.status)}">
+      <img src="${API}/orders/${Number(order.orderId)}/tickets/${encodeURIComponent(t.ticketId)}/qr.svg" width="180" height="180"
+        alt="QR code of the ticket for ${esc(t.label || `seat ${t.seatId}`)}">
+      <div><strong>${esc(events.get(order.eventId)?.title || `Show ${order.eventId}`)}</strong>
+      <div>${esc(t.label || `Seat ${t.seatId}`)}</div><span class="status ${esc(t.status)}">${esc(t.status)}</span></div></li>`).join('')).join('');
+  const pdfs = confirmed.map((o) => `<a href="${API}/orders/${Number(o.orderId)}/tickets.pdf" download>Order #${Number(o.orderId)} (PDF)</a>`).join(' · ');
   main.innerHTML = `<h1>My tickets</h1>
     ${confirmed.length ? table(confirmed) : '<p class="muted">No tickets yet. <a href="#/">Find a show</a>.</p>'}
+    ${cards ? `<h2>At the door</h2><p class="muted">Show a code at the gate, from this screen or printed: ${pdfs}</p><ul class="cards tickets">${cards}</ul>` : ''}
     ${others.length ? `<h2>Other orders</h2>${table(others)}` : ''}`;
 }
 
