@@ -10,6 +10,7 @@
 //! part of the server; the binary runs it as `boxoffice load` ([`LoadArgs`], [`run`]).
 
 pub mod best;
+mod door;
 mod report;
 mod run;
 pub mod stats;
@@ -48,6 +49,11 @@ pub enum Scenario {
     /// of groups seated together, the single seats left stranded, and when it sold out.
     #[serde(rename = "best-available")]
     BestAvailable,
+    /// The door (docs/TICKETS.md): a show of `--tickets` seats is sold out, then
+    /// `--scanners` gates check every ticket in at once, with a share of re-scans and
+    /// forged codes. Reports check-ins per second, their latency, and that every real
+    /// ticket got in exactly once. Needs `--auth-secret` to sign the scanners' tokens.
+    Door,
 }
 
 /// One ramping stage: reach `target` users over `duration`.
@@ -151,6 +157,21 @@ pub struct LoadArgs {
     /// --max-held-seats-per-address).
     #[arg(long)]
     pub bot_cap: Option<u64>,
+    /// `door`: the tickets of the show sold out for the run.
+    #[arg(long, default_value_t = 2000)]
+    pub tickets: i64,
+    /// `door`: gates scanning at once.
+    #[arg(long, default_value_t = 20)]
+    pub scanners: usize,
+    /// `door`: scans a second per gate (0: each as soon as the last is answered).
+    #[arg(long, default_value_t = 0.0)]
+    pub scan_rate: f64,
+    /// `door`: the share of tickets scanned again after everyone is in.
+    #[arg(long, default_value_t = 0.05)]
+    pub rescan_share: f64,
+    /// `door`: the share of tickets whose code is also shown forged.
+    #[arg(long, default_value_t = 0.02)]
+    pub forged_share: f64,
     /// Write the report as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -165,6 +186,24 @@ pub struct LoadArgs {
 /// `boxoffice load`: runs, prints and writes the report; exits 0 when every threshold
 /// passed, 1 when one failed, 2 when the run could not be made.
 pub async fn run(args: LoadArgs) -> ExitCode {
+    if args.scenario == Scenario::Door {
+        return match door::run(&args).await {
+            Ok(report) => {
+                print!("{}", report.text());
+                if let Some(path) = &args.json
+                    && let Err(e) =
+                        std::fs::write(path, serde_json::to_string_pretty(&report).expect("report serializes"))
+                {
+                    eprintln!("could not write {}: {e}", path.display());
+                }
+                if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            }
+            Err(error) => {
+                eprintln!("load run failed: {error:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run::run(&args).await {
         Ok(report) => {
             print!("{}", report.text());

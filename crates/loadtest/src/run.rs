@@ -20,15 +20,15 @@ use crate::{LoadArgs, OUTBOX_LAG_METRIC, Scenario};
 
 /// Where each module answers: replicas' base URLs per module.
 #[derive(Clone)]
-struct Targets {
-    catalog: Vec<String>,
-    reservation: Vec<String>,
-    order: Vec<String>,
-    payment: Vec<String>,
+pub(crate) struct Targets {
+    pub catalog: Vec<String>,
+    pub reservation: Vec<String>,
+    pub order: Vec<String>,
+    pub payment: Vec<String>,
 }
 
 impl Targets {
-    fn new(args: &LoadArgs) -> Self {
+    pub fn new(args: &LoadArgs) -> Self {
         let url = args.url.trim_end_matches('/').to_owned();
         let or_url = |list: &Vec<String>| {
             let list: Vec<String> =
@@ -52,7 +52,7 @@ impl Targets {
         all
     }
 
-    fn modules(&self) -> audit::ModuleUrls {
+    pub fn modules(&self) -> audit::ModuleUrls {
         audit::ModuleUrls {
             catalog: self.catalog[0].clone(),
             reservation: self.reservation[0].clone(),
@@ -127,6 +127,7 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
     let title = format!("load test ({:?})", args.scenario);
     let (show, seats) = match args.scenario {
         Scenario::Ceiling => return Ok(Show { event_id: 0, seats: 0 }),
+        Scenario::Door => anyhow::bail!("the door scenario is run by door::run"),
         Scenario::Original | Scenario::Spinning => grid_show(&title, 10, 10),
         Scenario::Throughput => grid_show(&title, args.rows, args.cols),
         Scenario::BestAvailable => match &args.venue {
@@ -182,7 +183,12 @@ async fn seat_map(http: &reqwest::Client, targets: &Targets, token: &str, event_
 }
 
 /// Creates `show` and waits until its seat 1 can be held.
-async fn create_show(http: &reqwest::Client, args: &LoadArgs, targets: &Targets, show: &Value) -> anyhow::Result<i64> {
+pub(crate) async fn create_show(
+    http: &reqwest::Client,
+    args: &LoadArgs,
+    targets: &Targets,
+    show: &Value,
+) -> anyhow::Result<i64> {
     let api = format!("{}/ticketing/api", targets.catalog[0]);
     let holds = format!("{}/ticketing/api", targets.reservation[0]);
     let r = http
@@ -245,6 +251,7 @@ async fn user(id: usize, s: Arc<Shared>) {
                 }
                 purchase(&s, id, &buyer, seat, due).await
             }
+            Scenario::Door => return,
             Scenario::BestAvailable => {
                 let quantity = sizes.random_range(GROUP_SIZES);
                 match best_available(&s, id, &buyer, quantity, due).await {

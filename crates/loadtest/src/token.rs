@@ -32,8 +32,17 @@ impl TokenSigner {
 
     /// A signed bearer token for `sub` (an operator's with `admin`), valid for `ttl`.
     pub fn issue(&self, sub: &str, admin: bool, ttl: Duration) -> String {
+        self.sign(sub, admin.then_some(ADMIN_ROLE), ttl)
+    }
+
+    /// A signed bearer token for `sub` in another role (`scanner`, for the door).
+    pub fn issue_with_role(&self, sub: &str, role: &str, ttl: Duration) -> String {
+        self.sign(sub, Some(role), ttl)
+    }
+
+    fn sign(&self, sub: &str, role: Option<&str>, ttl: Duration) -> String {
         let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + ttl;
-        let claims = Claims { sub, exp: exp.as_secs(), role: admin.then_some(ADMIN_ROLE) };
+        let claims = Claims { sub, exp: exp.as_secs(), role };
         jsonwebtoken::encode(&Header::default(), &claims, &self.key).expect("HS256 signs any claims")
     }
 }
