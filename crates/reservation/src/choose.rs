@@ -41,6 +41,10 @@ const REREAD_AFTER: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub struct Indexes {
     shows: Mutex<HashMap<i64, Arc<Mutex<Cached>>>>,
+    /// Held while a show's index is first read: the requests arriving meanwhile wait
+    /// for that one reading instead of each reading the whole layout (0.5 s of work at
+    /// 50,000 seats).
+    loading: tokio::sync::Mutex<()>,
 }
 
 struct Cached {
@@ -248,6 +252,10 @@ impl Reservation {
                 Ok(Some(show))
             }
             None => {
+                let _loading = self.indexes.loading.lock().await;
+                if let Some(show) = self.indexes.shows.lock().expect("indexes lock").get(&event_id) {
+                    return Ok(Some(show.clone()));
+                }
                 let Some(index) = self.read_index(event_id).await? else { return Ok(None) };
                 let show = Arc::new(Mutex::new(Cached {
                     index,
