@@ -94,7 +94,7 @@ const json = (s) => JSON.parse(new TextDecoder().decode(fromB64url(s)));
 function claimsOf(payload) {
   return {
     ticketId: payload.tid ?? payload.ticketId ?? payload.jti ?? payload.sub,
-    eventId: Number(payload.evt ?? payload.eventId ?? payload.event ?? payload.aud),
+    eventId: Number(payload.ev ?? payload.eventId ?? payload.event),
     label: payload.lbl ?? payload.label ?? '',
     seatId: payload.sid ?? payload.seatId ?? payload.seat,
     nbf: payload.nbf,
