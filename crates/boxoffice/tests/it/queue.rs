@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, TestApp, assert_error, eventually, spawn_app};
+use reqwest::Method;
+
+use crate::common::{ADMIN, Buyer, TestApp, assert_error, eventually, seat, spawn_app};
 
 /// An on-sale `secs` from the app's clock, as the API writes times.
 fn on_sale_in(app: &TestApp, secs: i64) -> String {
@@ -19,7 +21,7 @@ async fn set_room(app: &TestApp, event_id: i64, body: Value) -> reqwest::Respons
     app.http.patch(url).bearer_auth(ADMIN).json(&body).send().await.unwrap()
 }
 
-async fn place(buyer: &crate::common::Buyer, event_id: i64) -> Value {
+async fn place(buyer: &Buyer, event_id: i64) -> Value {
     let r = buyer.get(&format!("/queue/{event_id}/me")).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
@@ -150,4 +152,115 @@ async fn the_place_streams_until_the_visitor_is_let_through() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("\"status\":\"ADMITTED\"") && seen.contains("admissionToken"), "{seen}");
+}
+
+/// A hold of `seats` of show `event_id` carrying `token` (in the `Admission-Token`
+/// header), if any.
+async fn hold_with(buyer: &Buyer, event_id: i64, seats: &[i64], token: Option<&str>) -> reqwest::Response {
+    let body = json!({ "eventId": event_id, "seatIds": seats, "holdSeconds": 60 });
+    let mut rb = buyer.request(Method::POST, "/reservations").json(&body);
+    if let Some(token) = token {
+        rb = rb.header("Admission-Token", token);
+    }
+    rb.send().await.unwrap()
+}
+
+/// Joins and waits, moving the clock, until let through; returns the admission token.
+async fn admitted(app: &TestApp, buyer: &mut Buyer, event_id: i64) -> String {
+    let r = buyer.post(&format!("/queue/{event_id}/join"), json!({})).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually(Duration::from_secs(20), format!("let through show {event_id}'s room"), || async {
+        app.clock.advance(Duration::from_millis(500));
+        let p = place(buyer, event_id).await;
+        assert_ne!(p["status"], "EXPIRED", "{p}");
+        p["admissionToken"].as_str().map(str::to_owned)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_guards_the_seats_until_it_is_turned_off() {
+    let app = spawn_app().await;
+    // The path; the on-sale half a minute away.
+    let url = app.api("/admin/events/1");
+    let room = json!({ "onSaleAt": on_sale_in(&app, 30), "waitingRoom": { "enabled": true, "ratePerMinute": 600 } });
+    let r = app.http.patch(url).bearer_auth(ADMIN).json(&room).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Before the on-sale nothing is held (once reservation has heard of the room: until
+    // then the probe may hold a seat of its own).
+    let mut ann = app.buyer("ann");
+    let refused = eventually(Duration::from_secs(10), "holds wait for the on-sale", || async {
+        let r = ann.hold(1, &[seat(1, 50)]).await;
+        (r.status() == StatusCode::FORBIDDEN).then_some(r)
+    })
+    .await;
+    assert_error(refused, 403, "NOT_ON_SALE").await;
+
+    // Another show whose room is open, to have a token of another show.
+    let other = json!({ "onSaleAt": on_sale_in(&app, -1), "waitingRoom": { "enabled": true, "ratePerMinute": 600 } });
+    assert_eq!(set_room(&app, 2, other).await.status(), StatusCode::OK);
+
+    let (mut bob, mut carol) = (app.buyer("bob"), app.buyer("carol"));
+    for buyer in [&mut ann, &mut carol] {
+        assert_eq!(buyer.post("/queue/1/join", json!({})).await.status(), StatusCode::CREATED);
+    }
+    app.clock.advance(Duration::from_secs(30));
+    let ann_token = admitted(&app, &mut ann, 1).await;
+    let carol_token = admitted(&app, &mut carol, 1).await;
+    let bob_other_show = admitted(&app, &mut bob, 2).await;
+
+    // A bot without a token holds nothing, whatever form its hold takes.
+    let mut bot = app.anonymous();
+    for body in [
+        json!({ "eventId": 1, "seatIds": [seat(1, 1)] }),
+        json!({ "eventId": 1, "seatId": seat(1, 1) }),
+        json!({ "eventId": 1, "bestAvailable": { "quantity": 2 } }),
+        json!({ "eventId": 1, "areaId": 1, "quantity": 2 }),
+    ] {
+        assert_error(bot.post("/reservations", body).await, 403, "QUEUE_REQUIRED").await;
+    }
+    // Forged, another buyer's, another show's: refused, nothing held.
+    let (head, _) = ann_token.rsplit_once('.').unwrap();
+    let forged = format!("{head}.{}", "0".repeat(64));
+    let stretched = ann_token.replacen(&ann_token.split('.').nth(1).unwrap().to_owned(), "99999999999999", 1);
+    for (who, token) in [
+        (&ann, forged.as_str()),
+        (&ann, stretched.as_str()),
+        (&bob, ann_token.as_str()),
+        (&bob, bob_other_show.as_str()),
+    ] {
+        assert_error(hold_with(who, 1, &[seat(1, 1)], Some(token)).await, 403, "QUEUE_REQUIRED").await;
+    }
+    let r = hold_with(&carol, 1, &[seat(1, 1)], Some(&carol_token)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "nothing was held by the refused");
+    // Nor an order without the token, of seats held with it.
+    let r = hold_with(&ann, 1, &[seat(1, 2), seat(1, 3)], Some(&ann_token)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "the admitted buyer holds");
+    assert_error(ann.order("k1", 1, &[seat(1, 2), seat(1, 3)]).await, 403, "QUEUE_REQUIRED").await;
+    // With the token in the cookie it goes through.
+    let body = json!({ "eventId": 1, "seatIds": [seat(1, 2), seat(1, 3)] });
+    let r = ann
+        .request(Method::POST, "/orders")
+        .header("Idempotency-Key", "k1")
+        .header("cookie", format!("admission_1={ann_token}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Past its window the token is refused, and joining again does not jump the line.
+    app.clock.advance(Duration::from_secs(601));
+    assert_error(hold_with(&ann, 1, &[seat(1, 4)], Some(&ann_token)).await, 403, "QUEUE_REQUIRED").await;
+    let again: Value = ann.post("/queue/1/join", json!({})).await.json().await.unwrap();
+    assert_eq!(again["status"], "EXPIRED", "one admission per buyer and show: {again}");
+    assert!(again["admissionToken"].is_null());
+
+    // The operator turns the room off: everyone goes through.
+    assert_eq!(set_room(&app, 1, json!({ "waitingRoom": { "enabled": false } })).await.status(), StatusCode::OK);
+    eventually(Duration::from_secs(10), "the bot holds once the room is off", || async {
+        bot.hold(1, &[seat(1, 4)]).await.status() == StatusCode::CREATED
+    })
+    .await;
 }
