@@ -385,6 +385,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_capacity_follows_the_limit_and_counts_orders_settled_in_time() {
+        let a = admission(100, 500);
+        let (per_second, in_time) = a.capacity();
+        assert!((per_second - 640.0).abs() < 1e-6 && in_time == 0, "64 at once, each within 0.1 s: {per_second}");
+        fill(&a, "o", 64).await;
+        settle(&a, 0..10);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        settle(&a, 10..30);
+        // The slow ones shrank the limit: a tenth less.
+        let (per_second, in_time) = a.capacity();
+        assert!((per_second - 576.0).abs() < 1e-6, "{per_second}");
+        assert_eq!(in_time, 10);
+        assert_eq!(a.capacity().1, 0, "counted once");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn fast_settling_grows_the_limit_only_while_it_holds_orders_back() {
         let a = admission(1_000, 500);
         // Idle: fast orders leave the limit as it is.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use reqwest::Method;
 
-use crate::common::{ADMIN, Buyer, TestApp, assert_error, eventually, seat, spawn_app};
+use crate::common::{ADMIN, Buyer, TestApp, assert_error, eventually, get_json, seat, spawn_app};
 
 /// An on-sale `secs` from the app's clock, as the API writes times.
 fn on_sale_in(app: &TestApp, secs: i64) -> String {
@@ -263,4 +263,111 @@ async fn the_room_guards_the_seats_until_it_is_turned_off() {
         bot.hold(1, &[seat(1, 4)]).await.status() == StatusCode::CREATED
     })
     .await;
+}
+
+/// The modules in processes of their own, two replicas of the waiting room, one
+/// `--auth-secret`: the room's token opens the reservation and order processes' door,
+/// and the two replicas let visitors through in one queue order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_holds_across_processes_and_replicas_admit_in_queue_order() {
+    use crate::common::start_binary;
+    use crate::distributed::{replica_args, services};
+    let Some(s) = services() else { return };
+    let prefix = format!("bt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let data = tempfile::tempdir().unwrap();
+    let secret = ["--auth-secret".to_owned(), "a-shared-secret-of-the-test".to_owned()];
+    let start = |module: &'static str, extra: Vec<String>| {
+        let args = replica_args(&s, &prefix, data.path(), module, &[secret.to_vec(), extra].concat());
+        async move { start_binary(&args).await }
+    };
+    let (_catalog, _) = start("catalog", vec![]).await;
+    let (_reservation, reservation) = start("reservation", vec![]).await;
+    let pin_via = vec!["--reservation-url".to_owned(), reservation.clone()];
+    let (_order, order) = start("order", pin_via).await;
+    let (_room1, room1) = start("waitingroom", vec![]).await;
+    let (_room2, room2) = start("waitingroom", vec![]).await;
+    let http = reqwest::Client::new();
+    let api = |url: &str, path: &str| format!("{url}/ticketing/api{path}");
+
+    // The on-sale in 3 s (these processes go by the system's clock), one a second.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let room = json!({ "onSaleAt": at.to_rfc3339(), "waitingRoom": { "enabled": true, "ratePerMinute": 60 } });
+    let r = http.patch(api(&room1, "/admin/events/1")).bearer_auth(ADMIN).json(&room).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let hold = |who: &str, seat_n: i64, token: Option<&str>| {
+        let mut rb = http
+            .post(api(&reservation, "/reservations"))
+            .bearer_auth(who)
+            .json(&json!({ "eventId": 1, "seatId": seat(1, seat_n), "holdSeconds": 60 }));
+        if let Some(t) = token {
+            rb = rb.header("Admission-Token", t);
+        }
+        rb.send()
+    };
+    eventually(Duration::from_secs(30), "the reservation process hears of the room", || async {
+        hold("early", 99, None).await.unwrap().status() == StatusCode::FORBIDDEN
+    })
+    .await;
+
+    // Visitors join through either replica before the on-sale.
+    let visitors: Vec<String> = (0..6).map(|i| format!("visitor-{i}")).collect();
+    for (i, v) in visitors.iter().enumerate() {
+        let url = if i % 2 == 0 { &room1 } else { &room2 };
+        let r = http.post(api(url, "/queue/1/join")).bearer_auth(v).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // Each asks its own replica; none is let through ahead of someone before it.
+    let seen = std::sync::Mutex::new((vec![None::<String>; visitors.len()], Vec::<u64>::new()));
+    eventually(Duration::from_secs(40), "everyone is let through", || async {
+        for (i, v) in visitors.iter().enumerate() {
+            let url = if i % 2 == 0 { &room1 } else { &room2 };
+            let p: Value = http.get(api(url, "/queue/1/me")).bearer_auth(v).send().await.unwrap().json().await.unwrap();
+            let mut seen = seen.lock().unwrap();
+            if p["status"] == "ADMITTED" && seen.0[i].is_none() {
+                seen.0[i] = p["admissionToken"].as_str().map(str::to_owned);
+                seen.1.push(p["position"].as_u64().unwrap());
+            }
+        }
+        seen.lock().unwrap().0.iter().all(Option::is_some)
+    })
+    .await;
+    let (tokens, admitted_positions) = seen.into_inner().unwrap();
+    let mut sorted = admitted_positions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=6).collect::<Vec<u64>>(), "unique, gap-free positions");
+    // Seen a second apart each, they are seen in queue order (two at most in one poll).
+    assert!(
+        admitted_positions.windows(2).all(|w| w[0] < w[1] + 2),
+        "let through in queue order: {admitted_positions:?}"
+    );
+    let audit = |url: String| {
+        let http = http.clone();
+        async move { get_json(&http, &format!("{url}/ticketing/api/admin/events/1/room"), ADMIN).await }
+    };
+    assert_eq!(audit(room1.clone()).await["order"], audit(room2.clone()).await["order"], "one queue order");
+
+    // The token of the waiting room's process opens the reservation and order processes.
+    let token = tokens[0].clone().unwrap();
+    assert_error(hold("bot", 5, None).await.unwrap(), 403, "QUEUE_REQUIRED").await;
+    assert_error(hold("visitor-1", 5, Some(&token)).await.unwrap(), 403, "QUEUE_REQUIRED").await;
+    assert_eq!(hold("visitor-0", 5, Some(&token)).await.unwrap().status(), StatusCode::CREATED);
+    let ordered = http
+        .post(api(&order, "/orders"))
+        .bearer_auth("visitor-0")
+        .header("Idempotency-Key", "door-1")
+        .header("Admission-Token", &token)
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 5)] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ordered.status(), StatusCode::CREATED);
+    let without = http
+        .post(api(&order, "/orders"))
+        .bearer_auth("visitor-0")
+        .header("Idempotency-Key", "door-2")
+        .json(&json!({ "eventId": 1, "seatIds": [seat(1, 5)] }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(without, 403, "QUEUE_REQUIRED").await;
 }
