@@ -371,3 +371,83 @@ async fn the_door_holds_across_processes_and_replicas_admit_in_queue_order() {
         .unwrap();
     assert_error(without, 403, "QUEUE_REQUIRED").await;
 }
+
+/// Joins racing over HTTP (each visitor twice at once): one place each, positions unique
+/// and gap-free; then the process is killed and restarted on its data, and every place
+/// is where it was, the line moving on in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_joins_get_one_place_each_and_a_restart_keeps_every_place() {
+    use crate::common::{Store, free_port, start_binary_on};
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
+    let args = store.serve_args();
+    let port = free_port();
+    let (mut child, url) = start_binary_on(port, &args, None).await;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{url}/ticketing/api{path}");
+    // The on-sale in 2 s of the process's (system) clock; one visitor every 2 s.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let room = json!({ "onSaleAt": at.to_rfc3339(), "waitingRoom": { "enabled": true, "ratePerMinute": 30 } });
+    let r = http.patch(api("/admin/events/1/room")).bearer_auth(ADMIN).json(&room).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let visitors: Vec<String> = (0..20).map(|i| format!("racer-{i}")).collect();
+    let joins = visitors.iter().chain(&visitors).map(|v| {
+        let (http, url, v) = (http.clone(), api("/queue/1/join"), v.clone());
+        tokio::spawn(async move { http.post(url).bearer_auth(v).send().await.unwrap().status() })
+    });
+    let statuses: Vec<StatusCode> =
+        futures_util::future::join_all(joins).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 20, "one place each: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 20);
+
+    let places = |url: String| {
+        let (http, visitors) = (http.clone(), visitors.clone());
+        async move {
+            let mut positions = Vec::new();
+            for v in &visitors {
+                let p: Value = http
+                    .get(format!("{url}/ticketing/api/queue/1/me"))
+                    .bearer_auth(v)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                positions.push((p["position"].as_u64(), p["status"].as_str().unwrap_or_default().to_owned()));
+            }
+            positions
+        }
+    };
+    let before = eventually(Duration::from_secs(20), "the pre-queue is shuffled", || async {
+        let now = places(url.clone()).await;
+        now.iter().all(|(p, _)| p.is_some()).then_some(now)
+    })
+    .await;
+    let mut sorted: Vec<u64> = before.iter().map(|(p, _)| p.unwrap()).collect();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=20).collect::<Vec<u64>>(), "unique, gap-free positions");
+    let order = get_json(&http, &api("/admin/events/1/room"), ADMIN).await["order"].clone();
+
+    // Killed mid-line, restarted on the same data.
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let (_child, url) = start_binary_on(port, &args, None).await;
+    let after = places(url.clone()).await;
+    for ((was, _), (is, status)) in before.iter().zip(&after) {
+        assert_eq!(was, is, "the same place after the restart");
+        assert_ne!(status, "EXPIRED");
+    }
+    assert_eq!(get_json(&http, &format!("{url}/ticketing/api/admin/events/1/room"), ADMIN).await["order"], order);
+    // The line moves on from where it was, in its order.
+    let admitted = eventually(Duration::from_secs(20), "the line moves on after the restart", || async {
+        let now = places(url.clone()).await;
+        let admitted: Vec<u64> = now.iter().filter(|(_, s)| s == "ADMITTED").filter_map(|(p, _)| *p).collect();
+        (admitted.len() >= 3).then_some(admitted)
+    })
+    .await;
+    let mut admitted = admitted;
+    admitted.sort_unstable();
+    assert_eq!(admitted, (1..=admitted.len() as u64).collect::<Vec<u64>>(), "the first in line first");
+}
