@@ -321,7 +321,7 @@ async fn the_door_holds_across_processes_and_replicas_admit_in_queue_order() {
     eventually(Duration::from_secs(40), "everyone is let through", || async {
         for (i, v) in visitors.iter().enumerate() {
             let url = if i % 2 == 0 { &room1 } else { &room2 };
-            let p: Value = http.get(api(url, "/queue/1/me")).bearer_auth(v).send().await.unwrap().json().await.unwrap();
+            let p = get_json(&http, &api(url, "/queue/1/me"), v).await;
             let mut seen = seen.lock().unwrap();
             if p["status"] == "ADMITTED" && seen.0[i].is_none() {
                 seen.0[i] = p["admissionToken"].as_str().map(str::to_owned);
@@ -406,15 +406,7 @@ async fn racing_joins_get_one_place_each_and_a_restart_keeps_every_place() {
         async move {
             let mut positions = Vec::new();
             for v in &visitors {
-                let p: Value = http
-                    .get(format!("{url}/ticketing/api/queue/1/me"))
-                    .bearer_auth(v)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let p = get_json(&http, &format!("{url}/ticketing/api/queue/1/me"), v).await;
                 positions.push((p["position"].as_u64(), p["status"].as_str().unwrap_or_default().to_owned()));
             }
             positions
