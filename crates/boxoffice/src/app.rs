@@ -280,6 +280,13 @@ fn auth(args: &ServeArgs) -> anyhow::Result<(Arc<Auth>, String)> {
         clock: args.clock.clone(),
         ..Auth::default()
     });
+    if args.module.is_some() && args.auth_secret.is_none() {
+        // Each process would sign with the key of its own data directory.
+        tracing::warn!(
+            "--module without --auth-secret: buyer cookies and waiting-room admission tokens of one process are \
+             refused by the others; give every process the same --auth-secret"
+        );
+    }
     if args.open_bearer {
         tracing::warn!("--open-bearer: any bearer token names a user; for trusted load tests only");
     }

@@ -184,6 +184,14 @@ pub struct ServeArgs {
     /// 10 s, then 503 with Retry-After. 0: every order goes in at once.
     #[arg(long, default_value_t = 0)]
     pub settle_target_ms: u64,
+    /// Waiting room: how long a visitor may neither poll nor listen before losing the
+    /// place, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub room_grace_seconds: u64,
+    /// Waiting room: how long an admission (its token) lasts, in seconds — time enough
+    /// to hold seats and order them.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub room_token_window_seconds: u64,
     /// How often expired holds are freed, in ms.
     #[arg(long, default_value_t = 500)]
     pub sweep_interval_ms: u64,

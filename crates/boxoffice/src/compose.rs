@@ -74,5 +74,11 @@ pub fn payment(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
 }
 
 pub fn waitingroom(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
-    Ok(Arc::new(waitingroom::WaitingRoom::new(cx.db, cx.bus).with_clock(cx.args.clock.clone())))
+    let args = cx.args;
+    let policy = waitingroom::Policy {
+        grace: Duration::from_secs(args.room_grace_seconds),
+        token_window: Duration::from_secs(args.room_token_window_seconds),
+        ..waitingroom::Policy::default()
+    };
+    Ok(Arc::new(waitingroom::WaitingRoom::new(cx.db, cx.bus).with_clock(args.clock.clone()).with_policy(policy)))
 }

@@ -111,6 +111,10 @@ mod tests {
         assert_eq!(owners.of("/ticketing/api/reservations/{event_id}/{seat_id}/extend"), "reservation");
         assert_eq!(owners.of("/ticketing/api/admin/audit/order"), "order");
         assert_eq!(owners.of("/ticketing/api/payments/authorize"), "payment");
+        assert_eq!(owners.of("/ticketing/api/admin/events/{event_id}/room"), "waitingroom");
+        assert_eq!(owners.of("/ticketing/api/admin/events/{event_id}"), "waitingroom");
+        assert_eq!(owners.of("/ticketing/api/events/{id}"), "catalog");
+        assert_eq!(owners.of("/ticketing/api/queue/{event_id}/join"), "waitingroom");
         assert_eq!(owners.of("/actuator/health"), "boxoffice");
         assert_eq!(owners.of("unmatched"), "boxoffice");
     }

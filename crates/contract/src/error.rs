@@ -20,6 +20,11 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: the caller may not do this.
     Forbidden,
+    /// 403: the show is not on sale yet (before its `onSaleAt`): nothing is held.
+    NotOnSale,
+    /// 403: the show's waiting room is on, and the request carries no valid admission
+    /// token (none, forged, expired, or another buyer's or show's): nothing is held.
+    QueueRequired,
     /// 422: the idempotency key was used before with a different body.
     IdempotencyKeyReused,
     /// 409: not enough fitting seats (or standing places) remain for the request.
@@ -41,7 +46,7 @@ impl ErrorCode {
             ErrorCode::SeatSold | ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::NotFound => 404,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::NotOnSale | ErrorCode::QueueRequired => 403,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::InternalError => 500,

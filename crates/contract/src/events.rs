@@ -21,6 +21,7 @@ pub const CATALOG_TOPIC: &str = "catalog.events";
 pub const RESERVATION_TOPIC: &str = "reservation.events";
 pub const ORDER_TOPIC: &str = "order.events";
 pub const PAYMENT_TOPIC: &str = "payment.events";
+pub const WAITINGROOM_TOPIC: &str = "waitingroom.events";
 
 /// `{ id (UUIDv7), type, version, aggregateId, occurredAt, traceparent, payload }`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +175,20 @@ event!(SeatsSaleFailed, RESERVATION_TOPIC, |e| e.event_id.to_string());
 
 // ---- order.events ---------------------------------------------------------------
 
+/// How many orders one order process can settle a second within its settle target, by
+/// its admission control (`limit / target`), and how many it settled in time over the
+/// last report's span: the signal a waiting room in `auto` lets visitors through by.
+/// Sent every few seconds by each process running the order module (`reporter`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCapacity {
+    pub reporter: String,
+    pub per_second: f64,
+    pub settled_per_second: f64,
+    pub reported_at: Millis,
+}
+event!(OrderCapacity, ORDER_TOPIC, |e| e.reporter.clone());
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
@@ -249,3 +264,20 @@ pub struct PaymentRefunded {
     pub amount: i64,
 }
 event!(PaymentRefunded, PAYMENT_TOPIC, |e| e.order_id.clone());
+
+// ---- waitingroom.events ---------------------------------------------------------
+
+/// A show's on-sale time or waiting room changed (or the room announces itself again):
+/// the modules that hold seats and take orders refuse them before `on_sale_at` and,
+/// while `enabled`, without an admission token. `version` grows with every change of
+/// the room, so a consumer keeps the newest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSettingsChanged {
+    pub event_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_sale_at: Option<Millis>,
+    pub enabled: bool,
+    pub version: i64,
+}
+event!(RoomSettingsChanged, WAITINGROOM_TOPIC, |e| e.event_id.to_string());

@@ -49,6 +49,8 @@ struct State {
     settling: HashMap<String, Settling>,
     window: Window,
     last_sweep: Instant,
+    /// Orders heard settled within the target since [`Admission::capacity`] last asked.
+    in_time: usize,
 }
 
 /// An order counted against the limit.
@@ -96,6 +98,7 @@ impl Admission {
                 settling: HashMap::new(),
                 window: Window::new(now),
                 last_sweep: now,
+                in_time: 0,
             }),
         })
     }
@@ -128,6 +131,7 @@ impl Admission {
             returned += order.tickets;
             state.window.seen += 1;
             state.window.slow += usize::from(now - order.since > self.target);
+            state.in_time += usize::from(now - order.since <= self.target);
         }
         // Only while the limit holds orders back may it grow: idle, it would grow unchecked.
         state.window.full |= returned > 0 && self.permits.available_permits() == 0;
@@ -141,6 +145,15 @@ impl Admission {
         }
         self.give_back(&mut state, returned);
         self.resize(&mut state);
+    }
+
+    /// How many orders a second this process can settle within the target by its limit
+    /// (Little's law: `limit` at once, each within the target), and how many it heard
+    /// settled in time since the last call: what a waiting room in `auto` follows.
+    pub fn capacity(&self) -> (f64, usize) {
+        let mut state = self.state.lock().expect("admission lock");
+        let per_second = state.limit / self.target.as_secs_f64().max(0.001);
+        (per_second, std::mem::take(&mut state.in_time))
     }
 
     /// Forgets orders accepted longer ago than `FORGET_AFTER` (checked at most once a
@@ -369,6 +382,22 @@ mod tests {
         assert_eq!(a.limit(), 51);
         fill(&a, "n", 47).await;
         assert_eq!(a.admit().await.err(), Some(Busy), "4 + 47 settling: the limit");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_capacity_follows_the_limit_and_counts_orders_settled_in_time() {
+        let a = admission(100, 500);
+        let (per_second, in_time) = a.capacity();
+        assert!((per_second - 640.0).abs() < 1e-6 && in_time == 0, "64 at once, each within 0.1 s: {per_second}");
+        fill(&a, "o", 64).await;
+        settle(&a, 0..10);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        settle(&a, 10..30);
+        // The slow ones shrank the limit: a tenth less.
+        let (per_second, in_time) = a.capacity();
+        assert!((per_second - 576.0).abs() < 1e-6, "{per_second}");
+        assert_eq!(in_time, 10);
+        assert_eq!(a.capacity().1, 0, "counted once");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,12 +6,13 @@
 //! - `SeatsSaleFailed`, or its pin lapsing (`SeatsReleased` with `PIN_LAPSED`):
 //!   CANCELLED (and Payment refunds what it took).
 //! - `EventReset`: every order of the show made before the reset is CANCELLED.
+//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which orders must pass.
 
 use async_trait::async_trait;
 use contract::api::OrderStatus;
 use contract::events::{
-    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, SeatsReleased,
-    SeatsSaleFailed, SeatsSold,
+    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, RoomSettingsChanged,
+    SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use contract::reasons::{CancelReason, ReleaseReason};
 use runtime::consumer::{Cx, Handlers, Reactor};
@@ -37,6 +38,12 @@ pub fn handlers(orders: Orders) -> Handlers<Saga> {
         .on::<SeatsSaleFailed>(seats_sale_failed)
         .on::<SeatsReleased>(seats_released)
         .on::<EventReset>(event_reset)
+        .on::<RoomSettingsChanged>(room_settings_changed)
+}
+
+/// A show's on-sale time or waiting room changed: orders are checked against it.
+async fn room_settings_changed(s: &Saga, tx: &mut Tx, e: RoomSettingsChanged, _: Cx<'_, Batch>) -> anyhow::Result<()> {
+    s.orders.doors.apply(tx, &e).await
 }
 
 /// Seconds since an order was accepted, into the final-state SLA histogram.

@@ -1,14 +1,15 @@
 //! Order routes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contract::api::{CreateOrder, IDEMPOTENCY_KEY, Order};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, KnownBuyer};
+use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth, KnownBuyer};
 use serde_json::json;
 
 use crate::{Created, Orders, store};
@@ -37,12 +38,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
 
 async fn create(
     State(o): State<Orders>,
+    Extension(auth): Extension<Arc<Auth>>,
     KnownBuyer(buyer): KnownBuyer,
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<Response> {
     let started = std::time::Instant::now();
     metrics::counter!(crate::metrics::REQUEST).increment(1);
+    // The show's door: its on-sale time, and its waiting room's admission token.
+    o.doors.check(&auth, &headers, &buyer, req.event_id, o.clock.now_millis())?;
     let result = create_order(&o, &buyer, &headers, req).await;
     metrics::histogram!(crate::metrics::LATENCY).record(started.elapsed().as_secs_f64());
     result

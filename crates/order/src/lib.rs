@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use contract::ErrorCode;
 use contract::api::{CreateOrder, Order};
-use contract::events::{CATALOG_TOPIC, OrderCreated, OrderNumbered, PAYMENT_TOPIC, RESERVATION_TOPIC};
+use contract::events::{
+    CATALOG_TOPIC, OrderCreated, OrderNumbered, PAYMENT_TOPIC, RESERVATION_TOPIC, WAITINGROOM_TOPIC,
+};
 use contract::holds::{Holds, PinError, PinRefused, PinRequest};
 use runtime::clock::Clock;
 use runtime::consumer::Consumer;
@@ -37,7 +39,7 @@ pub use store::MIGRATIONS;
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
 pub const GROUP: &str = "order";
-pub const CONSUMES: [&str; 3] = [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC];
+pub const CONSUMES: [&str; 4] = [PAYMENT_TOPIC, RESERVATION_TOPIC, CATALOG_TOPIC, WAITINGROOM_TOPIC];
 
 /// Where the replicas of this module (on PostgreSQL) hear of each other's settled orders.
 const SETTLED_CHANNEL: &str = "boxoffice_order_settled";
@@ -67,7 +69,12 @@ pub struct Orders {
     admission: Option<Arc<admission::Admission>>,
     /// What orders and their keys are timed by (a key's life, an order's age).
     clock: Clock,
+    /// Each show's on-sale time and waiting room, as the waiting room announced them.
+    doors: runtime::door::Doors,
 }
+
+/// How often the admission control's capacity is reported (`OrderCapacity`).
+const CAPACITY_EVERY: Duration = Duration::from_secs(5);
 
 /// The longest an order waits to be let in before it is turned away with 503.
 const ADMISSION_MAX_WAIT: Duration = Duration::from_secs(10);
@@ -97,6 +104,7 @@ impl Orders {
             waiters: Default::default(),
             admission: None,
             clock: Clock::system(),
+            doors: runtime::door::Doors::new("order"),
         }
     }
 
@@ -110,6 +118,42 @@ impl Orders {
     pub fn with_settle_target(mut self, target: Duration) -> Self {
         self.admission = Some(admission::Admission::new(target, ADMISSION_MAX_WAIT));
         self
+    }
+
+    /// Every few seconds, the admission control's capacity on the bus (`OrderCapacity`),
+    /// which a waiting room in `auto` lets visitors through by; nothing without a settle
+    /// target.
+    pub fn report_capacity(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let admission = self.admission.clone()?;
+        let (db, relay, clock) = (self.db.clone(), self.relay.clone(), self.clock.clone());
+        let reporter = uuid::Uuid::new_v4().simple().to_string();
+        Some(async move {
+            let mut every = tokio::time::interval(CAPACITY_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = tokio::time::Instant::now();
+            loop {
+                every.tick().await;
+                let (per_second, in_time) = admission.capacity();
+                let span = last.elapsed().as_secs_f64().max(0.001);
+                last = tokio::time::Instant::now();
+                let report = contract::events::OrderCapacity {
+                    reporter: reporter.clone(),
+                    per_second,
+                    settled_per_second: in_time as f64 / span,
+                    reported_at: clock.now_millis(),
+                };
+                let sent = async {
+                    let mut tx = db.begin().await?;
+                    outbox::append(&mut tx, &report).await?;
+                    tx.commit().await?;
+                    anyhow::Ok(())
+                };
+                match sent.await {
+                    Ok(()) => relay.wake(),
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "capacity report failed"),
+                }
+            }
+        })
     }
 
     /// On PostgreSQL, a task that wakes this process's waiting requests when any replica

@@ -44,7 +44,14 @@ impl Module for Orders {
     }
 
     fn tasks(&self) -> Vec<BoxFuture<'static, ()>> {
-        self.listen_for_settlements().into_iter().map(|listen| Box::pin(listen) as BoxFuture<'static, ()>).collect()
+        let listen = self.listen_for_settlements().map(|task| Box::pin(task) as BoxFuture<'static, ()>);
+        let report = self.report_capacity().map(|task| Box::pin(task) as BoxFuture<'static, ()>);
+        listen.into_iter().chain(report).collect()
+    }
+
+    async fn prepare(&self) -> anyhow::Result<()> {
+        // The shows' doors, before the first order.
+        self.doors.load(self.db.reader()).await
     }
 
     async fn started(&self) -> anyhow::Result<()> {

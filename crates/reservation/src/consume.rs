@@ -7,14 +7,15 @@
 //!   was lost, none (`SeatsSaleFailed`, and the order is cancelled and refunded).
 //! - `OrderCancelled`: the order's seats are freed.
 //! - `OrderNumbered`: a pin of an order from before order numbers learns its number.
+//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which holds must pass.
 
 use std::sync::LazyLock;
 
 use anyhow::Context;
 use const_format::formatcp;
 use contract::events::{
-    EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded, SEATS_PER_EVENT,
-    SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
+    EventCreated, EventReset, OrderCancelled, OrderCreated, OrderNumbered, PaymentSucceeded, RoomSettingsChanged,
+    SEATS_PER_EVENT, SeatVersion, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use contract::reasons::{ReleaseReason, SaleFailReason};
 use runtime::consumer::{Cx, Handlers, Reactor};
@@ -38,6 +39,12 @@ pub fn handlers(reservation: Reservation) -> Handlers<Saga> {
         .on::<PaymentSucceeded>(payment_succeeded)
         .on::<OrderCancelled>(order_cancelled)
         .on::<OrderNumbered>(order_numbered)
+        .on::<RoomSettingsChanged>(room_settings_changed)
+}
+
+/// A show's on-sale time or waiting room changed: holds are checked against it.
+async fn room_settings_changed(s: &Saga, tx: &mut Tx, e: RoomSettingsChanged, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    s.reservation.doors.apply(tx, &e).await
 }
 
 /// The seats a transaction of events freed, by show: offered to best available once

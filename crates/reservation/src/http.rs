@@ -1,14 +1,18 @@
 //! Reservation routes: hold, extend, release, the caller's holds, the audit snapshot.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use const_format::formatcp;
 use contract::api::{DEFAULT_EXTEND_SECONDS, ExtendRequest, ExtendResponse, HoldRequest, HoldResponse, MyHold};
 use contract::holds::{PinError, PinRequest, Pinned};
-use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Buyer, ClientAddr, KnownBuyer, OptionalApiJson};
+use runtime::http::{
+    Admin, ApiError, ApiJson, ApiPath, ApiResult, Auth, Buyer, ClientAddr, KnownBuyer, OptionalApiJson,
+};
 use runtime::trace;
 use serde_json::json;
 use sqlx::Row;
@@ -40,6 +44,8 @@ fn seconds(value: i64, field: &str) -> Result<i64, ApiError> {
 
 async fn hold(
     State(r): State<Reservation>,
+    Extension(auth): Extension<Arc<Auth>>,
+    headers: HeaderMap,
     buyer: Buyer,
     client: ClientAddr,
     ApiJson(req): ApiJson<HoldRequest>,
@@ -52,6 +58,8 @@ async fn hold(
         let message = "this on-sale admits only signed-in buyers: send a bearer token (Authorization: Bearer …)";
         return Err(ApiError::new(contract::ErrorCode::Unauthorized, message));
     }
+    // The show's door: its on-sale time, and its waiting room's admission token.
+    r.doors.check(&auth, &headers, &buyer.id, req.event_id, r.clock.now_millis())?;
     let addr = anonymous.then(|| crate::address_key(client.ip));
     let secs = seconds(req.hold_seconds.unwrap_or(r.policy.default_secs), "holdSeconds")?;
     let outcome = match what_to_hold(&req, r.policy.max_seats)? {

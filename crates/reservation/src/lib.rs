@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use const_format::formatcp;
-use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC};
+use contract::events::{CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, WAITINGROOM_TOPIC};
 use runtime::clock::Clock;
 use runtime::consumer::Consumer;
 use runtime::db::Migrations;
@@ -36,7 +36,7 @@ use crate::states::{HELD, PIN_SOLD, SOLD};
 /// The consumer group of this module, and the topics it reads (also what `boxoffice
 /// replay` rewinds).
 pub const GROUP: &str = "reservation";
-pub const CONSUMES: [&str; 3] = [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC];
+pub const CONSUMES: [&str; 4] = [CATALOG_TOPIC, ORDER_TOPIC, PAYMENT_TOPIC, WAITINGROOM_TOPIC];
 
 pub static MIGRATIONS: Migrations =
     Migrations { sqlite: sqlx::migrate!("./migrations/sqlite"), postgres: sqlx::migrate!("./migrations/postgres") };
@@ -153,12 +153,21 @@ pub struct Reservation {
     indexes: Arc<choose::Indexes>,
     /// What holds, pins and their expiry are timed by.
     clock: Clock,
+    /// Each show's on-sale time and waiting room, as the waiting room announced them.
+    doors: runtime::door::Doors,
 }
 
 impl Reservation {
     pub fn new(db: Db, bus: Arc<dyn Bus>, policy: HoldPolicy) -> Self {
         let relay = Relay::new("reservation", db.clone(), bus);
-        Reservation { db, relay, policy: Arc::new(policy), indexes: Arc::default(), clock: Clock::system() }
+        Reservation {
+            db,
+            relay,
+            policy: Arc::new(policy),
+            indexes: Arc::default(),
+            clock: Clock::system(),
+            doors: runtime::door::Doors::new("reservation"),
+        }
     }
 
     /// Times holds, pins, cool-downs and the sweep by `clock` (a manual one in tests).

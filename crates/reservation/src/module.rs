@@ -47,6 +47,11 @@ impl Module for Reservation {
         vec![Box::pin(self.clone().run_sweeper())]
     }
 
+    async fn prepare(&self) -> anyhow::Result<()> {
+        // The shows' doors, before the first hold.
+        self.doors.load(self.db.reader()).await
+    }
+
     async fn ping(&self) -> bool {
         self.db.ping().await
     }

@@ -18,6 +18,8 @@
 //! - `readiness`: whether the databases and the bus answer; 503 for the API while not.
 //! - `testing`: a test that cannot run here says so, and fails under `CI=true`.
 //! - `same_site`: browser writes from other sites refused (415, 403).
+//! - `door`: what the modules that hold seats and take orders know of each show's
+//!   on-sale time and waiting room, and the admission tokens they check.
 //! - `module`: the one trait a module implements, and its [`module::Spec`], which the
 //!   binary's list of modules is made of.
 
@@ -25,6 +27,7 @@ pub mod bus;
 pub mod clock;
 pub mod consumer;
 pub mod db;
+pub mod door;
 pub mod health;
 pub mod http;
 pub mod limits;

@@ -29,7 +29,9 @@ pub struct Spec {
     pub group: &'static str,
     pub consumes: &'static [&'static str],
     /// The first segment of its routes' paths (after `/ticketing/api/`, `admin/` and
-    /// `audit/`), which names the module in a request's span.
+    /// `audit/`), which names the module in a request's span; or a whole path after
+    /// `/ticketing/api/` (`*` for any one segment), which wins over a first segment —
+    /// for a route under another module's segment (`admin/events/*/room`).
     pub paths: &'static [&'static str],
     /// The work in flight it reports in `/actuator/backlog`, by key (zero when the
     /// module runs in another process).
@@ -100,6 +102,14 @@ impl RouteOwners {
     /// belongs to; `boxoffice` for the binary's own routes and unmatched paths.
     pub fn of(&self, route: &str) -> &'static str {
         let rest = ["/ticketing/api/", "/ticketing/", "/"].iter().find_map(|p| route.strip_prefix(p)).unwrap_or(route);
+        let whole = |path: &str| {
+            path.contains('/')
+                && path.split('/').count() == rest.split('/').count()
+                && path.split('/').zip(rest.split('/')).all(|(p, r)| p == "*" || p == r)
+        };
+        if let Some((_, name)) = self.0.iter().find(|(path, _)| whole(path)) {
+            return name;
+        }
         let rest = rest.strip_prefix("admin/").unwrap_or(rest);
         let rest = rest.strip_prefix("audit/").unwrap_or(rest);
         let first = rest.split('/').next().unwrap_or_default();

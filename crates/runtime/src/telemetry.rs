@@ -230,6 +230,11 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Buckets of waits counted in minutes (a waiting room's queue), for histograms whose
+/// name ends in `_wait_seconds_long`.
+const LONG_WAIT_BUCKETS: &[f64] =
+    &[0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0];
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's Prometheus recorder, installed on first use.
@@ -237,6 +242,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         let handle = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
+            .expect("buckets are valid")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_wait_seconds_long".into()),
+                LONG_WAIT_BUCKETS,
+            )
             .expect("buckets are valid")
             .install_recorder()
             .expect("no other metrics recorder is installed");

@@ -9,7 +9,7 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use contract::Millis;
 use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Auth, Buyer, ClientAddr, KnownBuyer};
@@ -33,6 +33,8 @@ pub fn router(room: WaitingRoom) -> Router {
         .route("/ticketing/api/queue/{event_id}/me", get(me))
         .route("/ticketing/api/queue/{event_id}/me/stream", get(me_stream))
         .route("/ticketing/api/admin/events/{event_id}/room", get(audit).patch(configure))
+        // The path for the same settings.
+        .route("/ticketing/api/admin/events/{event_id}", patch(configure))
         .with_state(room)
 }
 
@@ -155,7 +157,7 @@ async fn me_stream(
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
-/// `PATCH …/admin/events/{id}/room`: what is sent changes, the rest stays.
+/// `PATCH …/admin/events/{id}` (or `…/{id}/room`): what is sent changes, the rest stays.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RoomPatch {

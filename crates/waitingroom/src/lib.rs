@@ -33,11 +33,19 @@ pub use store::MIGRATIONS;
 
 use queue::{Rate, Room, Settings, Timing, View};
 
-/// The topic of this module's outbox (it announces nothing yet).
-pub const TOPIC: &str = "waitingroom.events";
-/// Its consumer group; it reads no topic.
+/// The topic of this module's outbox: each show's settings (`RoomSettingsChanged`), which
+/// the reservation and order modules check holds and orders against.
+pub const TOPIC: &str = contract::events::WAITINGROOM_TOPIC;
+/// Its consumer group; it reads the order module's capacity (`OrderCapacity`), the
+/// signal of a room in `auto`.
 pub const GROUP: &str = "waitingroom";
-pub const CONSUMES: [&str; 0] = [];
+pub const CONSUMES: [&str; 1] = [contract::events::ORDER_TOPIC];
+
+/// The slowest and the fastest a room in `auto` lets visitors through, a minute.
+pub const AUTO_FLOOR_PER_MINUTE: f64 = 60.0;
+pub const AUTO_CEILING_PER_MINUTE: f64 = 600_000.0;
+/// A capacity report older than this is no longer counted (its process may be gone).
+const REPORT_STALE_MS: Millis = 30_000;
 
 /// Visitors who look gone checked against storage in one round, at most.
 const SUSPECTS: usize = 500;
@@ -51,7 +59,8 @@ pub struct Policy {
     pub token_window: Duration,
     /// How often places and counters are refreshed from storage and moved on.
     pub refresh: Duration,
-    /// The rate of a room in `auto` until it follows the order module's settle target.
+    /// The rate of a room in `auto` while no order process reports its capacity (none
+    /// runs with `--settle-target-ms`).
     pub auto_per_minute: u32,
 }
 
@@ -64,6 +73,11 @@ impl Default for Policy {
             auto_per_minute: 600,
         }
     }
+}
+
+/// What the modules that check holds and orders are told of a show's room.
+fn announcement(event_id: i64, s: &Settings, version: i64) -> contract::events::RoomSettingsChanged {
+    contract::events::RoomSettingsChanged { event_id, on_sale_at: s.on_sale_at, enabled: s.enabled, version }
 }
 
 /// A room as the operator checks it.
@@ -93,12 +107,21 @@ pub struct WaitingRoom {
     clock: Clock,
     policy: Policy,
     rooms: Arc<Mutex<HashMap<i64, Room>>>,
+    /// The order processes' last capacity reports, by reporter: orders a second.
+    capacity: Arc<Mutex<HashMap<String, (f64, Millis)>>>,
 }
 
 impl WaitingRoom {
     pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
         let relay = Relay::new("waitingroom", db.clone(), bus);
-        WaitingRoom { db, relay, clock: Clock::system(), policy: Policy::default(), rooms: Arc::default() }
+        WaitingRoom {
+            db,
+            relay,
+            clock: Clock::system(),
+            policy: Policy::default(),
+            rooms: Arc::default(),
+            capacity: Arc::default(),
+        }
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -121,7 +144,34 @@ impl WaitingRoom {
     fn per_minute(&self, rate: Rate) -> f64 {
         match rate {
             Rate::PerMinute(n) => f64::from(n),
-            Rate::Auto => f64::from(self.policy.auto_per_minute),
+            Rate::Auto => self.auto_per_minute(),
+        }
+    }
+
+    /// The rate of a room in `auto`: as many visitors a minute as the order processes
+    /// say they can settle orders within their settle target (their admission control's
+    /// limit over the target, summed over the processes reporting), within the floor
+    /// and the ceiling; the policy's rate while none reports.
+    pub fn auto_per_minute(&self) -> f64 {
+        let now = self.clock.now_millis();
+        let mut reports = self.capacity.lock().expect("capacity lock");
+        reports.retain(|_, (_, at)| now - *at <= REPORT_STALE_MS);
+        if reports.is_empty() {
+            return f64::from(self.policy.auto_per_minute);
+        }
+        let per_second: f64 = reports.values().map(|(per_second, _)| per_second).sum();
+        (per_second * 60.0).clamp(AUTO_FLOOR_PER_MINUTE, AUTO_CEILING_PER_MINUTE)
+    }
+
+    /// An order process's capacity report (the newest of each reporter counts).
+    pub fn heard_capacity(&self, report: &contract::events::OrderCapacity) {
+        if !report.per_second.is_finite() || report.per_second < 0.0 {
+            return;
+        }
+        let mut reports = self.capacity.lock().expect("capacity lock");
+        let known = reports.entry(report.reporter.clone()).or_insert((report.per_second, report.reported_at));
+        if known.1 <= report.reported_at {
+            *known = (report.per_second, report.reported_at);
         }
     }
 
@@ -150,13 +200,32 @@ impl WaitingRoom {
     }
 
     /// Sets a show's room; returns it as it now is.
+    /// The reservation and order modules hear of it (`RoomSettingsChanged`).
     pub async fn configure(&self, event_id: i64, settings: Settings) -> anyhow::Result<Settings> {
         let mut tx = self.db.begin().await?;
-        store::save_settings(&mut tx, event_id, &settings).await?;
+        let version = store::save_settings(&mut tx, event_id, &settings).await?;
+        runtime::outbox::append(&mut tx, &announcement(event_id, &settings, version)).await?;
         tx.commit().await?;
+        self.relay.wake();
         self.reload(event_id).await?;
         tracing::info!(event_id, ?settings, "waiting room set");
         Ok(settings)
+    }
+
+    /// Announces every room again (at start: one set before the modules that check it
+    /// listened, or before they kept it, is known to them after this).
+    pub async fn announce(&self) -> anyhow::Result<()> {
+        let rows = store::rooms(self.db.reader()).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        for row in &rows {
+            runtime::outbox::append(&mut tx, &announcement(row.event_id, &row.settings, row.version)).await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(())
     }
 
     /// Reads a room and all its places from storage.
@@ -312,7 +381,11 @@ impl WaitingRoom {
             if let Some(room) = self.rooms().get_mut(&event_id) {
                 room.version = version + 1;
             }
-            ::metrics::counter!(crate::metrics::ADMITTED).increment(done.admitted.len() as u64);
+            let show = event_id.to_string();
+            ::metrics::counter!(crate::metrics::ADMITTED, "event_id" => show).increment(done.admitted.len() as u64);
+            for wait in &done.waits {
+                ::metrics::histogram!(crate::metrics::TIME_IN_QUEUE).record(*wait as f64 / 1000.0);
+            }
             ::metrics::counter!(crate::metrics::NO_SHOWS).increment(done.no_shows.len() as u64);
         } else {
             drop(tx);
@@ -339,7 +412,26 @@ impl WaitingRoom {
         self.rooms().values().map(Room::waiting).sum()
     }
 
+    /// Sets the gauges: visitors waiting, in all and per show, which rooms admit, and
+    /// the rate of rooms in `auto`.
+    pub fn gauges(&self) {
+        use crate::metrics::{AUTO_RATE, OPEN, QUEUE_LENGTH, WAITING};
+        let mut all = 0;
+        for (event_id, room) in self.rooms().iter() {
+            let waiting = room.waiting();
+            all += waiting;
+            ::metrics::gauge!(QUEUE_LENGTH, "event_id" => event_id.to_string()).set(waiting as f64);
+            ::metrics::gauge!(OPEN, "event_id" => event_id.to_string()).set(f64::from(u8::from(room.open())));
+        }
+        ::metrics::gauge!(WAITING).set(all as f64);
+        ::metrics::gauge!(AUTO_RATE).set(self.auto_per_minute());
+    }
+
     pub async fn consistency(&self) -> anyhow::Result<Vec<Check>> {
-        Ok(vec![runtime::health::outbox_check(&self.relay).await?])
+        let wrong: usize = self.rooms().values().map(Room::out_of_order).sum();
+        Ok(vec![
+            runtime::health::outbox_check(&self.relay).await?,
+            Check::count("admitted_in_queue_order", wrong as i64, "visitors let through out of queue order"),
+        ])
     }
 }

@@ -4,14 +4,30 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use contract::events::OrderCapacity;
 use futures_util::future::BoxFuture;
+use runtime::Tx;
 use runtime::bus::Bus;
-use runtime::consumer::Consumer;
+use runtime::consumer::{Consumer, Cx, Handlers, Reactor};
 use runtime::health::Check;
 use runtime::module::{Module, Spec};
 use runtime::outbox::Relay;
 
 use crate::WaitingRoom;
+
+/// What the room hears on the bus: the order processes' capacity.
+struct Signal {
+    room: WaitingRoom,
+}
+
+impl Reactor for Signal {
+    type Batch = ();
+}
+
+async fn capacity(s: &Signal, _: &mut Tx, e: OrderCapacity, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    s.room.heard_capacity(&e);
+    Ok(())
+}
 
 pub static SPEC: Spec = Spec {
     name: "waitingroom",
@@ -19,7 +35,7 @@ pub static SPEC: Spec = Spec {
     produces: crate::TOPIC,
     group: crate::GROUP,
     consumes: &crate::CONSUMES,
-    paths: &["queue"],
+    paths: &["queue", "admin/events/*/room", "admin/events/*"],
     backlog: &[],
     describe_metrics: crate::metrics::describe,
 };
@@ -34,8 +50,18 @@ impl Module for WaitingRoom {
         crate::router(self.clone())
     }
 
-    fn consumers(&self, _bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        Vec::new()
+    fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
+        let handler = Arc::new(Handlers::new(Signal { room: self.clone() }).on::<OrderCapacity>(capacity));
+        crate::CONSUMES
+            .into_iter()
+            .map(|topic| Consumer {
+                db: self.db.clone(),
+                bus: bus.clone(),
+                topic,
+                group: crate::GROUP,
+                handler: handler.clone(),
+            })
+            .collect()
     }
 
     fn relay(&self) -> &Relay {
@@ -47,8 +73,10 @@ impl Module for WaitingRoom {
     }
 
     async fn prepare(&self) -> anyhow::Result<()> {
-        // Every place and counter, before the first visitor asks.
-        self.tick().await
+        // Every place and counter, before the first visitor asks; every room announced
+        // to the modules that check holds and orders against it.
+        self.tick().await?;
+        self.announce().await
     }
 
     async fn ping(&self) -> bool {
@@ -60,7 +88,7 @@ impl Module for WaitingRoom {
     }
 
     fn gauges(&self) {
-        metrics::gauge!(crate::metrics::WAITING).set(self.waiting() as f64);
+        WaitingRoom::gauges(self);
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -114,25 +114,24 @@ pub async fn seen(db: &Reader, ids: &[i64]) -> anyhow::Result<Vec<(i64, Millis, 
     Ok(rows.into_iter().map(|(id, seen_at, no_show)| (id, seen_at, no_show != 0)).collect())
 }
 
-/// Sets a room's settings (creating it), bumping its version.
-pub async fn save_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::Result<()> {
+/// Sets a room's settings (creating it), bumping its version; returns the version.
+pub async fn save_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::Result<i64> {
     let rate = match s.rate {
         Rate::PerMinute(r) => Some(i64::from(r)),
         Rate::Auto => None,
     };
-    sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO rooms (event_id, enabled, rate_per_minute, on_sale_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (event_id) DO UPDATE SET enabled = $2, rate_per_minute = $3, on_sale_at = $4, \
-         version = rooms.version + 1",
+         version = rooms.version + 1 RETURNING version",
     )
     .bind(event_id)
     .bind(i64::from(s.enabled))
     .bind(rate)
     .bind(s.on_sale_at)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
-    .context("failed to save a room")?;
-    Ok(())
+    .context("failed to save a room")
 }
 
 /// A join: one write. `None` when the buyer already has a place.

@@ -149,3 +149,60 @@ async fn the_queue_on_postgres() {
         the_queue_keeps_order_across_replicas_and_restarts(db).await;
     }
 }
+
+#[tokio::test]
+async fn a_room_in_auto_follows_the_order_capacity() {
+    use contract::events::OrderCapacity;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(&dir).await;
+    let clock = Clock::manual();
+    let room = replica(&db, &dir, &clock).await;
+    let settings = Settings { enabled: true, rate: Rate::Auto, on_sale_at: Some(clock.now_millis() + 1_000) };
+    room.configure(SHOW, settings).await.unwrap();
+    let buyers: Vec<String> = (0..400).map(buyer).collect();
+    for b in &buyers {
+        room.join(SHOW, b).await.unwrap();
+    }
+    assert_eq!(room.auto_per_minute(), 600.0, "the policy's rate while no order process reports");
+    let report = |reporter: &str, per_second: f64| OrderCapacity {
+        reporter: reporter.into(),
+        per_second,
+        settled_per_second: 0.0,
+        reported_at: clock.now_millis(),
+    };
+    // Two order processes, 10 and 5 orders a second within their target: 900 a minute.
+    room.heard_capacity(&report("a", 10.0));
+    room.heard_capacity(&report("b", 5.0));
+    assert_eq!(room.auto_per_minute(), 900.0);
+    clock.advance(Duration::from_secs(1));
+    room.tick().await.unwrap();
+    assert_eq!(room.audit(SHOW).unwrap().served, 0, "drawn, nobody through yet");
+    let rounds = |n: usize| {
+        let (room, clock, buyers) = (room.clone(), clock.clone(), buyers.clone());
+        async move {
+            for _ in 0..n {
+                clock.advance(Duration::from_secs(1));
+                poll(&room, &buyers);
+                room.tick().await.unwrap();
+            }
+            room.audit(SHOW).unwrap().served
+        }
+    };
+    // (The manual clock goes on with real time between its steps: a little more.)
+    let fast = rounds(10).await;
+    assert!((150..=165).contains(&fast), "15 a second: {fast}");
+    // The processes slow down: one a second in all, and a report below the floor.
+    room.heard_capacity(&report("a", 1.0));
+    room.heard_capacity(&report("b", 0.0));
+    assert_eq!(room.auto_per_minute(), 60.0);
+    let slow = rounds(10).await - fast;
+    assert!((10..=12).contains(&slow), "one a second: {slow}");
+    room.heard_capacity(&report("a", 0.1));
+    room.heard_capacity(&report("b", 0.0));
+    assert_eq!(room.auto_per_minute(), crate::AUTO_FLOOR_PER_MINUTE, "never below the floor");
+    // Reports stop: the policy's rate again.
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(room.auto_per_minute(), 600.0);
+    let checks = room.consistency().await.unwrap();
+    assert!(checks.iter().all(|c| c.ok), "{:?}", checks.iter().map(|c| &c.detail).collect::<Vec<_>>());
+}

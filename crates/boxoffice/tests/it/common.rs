@@ -370,6 +370,11 @@ impl Buyer {
         self.with_identity(self.http.get(self.api(path))).send().await.unwrap()
     }
 
+    /// A request to `path` (under `/ticketing/api`) as this buyer, to add to.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.with_identity(self.http.request(method, self.api(path)))
+    }
+
     pub async fn hold(&self, event_id: i64, seats: &[i64]) -> Response {
         let body = json!({ "eventId": event_id, "seatIds": seats, "holdSeconds": 60 });
         self.with_identity(self.http.post(self.api("/reservations")).json(&body)).send().await.unwrap()
