@@ -43,7 +43,7 @@ pub fn handlers(reservation: Reservation) -> Handlers<Saga> {
 }
 
 /// A show's on-sale time or waiting room changed: holds are checked against it.
-async fn room_settings_changed(s: &Saga, tx: &mut Tx, e: RoomSettingsChanged, _: Cx<'_, ()>) -> anyhow::Result<()> {
+async fn room_settings_changed(s: &Saga, tx: &mut Tx, e: RoomSettingsChanged, _: Cx<'_, Freed>) -> anyhow::Result<()> {
     s.reservation.doors.apply(tx, &e).await
 }
 
