@@ -131,7 +131,16 @@ fn auth_secret(configured: Option<&str>, dir: &Path) -> anyhow::Result<String> {
 /// `boxoffice token`: a signed bearer token, as `serve` with the same key accepts it.
 pub fn token(args: &cli::TokenArgs) -> anyhow::Result<String> {
     let key = auth_secret(args.auth_secret.as_deref(), &args.data_dir)?;
-    Ok(Auth::token_signer(key.as_bytes()).issue(&args.sub, args.admin, Duration::from_secs(args.ttl_secs)))
+    let signer = Auth::token_signer(key.as_bytes());
+    let ttl = Duration::from_secs(args.ttl_secs);
+    Ok(match args.role {
+        Some(cli::Role::Scanner) => signer.issue_scanner(&args.sub, args.event, ttl),
+        Some(cli::Role::Admin) => {
+            anyhow::ensure!(args.event.is_none(), "--event is for a scanner's token");
+            signer.issue(&args.sub, true, ttl)
+        }
+        None => signer.issue(&args.sub, args.admin, ttl),
+    })
 }
 
 /// CORS for the configured origins only; without any, browsers keep the same-origin rule.

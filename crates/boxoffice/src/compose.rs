@@ -76,3 +76,7 @@ pub fn payment(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
 pub fn waitingroom(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
     Ok(Arc::new(waitingroom::WaitingRoom::new(cx.db, cx.bus).with_clock(cx.args.clock.clone())))
 }
+
+pub fn tickets(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
+    Ok(Arc::new(tickets::Tickets::new(cx.db, cx.bus).with_clock(cx.args.clock.clone())))
+}
