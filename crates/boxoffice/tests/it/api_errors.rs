@@ -234,6 +234,7 @@ async fn the_openapi_document_describes_every_route() {
         "/ticketing/api/admin/events/{id}/checkins/conflicts:",
         "/ticketing/api/admin/events/{id}/ticket-keys/rotate:",
         "/ticketing/api/admin/audit/tickets:",
+        "/ticketing/api/admin/orders/{id}/refund:",
     ] {
         assert!(spec.contains(path), "the OpenAPI document lacks {path}");
     }

@@ -313,5 +313,55 @@ async fn a_reset_show_revokes_its_tickets_online_and_in_the_bundle() {
     assert_eq!(answer["result"], "REVOKED");
     let bundle: Value = crate::common::get_json(&app.http, &app.api("/admin/events/1/scanner-bundle"), ADMIN).await;
     assert_eq!(bundle["revoked"], json!([tickets[0]["ticketId"]]));
+    // A cancelled order is not refunded again (its payment was, with the reset).
+    let r = app.admin_post(&format!("/admin/orders/{order_id}/refund"), json!({})).await;
+    assert_error(r, 422, "VALIDATION_FAILED").await;
     app.assert_audit_passes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_refund_returns_the_money_once_frees_the_seats_and_revokes_the_tickets() {
+    let app = spawn_app().await;
+    let seat_ids = seats(2, [30, 31]);
+    let (buyer, order_id, tickets) = bought(&app, "refunded", 2, &seat_ids).await;
+    let path = format!("/admin/orders/{order_id}/refund");
+    let refund = || app.admin_post(&path, json!({}));
+    let r = refund().await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let order: Value = r.json().await.unwrap();
+    assert_eq!((order["status"].as_str(), order["cancelReason"].as_str()), (Some("CANCELLED"), Some("REFUNDED")));
+    // Asked again: the same answer, nothing more happens.
+    let again: Value = refund().await.json().await.unwrap();
+    assert_eq!(again, order);
+    assert_eq!(buyer.final_order(order_id).await["cancelReason"], "REFUNDED");
+
+    for seat in seat_ids {
+        app.wait_seat(2, seat, "AVAILABLE").await;
+    }
+    eventually(Duration::from_secs(20), "the tickets are revoked", || async {
+        let body: Value = buyer.get(&format!("/orders/{order_id}/tickets")).await.json().await.unwrap();
+        body.as_array().unwrap().iter().all(|t| t["status"] == "REVOKED")
+    })
+    .await;
+    let answer = check_in(&app, ADMIN, &token_of(&tickets[0]), "g1", "refunded-1").await;
+    assert_eq!(answer["result"], "REVOKED");
+    let bundle: Value = crate::common::get_json(&app.http, &app.api("/admin/events/2/scanner-bundle"), ADMIN).await;
+    assert_eq!(bundle["revoked"].as_array().unwrap().len(), 2);
+    let order_ref = app.store.order_ref(order_id).await;
+    let refunded = eventually(Duration::from_secs(20), "the payment is refunded", || async {
+        let payments = crate::common::get_json(&app.http, &app.api("/admin/audit/payment"), ADMIN).await;
+        let payment =
+            payments["payments"].as_array().unwrap().iter().find(|p| p["orderRef"] == order_ref.as_str()).cloned();
+        payment.filter(|p| p["status"] == "REFUNDED")
+    })
+    .await;
+    // The gateway keeps nothing of it: charged once, refunded once.
+    assert_eq!(refunded["gatewayKept"], 0, "{refunded}");
+    app.assert_audit_passes().await;
+
+    // Only an order that exists, only by the operator.
+    let r = app.admin_post("/admin/orders/99999/refund", json!({})).await;
+    assert_error(r, 404, "NOT_FOUND").await;
+    let r = app.http.post(app.api(&format!("/admin/orders/{order_id}/refund"))).bearer_auth("refunded").send();
+    assert_error(r.await.unwrap(), 403, "FORBIDDEN").await;
 }
