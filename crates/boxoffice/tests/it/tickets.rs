@@ -365,3 +365,90 @@ async fn an_operators_refund_returns_the_money_once_frees_the_seats_and_revokes_
     let r = app.http.post(app.api(&format!("/admin/orders/{order_id}/refund"))).bearer_auth("refunded").send();
     assert_error(r.await.unwrap(), 403, "FORBIDDEN").await;
 }
+
+/// How many orders the order module has CONFIRMED whose tickets are not issued yet,
+/// read straight from the databases; `None` for none.
+async fn confirmed_without_tickets(orders: &sqlx::AnyPool, tickets: &sqlx::AnyPool) -> Option<usize> {
+    let confirmed: Vec<String> =
+        sqlx::query_scalar("SELECT order_id FROM orders WHERE status = 'CONFIRMED'").fetch_all(orders).await.ok()?;
+    let issued: std::collections::HashSet<String> = sqlx::query_scalar("SELECT DISTINCT order_id FROM tickets")
+        .fetch_all(tickets)
+        .await
+        .ok()?
+        .into_iter()
+        .collect();
+    let missing = confirmed.iter().filter(|o| !issued.contains(*o)).count();
+    (missing > 0).then_some(missing)
+}
+
+/// A process killed (SIGKILL) while orders are being confirmed, some confirmed and their
+/// tickets not issued yet: restarted, every confirmed order has its tickets, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_of_orders_confirmed_before_a_kill_are_issued_after_restart_once() {
+    use crate::common::{Store, seat, start_binary};
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
+    let mut args: Vec<String> =
+        ["--payment-latency-ms", "20..200", "--sweep-interval-ms", "100"].map(str::to_owned).to_vec();
+    args.extend(store.serve_args());
+    let http = reqwest::Client::new();
+    let mut bought = Vec::new();
+    let mut caught = 0;
+    for round in 0..5i64 {
+        let (mut child, url) = start_binary(&args).await;
+        let event_id = round % 3 + 1;
+        let buyers: Vec<_> = (1..=20)
+            .map(|n| {
+                let (http, url) = (http.clone(), url.clone());
+                let seat = seat(event_id, round / 3 * 20 + n);
+                tokio::spawn(async move {
+                    let buyer = format!("door-crash-{round}-{n}");
+                    let hold = json!({ "eventId": event_id, "seatId": seat, "holdSeconds": 60 });
+                    let r = http.post(format!("{url}/ticketing/api/reservations")).bearer_auth(&buyer).json(&hold);
+                    if r.send().await.ok()?.status() != StatusCode::CREATED {
+                        return None;
+                    }
+                    let order = json!({ "eventId": event_id, "seatIds": [seat] });
+                    let r = http
+                        .post(format!("{url}/ticketing/api/orders"))
+                        .bearer_auth(&buyer)
+                        .header("Idempotency-Key", format!("k-{round}-{n}"))
+                        .json(&order)
+                        .send()
+                        .await
+                        .ok()?;
+                    let body: Value = r.json().await.ok()?;
+                    Some((buyer, body["orderId"].as_i64()?))
+                })
+            })
+            .collect();
+        // Kill the moment an order is seen confirmed without its tickets.
+        let (orders, tickets) = (store.connect("order").await, store.connect("tickets").await);
+        crate::common::at_most(Duration::from_secs(30), || confirmed_without_tickets(&orders, &tickets)).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        for b in buyers {
+            bought.extend(b.await.unwrap());
+        }
+        caught += confirmed_without_tickets(&orders, &tickets).await.unwrap_or(0);
+        orders.close().await;
+        tickets.close().await;
+        if caught > 0 {
+            break;
+        }
+    }
+    assert!(caught > 0, "no kill came between an order's confirmation and its tickets");
+
+    let (mut child, url) = start_binary(&args).await;
+    let report = audit::audit(&url, ADMIN, Duration::from_secs(30)).await.unwrap();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    for (buyer, order_id) in &bought {
+        let order = crate::common::get_json(&http, &format!("{url}/ticketing/api/orders/{order_id}"), buyer).await;
+        let tickets =
+            crate::common::get_json(&http, &format!("{url}/ticketing/api/orders/{order_id}/tickets"), buyer).await;
+        let expected = if order["status"] == "CONFIRMED" { 1 } else { 0 };
+        let valid = tickets.as_array().unwrap().iter().filter(|t| t["status"] == "VALID").count();
+        assert_eq!(valid, expected, "order {order}: tickets {tickets}");
+    }
+    child.start_kill().unwrap();
+}
