@@ -146,6 +146,27 @@ mod tests {
         }
     }
 
+    /// The offline check of a token (parse, signature, claims) on one core.
+    #[test]
+    #[ignore = "a benchmark: cargo test -p tickets --release -- --ignored --nocapture"]
+    fn offline_verifications_per_second_on_one_core() {
+        let key = generate();
+        let (kid, public) = (kid(&key.verifying_key()), key.verifying_key());
+        let tokens: Vec<String> = (0..1_000)
+            .map(|i| sign(&key, &kid, &Claims { tid: format!("t{i:011}"), ev: 4, seat: i, nbf: 1_765_000_000 }))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut checked = 0u64;
+        while started.elapsed() < std::time::Duration::from_secs(3) {
+            for token in &tokens {
+                assert!(parse(token).and_then(|p| p.verify(&public)).is_some());
+                checked += 1;
+            }
+        }
+        let rate = checked as f64 / started.elapsed().as_secs_f64();
+        println!("offline verification: {checked} tokens in {:?}: {rate:.0}/s on one core", started.elapsed());
+    }
+
     #[test]
     fn other_algorithms_and_garbage_are_not_tokens() {
         assert!(parse("").is_none());

@@ -452,3 +452,57 @@ async fn tickets_of_orders_confirmed_before_a_kill_are_issued_after_restart_once
     }
     child.start_kill().unwrap();
 }
+
+/// Online check-ins per second and their p99 at the door: 400 tickets of the demo venue,
+/// each scanned 5 times (once ADMITTED, then ALREADY_USED) by 32 gates at once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: cargo test --release -p boxoffice --test it -- --ignored --nocapture online_check_ins"]
+async fn online_check_ins_per_second() {
+    let app = spawn_app().await;
+    app.wait_for_seats(4).await;
+    let mut tokens = Vec::new();
+    for n in 0..100 {
+        let mut buyer = app.buyer(&format!("bench-{n}"));
+        let r = buyer.post("/reservations", json!({ "eventId": 4, "bestAvailable": { "quantity": 4 } })).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let held: Value = r.json().await.unwrap();
+        let seat_ids: Vec<i64> = held["seatIds"].as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
+        let r = buyer.order(&format!("bench-{n}"), 4, &seat_ids).await;
+        let order_id = r.json::<Value>().await.unwrap()["orderId"].as_i64().unwrap();
+        assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
+        tokens.extend(tickets_of(&buyer, order_id, 4).await.iter().map(token_of));
+    }
+    let scans: Vec<(String, String)> = (0..5)
+        .flat_map(|round| tokens.iter().enumerate().map(move |(i, t)| (format!("b-{round}-{i}"), t.clone())))
+        .collect();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(scans.into_iter()));
+    let started = std::time::Instant::now();
+    let gates: Vec<_> = (0..32)
+        .map(|gate| {
+            let (queue, http, url) = (queue.clone(), app.http.clone(), app.api("/checkin"));
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let Some((scan_id, token)) = queue.lock().await.next() else { return latencies };
+                    let body = json!({ "token": token, "gate": format!("gate-{gate}"), "scanId": scan_id });
+                    let at = std::time::Instant::now();
+                    let r = http.post(&url).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+                    assert_eq!(r.status(), StatusCode::OK);
+                    latencies.push(at.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for g in gates {
+        latencies.extend(g.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+    println!("online check-in: {} scans in {elapsed:?}: {rate:.0}/s, p99 {p99:?}", latencies.len());
+    let audit: Value = crate::common::get_json(&app.http, &app.api("/admin/audit/tickets"), ADMIN).await;
+    assert_eq!(audit["checkins"].as_array().unwrap().len(), tokens.len(), "every ticket in once");
+    app.assert_audit_passes().await;
+}
