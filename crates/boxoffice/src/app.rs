@@ -89,11 +89,12 @@ fn api(path: &str) -> bool {
     path.starts_with("/ticketing/api/")
 }
 
-/// The buyers' API, which is rate limited: operators, module-to-module calls, the
-/// actuator and the page's files are not.
+/// The buyers' API, which is rate limited: operators, module-to-module calls, scanners at
+/// the door (many gates behind one address), the actuator and the page's files are not.
 fn buyers_api(path: &str) -> bool {
-    path.strip_prefix("/ticketing/api/")
-        .is_some_and(|rest| !rest.starts_with("admin/") && !rest.starts_with("internal/"))
+    path.strip_prefix("/ticketing/api/").is_some_and(|rest| {
+        !rest.starts_with("admin/") && !rest.starts_with("internal/") && !rest.starts_with("checkin")
+    })
 }
 
 /// How long open connections (SSE streams) get to finish after a shutdown signal.
@@ -499,6 +500,7 @@ mod tests {
         assert!(buyers_api("/ticketing/api/orders/x"));
         assert!(!buyers_api("/ticketing/api/admin/events"));
         assert!(!buyers_api("/ticketing/api/internal/pins"));
+        assert!(!buyers_api("/ticketing/api/checkin/batch"));
         assert!(!buyers_api("/actuator/health"));
         assert!(!buyers_api("/"));
     }
