@@ -93,6 +93,30 @@ pub struct PaymentRow {
     pub gateway_kept: Option<i64>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketRow {
+    pub ticket_id: String,
+    pub order_ref: String,
+    pub event_id: i64,
+    pub seat_id: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckInRow {
+    pub ticket_id: Option<String>,
+    pub admissions: i64,
+}
+
+/// The tickets module's view: every ticket, and how often each was let in.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TicketSnapshot {
+    pub tickets: Vec<TicketRow>,
+    pub checkins: Vec<CheckInRow>,
+}
+
 /// What every module reported, at about one moment.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -101,6 +125,8 @@ pub struct Snapshot {
     pub catalog: Vec<CatalogSeat>,
     pub orders: Vec<OrderRow>,
     pub payments: Vec<PaymentRow>,
+    /// The tickets module's, when a process the audit reads runs it.
+    pub tickets: Option<TicketSnapshot>,
     /// Names of module checks that failed, with their detail.
     pub failed_checks: Vec<String>,
     pub now: i64,
@@ -243,6 +269,9 @@ pub fn judge(s: &Snapshot) -> Report {
             v.push(format!("seat {}/{} is {t} but the seat map shows {m}", key.0, key.1));
         }
     }
+    if let Some(tickets) = &s.tickets {
+        judge_tickets(s, tickets, &mut v);
+    }
     // 5. Outboxes published, and each module's own checks.
     v.extend(s.failed_checks.iter().cloned());
     v.sort();
@@ -252,6 +281,54 @@ pub fn judge(s: &Snapshot) -> Report {
         cancelled: s.orders.iter().filter(|o| o.status == "CANCELLED").count(),
         seats_sold: s.reserved.iter().filter(|x| x.status == "SOLD").count(),
         violations: v,
+    }
+}
+
+/// The tickets' invariants: every CONFIRMED order has exactly one VALID or USED ticket
+/// per seat; no ticket of a cancelled order (refunded, reset) is VALID; no ticket is let
+/// in twice; check-ins only of tickets that exist.
+fn judge_tickets(s: &Snapshot, t: &TicketSnapshot, v: &mut Vec<String>) {
+    let mut of_order: HashMap<&str, Vec<&TicketRow>> = HashMap::new();
+    for ticket in &t.tickets {
+        of_order.entry(ticket.order_ref.as_str()).or_default().push(ticket);
+    }
+    let orders: HashMap<&str, &OrderRow> = s.orders.iter().map(|o| (o.order_ref.as_str(), o)).collect();
+    for o in &s.orders {
+        let tickets = of_order.get(o.order_ref.as_str()).map(Vec::as_slice).unwrap_or_default();
+        match o.status.as_str() {
+            "CONFIRMED" => {
+                for seat in &o.seat_ids {
+                    let good = tickets
+                        .iter()
+                        .filter(|t| t.seat_id == *seat && (t.status == "VALID" || t.status == "USED"))
+                        .count();
+                    if good != 1 {
+                        v.push(format!("order {} is CONFIRMED with {good} good tickets for seat {seat}", o.order_id));
+                    }
+                }
+            }
+            "CANCELLED" => {
+                for ticket in tickets.iter().filter(|t| t.status == "VALID") {
+                    v.push(format!("ticket {} of CANCELLED order {} is VALID", ticket.ticket_id, o.order_id));
+                }
+            }
+            _ => {}
+        }
+        for ticket in tickets.iter().filter(|t| !o.seat_ids.contains(&t.seat_id) || t.event_id != o.event_id) {
+            v.push(format!("ticket {} is for a seat order {} did not buy", ticket.ticket_id, o.order_id));
+        }
+    }
+    for ticket in t.tickets.iter().filter(|t| !orders.contains_key(t.order_ref.as_str())) {
+        v.push(format!("ticket {} is of unknown order {}", ticket.ticket_id, ticket.order_ref));
+    }
+    let known: HashSet<&str> = t.tickets.iter().map(|t| t.ticket_id.as_str()).collect();
+    for c in &t.checkins {
+        match c.ticket_id.as_deref() {
+            Some(id) if !known.contains(id) => v.push(format!("ticket {id} was let in but does not exist")),
+            None => v.push("a check-in let in no ticket".to_owned()),
+            Some(id) if c.admissions > 1 => v.push(format!("ticket {id} was let in {} times", c.admissions)),
+            Some(_) => {}
+        }
     }
 }
 
@@ -296,6 +373,16 @@ pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token
     let mut failed_checks = Vec::new();
     let mut bases = vec![&urls.catalog, &urls.reservation, &urls.order, &urls.payment];
     bases.dedup();
+    // The tickets module, where one of these processes runs it.
+    let mut tickets = None;
+    for base in &bases {
+        let url = format!("{base}/ticketing/api/admin/audit/tickets");
+        let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
+        if response.status().is_success() {
+            tickets = Some(response.json().await.with_context(|| format!("GET {url}: not the tickets' view"))?);
+            break;
+        }
+    }
     for base in bases {
         let consistency = get(client, format!("{base}/actuator/consistency"), token).await?;
         for (module, report) in consistency["modules"].as_object().into_iter().flatten() {
@@ -316,6 +403,7 @@ pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token
         catalog: serde_json::from_value(catalog["seats"].clone())?,
         orders: serde_json::from_value(orders["orders"].clone())?,
         payments: serde_json::from_value(payments["payments"].clone())?,
+        tickets,
         failed_checks,
         now,
     })
@@ -424,6 +512,35 @@ mod tests {
     #[test]
     fn a_consistent_snapshot_passes() {
         assert_eq!(violations(&healthy()), Vec::<String>::new());
+    }
+
+    fn ticket(id: &str, order: &str, seat_id: i64, status: &str) -> TicketRow {
+        TicketRow { ticket_id: id.into(), order_ref: order.into(), event_id: 1, seat_id, status: status.into() }
+    }
+
+    #[test]
+    fn tickets_one_per_seat_of_confirmed_orders_revoked_with_cancelled_ones_let_in_once() {
+        let mut s = healthy();
+        s.tickets = Some(TicketSnapshot {
+            tickets: vec![ticket("t1", "a", 1, "USED"), ticket("t2", "b", 2, "REVOKED")],
+            checkins: vec![CheckInRow { ticket_id: Some("t1".into()), admissions: 1 }],
+        });
+        assert_eq!(violations(&s), Vec::<String>::new());
+        let t = s.tickets.as_mut().unwrap();
+        t.tickets[1].status = "VALID".into();
+        t.tickets.push(ticket("t3", "a", 1, "VALID"));
+        t.tickets.push(ticket("t4", "ghost", 9, "VALID"));
+        t.checkins[0].admissions = 2;
+        t.checkins.push(CheckInRow { ticket_id: Some("t9".into()), admissions: 1 });
+        let v = violations(&s);
+        assert!(v.iter().any(|x| x.contains("order 1 is CONFIRMED with 2 good tickets for seat 1")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("ticket t2 of CANCELLED order 2 is VALID")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("ticket t4 is of unknown order ghost")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("ticket t1 was let in 2 times")), "{v:?}");
+        assert!(v.iter().any(|x| x.contains("ticket t9 was let in but does not exist")), "{v:?}");
+        s.tickets.as_mut().unwrap().tickets.clear();
+        let v = violations(&s);
+        assert!(v.iter().any(|x| x.contains("order 1 is CONFIRMED with 0 good tickets for seat 1")), "{v:?}");
     }
 
     #[test]

@@ -89,11 +89,12 @@ fn api(path: &str) -> bool {
     path.starts_with("/ticketing/api/")
 }
 
-/// The buyers' API, which is rate limited: operators, module-to-module calls, the
-/// actuator and the page's files are not.
+/// The buyers' API, which is rate limited: operators, module-to-module calls, scanners at
+/// the door (many gates behind one address), the actuator and the page's files are not.
 fn buyers_api(path: &str) -> bool {
-    path.strip_prefix("/ticketing/api/")
-        .is_some_and(|rest| !rest.starts_with("admin/") && !rest.starts_with("internal/"))
+    path.strip_prefix("/ticketing/api/").is_some_and(|rest| {
+        !rest.starts_with("admin/") && !rest.starts_with("internal/") && !rest.starts_with("checkin")
+    })
 }
 
 /// How long open connections (SSE streams) get to finish after a shutdown signal.
@@ -131,7 +132,16 @@ fn auth_secret(configured: Option<&str>, dir: &Path) -> anyhow::Result<String> {
 /// `boxoffice token`: a signed bearer token, as `serve` with the same key accepts it.
 pub fn token(args: &cli::TokenArgs) -> anyhow::Result<String> {
     let key = auth_secret(args.auth_secret.as_deref(), &args.data_dir)?;
-    Ok(Auth::token_signer(key.as_bytes()).issue(&args.sub, args.admin, Duration::from_secs(args.ttl_secs)))
+    let signer = Auth::token_signer(key.as_bytes());
+    let ttl = Duration::from_secs(args.ttl_secs);
+    Ok(match args.role {
+        Some(cli::Role::Scanner) => signer.issue_scanner(&args.sub, args.event, ttl),
+        Some(cli::Role::Admin) => {
+            anyhow::ensure!(args.event.is_none(), "--event is for a scanner's token");
+            signer.issue(&args.sub, true, ttl)
+        }
+        None => signer.issue(&args.sub, args.admin, ttl),
+    })
 }
 
 /// CORS for the configured origins only; without any, browsers keep the same-origin rule.
@@ -497,6 +507,7 @@ mod tests {
         assert!(buyers_api("/ticketing/api/orders/x"));
         assert!(!buyers_api("/ticketing/api/admin/events"));
         assert!(!buyers_api("/ticketing/api/internal/pins"));
+        assert!(!buyers_api("/ticketing/api/checkin/batch"));
         assert!(!buyers_api("/actuator/health"));
         assert!(!buyers_api("/"));
     }

@@ -260,14 +260,28 @@ impl Default for ServeArgs {
     }
 }
 
+/// A bearer token's role (`boxoffice token --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Admin,
+    Scanner,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// Who the token names: the buyer's user id, or the operator's name.
     #[arg(long)]
     pub sub: String,
     /// An operator's token (the admin role) rather than a buyer's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "role")]
     pub admin: bool,
+    /// The token's role: `admin` (as --admin) or `scanner`, a scanner at the door, which
+    /// opens only the check-in routes (of one show with --event, else of all).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+    /// The show a scanner's token is for (with --role scanner).
+    #[arg(long, requires = "role")]
+    pub event: Option<i64>,
     /// How long the token is valid, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl_secs: u64,

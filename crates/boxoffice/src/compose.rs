@@ -82,3 +82,7 @@ pub fn waitingroom(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
     };
     Ok(Arc::new(waitingroom::WaitingRoom::new(cx.db, cx.bus).with_clock(args.clock.clone()).with_policy(policy)))
 }
+
+pub fn tickets(cx: Setup<'_>) -> anyhow::Result<Arc<dyn Module>> {
+    Ok(Arc::new(tickets::Tickets::new(cx.db, cx.bus).with_clock(cx.args.clock.clone())))
+}

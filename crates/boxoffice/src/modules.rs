@@ -28,12 +28,13 @@ pub type Build = fn(Setup<'_>) -> anyhow::Result<Arc<dyn Module>>;
 
 /// Every module, in the order they are built and started. A new module is one line here
 /// (and its crate).
-pub const MODULES: [(&Spec, Build); 5] = [
+pub const MODULES: [(&Spec, Build); 6] = [
     (&catalog::SPEC, crate::compose::catalog),
     (&reservation::SPEC, crate::compose::reservation),
     (&order::SPEC, crate::compose::order),
     (&payment::SPEC, crate::compose::payment),
     (&waitingroom::SPEC, crate::compose::waitingroom),
+    (&tickets::SPEC, crate::compose::tickets),
 ];
 
 /// The modules' names, for `--module`.
@@ -115,6 +116,8 @@ mod tests {
         assert_eq!(owners.of("/ticketing/api/admin/events/{event_id}"), "waitingroom");
         assert_eq!(owners.of("/ticketing/api/events/{id}"), "catalog");
         assert_eq!(owners.of("/ticketing/api/queue/{event_id}/join"), "waitingroom");
+        assert_eq!(owners.of("/ticketing/api/checkin"), "tickets");
+        assert_eq!(owners.of("/ticketing/api/admin/audit/tickets"), "tickets");
         assert_eq!(owners.of("/actuator/health"), "boxoffice");
         assert_eq!(owners.of("unmatched"), "boxoffice");
     }

@@ -56,6 +56,10 @@ crate::text_enum! {
         HoldsLapsed = "HOLDS_LAPSED",
         /// An operator reset its show (`EventReset`); a paid order is refunded.
         EventReset = "EVENT_RESET",
+        /// An operator refunded it after it was CONFIRMED
+        /// (`POST /ticketing/api/admin/orders/{id}/refund`): the payment is refunded, the
+        /// seats freed, the tickets revoked.
+        Refunded = "REFUNDED",
         _ => Other(String),
     }
 }
@@ -101,7 +105,7 @@ mod tests {
         let texts: Vec<&str> = SaleFailReason::ALL.iter().map(SaleFailReason::as_str).collect();
         assert_eq!(texts, ["NO_PIN", "SEATS_LOST", "HOLDS_GONE"]);
         let texts: Vec<&str> = CancelReason::ALL.iter().map(CancelReason::as_str).collect();
-        assert_eq!(texts, ["PAYMENT_FAILED", "SEATS_LOST", "HOLDS_LAPSED", "EVENT_RESET"]);
+        assert_eq!(texts, ["PAYMENT_FAILED", "SEATS_LOST", "HOLDS_LAPSED", "EVENT_RESET", "REFUNDED"]);
         let texts: Vec<&str> = PaymentFailReason::ALL.iter().map(PaymentFailReason::as_str).collect();
         assert_eq!(texts, ["DECLINED", "GATEWAY_TIMEOUT"]);
     }

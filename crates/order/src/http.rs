@@ -19,6 +19,7 @@ pub fn router(orders: Orders) -> Router {
         .route("/ticketing/api/orders", post(create).get(mine))
         .route("/ticketing/api/orders/{id}", get(get_order))
         .route("/ticketing/api/admin/audit/order", get(audit))
+        .route("/ticketing/api/admin/orders/{id}/refund", post(crate::refund::refund))
         .route("/ticketing/api/admin/orders/summary", get(summary))
         .with_state(orders)
 }

@@ -11,6 +11,7 @@ mod consume;
 mod http;
 pub mod metrics;
 mod module;
+mod refund;
 pub mod states;
 mod store;
 mod waiters;

@@ -253,21 +253,33 @@ impl AdminFailures {
 }
 
 /// What a bearer token says: who (`sub`), until when (`exp`, seconds since the epoch),
-/// and whether it is an operator's (`role: "admin"`).
+/// whether it is an operator's (`role: "admin"`) or a scanner's at the door (`role:
+/// "scanner"`, for one show — `event` — or for all).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<i64>,
 }
 
 pub const ADMIN_ROLE: &str = "admin";
+pub const SCANNER_ROLE: &str = "scanner";
 
 /// Who a request's credentials name.
 enum Caller {
     Operator,
-    User { id: String, admin: bool },
+    User {
+        id: String,
+        admin: bool,
+    },
+    /// A scanner at the door: neither a buyer nor an operator.
+    Scanner {
+        sub: String,
+        event: Option<i64>,
+    },
 }
 
 impl Auth {
@@ -282,9 +294,19 @@ impl Auth {
     /// A signed bearer token for `sub`, valid for `ttl`.
     pub fn issue(&self, sub: &str, admin: bool, ttl: std::time::Duration) -> String {
         let exp = self.clock.now_secs().saturating_add(ttl.as_secs());
-        let claims = Claims { sub: sub.to_owned(), exp, role: admin.then(|| ADMIN_ROLE.to_owned()) };
+        self.sign_claims(&Claims { sub: sub.to_owned(), exp, role: admin.then(|| ADMIN_ROLE.to_owned()), event: None })
+    }
+
+    /// A signed token of a scanner at the door, for one show or (`None`) all, valid for
+    /// `ttl`.
+    pub fn issue_scanner(&self, sub: &str, event: Option<i64>, ttl: std::time::Duration) -> String {
+        let exp = self.clock.now_secs().saturating_add(ttl.as_secs());
+        self.sign_claims(&Claims { sub: sub.to_owned(), exp, role: Some(SCANNER_ROLE.to_owned()), event })
+    }
+
+    fn sign_claims(&self, claims: &Claims) -> String {
         let key = jsonwebtoken::EncodingKey::from_secret(&self.token_key);
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("HS256 signs any claims")
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).expect("HS256 signs any claims")
     }
 
     /// The claims of a genuine, unexpired token: expired once `exp` is more than
@@ -306,6 +328,9 @@ impl Auth {
             return Ok(Caller::Operator);
         }
         if let Some(claims) = self.verify_token(token) {
+            if claims.role.as_deref() == Some(SCANNER_ROLE) {
+                return Ok(Caller::Scanner { sub: claims.sub, event: claims.event });
+            }
             let admin = claims.role.as_deref() == Some(ADMIN_ROLE);
             return Ok(Caller::User { id: format!("user:{}", claims.sub), admin });
         }
@@ -360,6 +385,7 @@ fn known_buyer(headers: &HeaderMap, auth: &Auth) -> Result<Option<String>, ApiEr
             Caller::User { id, .. } => Ok(Some(id)),
             // The operator's token used as a buyer's (the load tool's probe does so).
             Caller::Operator => Ok(Some("user:operator".to_owned())),
+            Caller::Scanner { .. } => Err(ApiError::new(ErrorCode::Forbidden, "a scanner's token names no buyer")),
         };
     }
     Ok(cookie(headers, BUYER_COOKIE).and_then(|v| auth.verify(v)))
@@ -472,12 +498,38 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         };
         match auth.caller(token) {
             Ok(Caller::Operator | Caller::User { admin: true, .. }) => Ok(Admin),
-            Ok(Caller::User { admin: false, .. }) => Err(ApiError::new(ErrorCode::Forbidden, "not an admin token")),
+            Ok(Caller::User { admin: false, .. } | Caller::Scanner { .. }) => {
+                Err(ApiError::new(ErrorCode::Forbidden, "not an admin token"))
+            }
             Err(refused) => {
                 metrics::counter!(crate::metrics::ADMIN_AUTH_FAILED, "throttled" => "false").increment(1);
                 auth.admin_failures.failed(ip);
                 Err(refused)
             }
+        }
+    }
+}
+
+/// A scanner at the door: a signed token with the scanner role, for one show (`event`)
+/// or all; the operator's token counts as a scanner of every show. 401 without a token
+/// or with a forged or expired one, 403 with a buyer's.
+pub struct Scanner {
+    pub sub: String,
+    pub event: Option<i64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Scanner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let auth = auth(parts);
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "a scanner's token is required"));
+        };
+        match auth.caller(token)? {
+            Caller::Scanner { sub, event } => Ok(Scanner { sub, event }),
+            Caller::Operator | Caller::User { admin: true, .. } => Ok(Scanner { sub: "operator".into(), event: None }),
+            Caller::User { admin: false, .. } => Err(ApiError::new(ErrorCode::Forbidden, "not a scanner's token")),
         }
     }
 }
@@ -590,13 +642,24 @@ mod tests {
         assert!(test_auth(b"other").caller(&token).is_err());
         let (head, _) = token.rsplit_once('.').unwrap();
         assert!(auth.caller(&format!("{head}.AAAA")).is_err());
-        let expired = Claims { sub: "alice".into(), exp: 1_000, role: None };
+        let expired = Claims { sub: "alice".into(), exp: 1_000, role: None, event: None };
         let key = jsonwebtoken::EncodingKey::from_secret(b"k");
         let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &expired, &key).unwrap();
         assert!(auth.caller(&expired).is_err());
         assert!(auth.caller("alice").is_err());
         let open = Auth { open_bearer: true, ..test_auth(b"k") };
         assert!(matches!(open.caller("alice"), Ok(Caller::User { ref id, .. }) if id == "user:alice"));
+    }
+
+    #[test]
+    fn a_scanners_token_opens_the_door_only() {
+        let auth = test_auth(b"k");
+        let token = auth.issue_scanner("gate-3", Some(2), std::time::Duration::from_secs(60));
+        assert!(matches!(auth.caller(&token), Ok(Caller::Scanner { ref sub, event: Some(2) }) if sub == "gate-3"));
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        let refused = known_buyer(&headers, &auth).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Forbidden);
     }
 
     #[test]

@@ -21,6 +21,8 @@ fn token(sub: &str, admin: bool, ttl_secs: u64, secret: &str) -> String {
     let args = TokenArgs {
         sub: sub.into(),
         admin,
+        role: None,
+        event: None,
         ttl_secs,
         auth_secret: Some(secret.into()),
         data_dir: std::env::temp_dir(),

@@ -229,6 +229,17 @@ async fn the_openapi_document_describes_every_route() {
         "/ticketing/admin/test-reset:",
         "/actuator/health:",
         "/actuator/consistency:",
+        "/ticketing/api/orders/{id}/tickets:",
+        "/ticketing/api/orders/{id}/tickets.pdf:",
+        "/ticketing/api/orders/{id}/tickets/{ticketId}/qr.svg:",
+        "/ticketing/api/events/{id}/ticket-keys:",
+        "/ticketing/api/checkin:",
+        "/ticketing/api/checkin/batch:",
+        "/ticketing/api/admin/events/{id}/scanner-bundle:",
+        "/ticketing/api/admin/events/{id}/checkins/conflicts:",
+        "/ticketing/api/admin/events/{id}/ticket-keys/rotate:",
+        "/ticketing/api/admin/audit/tickets:",
+        "/ticketing/api/admin/orders/{id}/refund:",
     ] {
         assert!(spec.contains(path), "the OpenAPI document lacks {path}");
     }

@@ -27,5 +27,6 @@ mod replay;
 mod spinning;
 mod stream;
 mod telemetry;
+mod tickets;
 mod upgrade;
 mod venues;
