@@ -1,6 +1,7 @@
 //! The web page end to end, in a real headless Chromium driven by Playwright
 //! (web/e2e): two buyers, a failed payment, a phone and a keyboard, the operator; and the
-//! demo venue: best available, standing tickets, zoom and pan on a phone, its sales.
+//! demo venue: best available, standing tickets, zoom and pan on a phone, its sales; and
+//! the door's scanner page reading a ticket from a fake camera.
 
 use std::path::PathBuf;
 
@@ -32,9 +33,10 @@ async fn the_web_page_in_a_real_browser() {
     declining.payment_latency_ms = (300, 300);
     let failing = spawn_with(declining).await;
     let mut node = tokio::process::Command::new("node");
-    node.args(["--test", "--test-concurrency=1", "buyers.test.mjs", "venue.test.mjs"])
+    node.args(["--test", "--test-concurrency=1", "buyers.test.mjs", "venue.test.mjs", "door.test.mjs"])
         .current_dir(&e2e)
         .env("BOXOFFICE_URL", &app.url)
+        .env("BOXOFFICE_SCANNER", common::scanner_token(&app, "north-3", Some(3)))
         .env("BOXOFFICE_FAILING_URL", &failing.url)
         .env("BOXOFFICE_ADMIN", ADMIN);
     if let Ok(dir) = std::env::var("SCREENSHOTS_DIR") {
@@ -43,5 +45,5 @@ async fn the_web_page_in_a_real_browser() {
     let out = node.output().await.unwrap();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser tests failed:\n{report}");
-    assert!(report.contains("# pass 9"), "{report}");
+    assert!(report.contains("# pass 10"), "{report}");
 }

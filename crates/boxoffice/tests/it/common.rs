@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use boxoffice::app::{Application, Modules};
-use boxoffice::cli::{Durability, ServeArgs};
+use boxoffice::cli::{Durability, Role, ServeArgs, TokenArgs};
 use reqwest::{Response, StatusCode};
 use runtime::clock::Clock;
 use serde_json::{Value, json};
@@ -222,6 +222,21 @@ pub async fn spawn_with(mut args: ServeArgs) -> TestApp {
         test.wait_for_seats(event_id).await;
     }
     test
+}
+
+/// A scanner's token at the door of `app` (`boxoffice token --role scanner`), for one
+/// show or all.
+pub fn scanner_token(app: &TestApp, sub: &str, event: Option<i64>) -> String {
+    let args = TokenArgs {
+        sub: sub.into(),
+        admin: false,
+        role: Some(Role::Scanner),
+        event,
+        ttl_secs: 3600,
+        auth_secret: None,
+        data_dir: app.store.data.clone(),
+    };
+    boxoffice::app::token(&args).unwrap()
 }
 
 impl TestApp {

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use boxoffice::cli::{Role, TokenArgs};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::common::{ADMIN, Buyer, Later, TestApp, assert_error, eventually, seats, spawn_app};
+use crate::common::{ADMIN, Buyer, Later, TestApp, assert_error, eventually, scanner_token, seats, spawn_app};
 
 /// The order's tickets once there are as many as `n`.
 async fn tickets_of(buyer: &Buyer, order_id: i64, n: usize) -> Vec<Value> {
@@ -31,19 +30,6 @@ async fn bought(app: &TestApp, name: &str, event_id: i64, seats: &[i64]) -> (Buy
     assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
     let tickets = tickets_of(&buyer, order_id, seats.len()).await;
     (buyer, order_id, tickets)
-}
-
-fn scanner_token(app: &TestApp, sub: &str, event: Option<i64>) -> String {
-    let args = TokenArgs {
-        sub: sub.into(),
-        admin: false,
-        role: Some(Role::Scanner),
-        event,
-        ttl_secs: 3600,
-        auth_secret: None,
-        data_dir: app.store.data.clone(),
-    };
-    boxoffice::app::token(&args).unwrap()
 }
 
 async fn scan(app: &TestApp, scanner: &str, token: &str, gate: &str, scan_id: &str) -> reqwest::Response {
