@@ -1,6 +1,7 @@
 //! The web page end to end, in a real headless Chromium driven by Playwright
 //! (web/e2e): two buyers, a failed payment, a phone and a keyboard, the operator; and the
-//! demo venue: best available, standing tickets, zoom and pan on a phone, its sales.
+//! demo venue: best available, standing tickets, zoom and pan on a phone, its sales; the
+//! waiting room: two visitors let through in the recorded order, one buys, the operator.
 
 use std::path::PathBuf;
 
@@ -32,7 +33,7 @@ async fn the_web_page_in_a_real_browser() {
     declining.payment_latency_ms = (300, 300);
     let failing = spawn_with(declining).await;
     let mut node = tokio::process::Command::new("node");
-    node.args(["--test", "--test-concurrency=1", "buyers.test.mjs", "venue.test.mjs"])
+    node.args(["--test", "--test-concurrency=1", "buyers.test.mjs", "venue.test.mjs", "queue.test.mjs"])
         .current_dir(&e2e)
         .env("BOXOFFICE_URL", &app.url)
         .env("BOXOFFICE_FAILING_URL", &failing.url)
@@ -43,5 +44,5 @@ async fn the_web_page_in_a_real_browser() {
     let out = node.output().await.unwrap();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser tests failed:\n{report}");
-    assert!(report.contains("# pass 9"), "{report}");
+    assert!(report.contains("# pass 11"), "{report}");
 }
