@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::best::Group;
 use crate::report::Threshold;
 use crate::run::{
-    InFlight, NOT_ENOUGH_SEATS, SOLD_OUT_RETRY, Shared, UNREACHABLE_PAUSE, hold, order_and_settle, pick, status,
+    InFlight, NOT_ENOUGH_SEATS, SOLD_OUT_RETRY, Shared, UNREACHABLE_PAUSE, hold, order_and_settle, status,
 };
 use crate::stats::{Summary, summarize};
 use crate::{LoadArgs, Scenario};
@@ -30,6 +30,10 @@ const LONGEST_POLL: Duration = Duration::from_secs(15);
 const SHORTEST_POLL: Duration = Duration::from_millis(250);
 /// Failed requests in a row after which a visitor gives up.
 const GIVE_UP_AFTER: usize = 30;
+/// The most queue requests in flight at once: the generator's connections (beyond a few
+/// thousand from one address the server closes new ones). A request waiting for one
+/// counts its wait in its latency.
+const CONNECTIONS: usize = 512;
 
 /// What a run of the waiting room's scenarios found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,6 +126,9 @@ impl RoomSummary {
 
 /// What the visitors share beside [`Shared`].
 struct Room {
+    /// Where the waiting room answers: `--url`.
+    url: String,
+    connections: tokio::sync::Semaphore,
     on_sale: Instant,
     joins_only: bool,
     seed: u64,
@@ -146,7 +153,7 @@ struct Outcome {
 
 /// The operator's switch of the show's room.
 async fn set_room(s: &Shared, args: &LoadArgs, body: Value) -> anyhow::Result<Value> {
-    let url = format!("{}/ticketing/api/admin/events/{}/room", s.targets.catalog[0], s.event_id);
+    let url = format!("{}/ticketing/api/admin/events/{}/room", args.url.trim_end_matches('/'), s.event_id);
     let r = s.http.patch(&url).bearer_auth(&args.admin_token).json(&body).send().await.context("setting the room")?;
     let code = r.status();
     let text = r.text().await.unwrap_or_default();
@@ -179,6 +186,8 @@ pub(crate) async fn drive(s: &Arc<Shared>, args: &LoadArgs, interrupted: &Atomic
     set_room(s, args, json!({ "onSaleAt": on_sale_at, "waitingRoom": { "enabled": true, "ratePerMinute": rate } }))
         .await?;
     let room = Arc::new(Room {
+        url: args.url.trim_end_matches('/').to_owned(),
+        connections: tokio::sync::Semaphore::new(CONNECTIONS),
         on_sale,
         joins_only,
         seed: args.seed.unwrap_or_else(rand::random),
@@ -195,7 +204,7 @@ pub(crate) async fn drive(s: &Arc<Shared>, args: &LoadArgs, interrupted: &Atomic
         .collect();
     // Progress, and the sell-out told to those still waiting.
     let mut last = Instant::now();
-    while room.done.load(Ordering::Relaxed) < visitors {
+    while !handles.iter().all(tokio::task::JoinHandle::is_finished) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if s.stats.lock().expect("stats").sold_out_at.is_some() || interrupted.load(Ordering::Relaxed) {
             room.sold_out.store(true, Ordering::Relaxed);
@@ -314,9 +323,10 @@ fn inversions(xs: &mut [u64]) -> u64 {
 
 /// `POST …/join` or `GET …/me`, recorded as the step `join` or `position read`: the
 /// place, when answered.
-async fn ask(s: &Shared, visitor: usize, buyer: &str, join: bool) -> (u16, Option<Value>) {
-    let base = format!("{}/ticketing/api/queue/{}", pick(&s.targets.catalog, visitor), s.event_id);
+async fn ask(s: &Shared, room: &Room, buyer: &str, join: bool) -> (u16, Option<Value>) {
+    let base = format!("{}/ticketing/api/queue/{}", room.url, s.event_id);
     let due = Instant::now();
+    let _connection = room.connections.acquire().await.expect("never closed");
     let r = if join {
         s.http.post(format!("{base}/join")).bearer_auth(buyer).json(&json!({})).send().await
     } else {
@@ -352,13 +362,13 @@ async fn visit(i: usize, arrival: Instant, s: &Shared, room: &Room) -> Outcome {
     let mut rng = StdRng::seed_from_u64(room.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     tokio::time::sleep_until(arrival.into()).await;
     let buyer = s.credential(format!("visitor-{}-{i}", s.run_id));
-    let (_, Some(mut place)) = ask(s, i, &buyer, true).await else { return out };
+    let (_, Some(mut place)) = ask(s, room, &buyer, true).await else { return out };
     let joined = Instant::now();
     out.joined = true;
     out.before_on_sale = joined < room.on_sale;
     room.joined.fetch_add(1, Ordering::Relaxed);
     if room.joins_only {
-        ask(s, i, &buyer, false).await;
+        ask(s, room, &buyer, false).await;
         return out;
     }
     let mut failed = 0;
@@ -376,7 +386,7 @@ async fn visit(i: usize, arrival: Instant, s: &Shared, room: &Room) -> Outcome {
             return out;
         }
         tokio::time::sleep(next_poll(&place, &mut rng)).await;
-        match ask(s, i, &buyer, false).await {
+        match ask(s, room, &buyer, false).await {
             (_, Some(p)) => (place, failed) = (p, 0),
             (code, None) => {
                 failed += 1;

@@ -20,9 +20,9 @@ use crate::{LoadArgs, OUTBOX_LAG_METRIC, Scenario};
 
 /// Where each module answers: replicas' base URLs per module.
 #[derive(Clone)]
-pub(crate) struct Targets {
-    pub(crate) catalog: Vec<String>,
-    pub(crate) reservation: Vec<String>,
+struct Targets {
+    catalog: Vec<String>,
+    reservation: Vec<String>,
     order: Vec<String>,
     payment: Vec<String>,
 }
@@ -62,14 +62,14 @@ impl Targets {
     }
 }
 
-pub(crate) fn pick(replicas: &[String], user: usize) -> &str {
+fn pick(replicas: &[String], user: usize) -> &str {
     &replicas[user % replicas.len()]
 }
 
 /// What every virtual user shares.
 pub(crate) struct Shared {
     pub(crate) http: reqwest::Client,
-    pub(crate) targets: Targets,
+    targets: Targets,
     pub(crate) scenario: Scenario,
     pub(crate) event_id: i64,
     seats: i64,
