@@ -20,6 +20,8 @@ const MESSAGES = {
   RATE_LIMITED: 'Too many requests — wait a moment and try again.',
   UNAVAILABLE: 'boxoffice is busy — try again in a moment.',
   INTERNAL_ERROR: 'Something went wrong on our side. Try again.',
+  QUEUE_REQUIRED: 'Your turn to buy has ended, or you have not been let through the queue yet.',
+  NOT_ON_SALE: 'This show is not on sale yet.',
 };
 
 const CANCEL_REASONS = {
@@ -66,9 +68,9 @@ async function route() {
   cleanups = [];
   flashBox.hidden = true;
   const hash = location.hash || '#/';
-  const show = hash.match(/^#\/events\/(\d+)$/);
+  const show = hash.match(/^#\/(events|queue)\/(\d+)$/);
   try {
-    if (show) await showView(Number(show[1]));
+    if (show) await showView(Number(show[2]));
     else if (hash === '#/tickets') await ticketsView();
     else if (hash === '#/operator') await operatorView();
     else await eventsView();
@@ -86,6 +88,130 @@ async function eventsView() {
     <li class="card"><h2><a href="#/events/${e.id}">${esc(e.title)}</a></h2>
       <p class="muted">${esc(new Date(e.dateTime).toLocaleString())}</p>
       <p>${esc(e.description)}</p>${e.rows > 0 ? `<p class="muted">${e.rows} rows, up to ${e.cols} seats a row</p>` : ''}</li>`).join('')}</ul>`;
+}
+
+// ---- the waiting room ----------------------------------------------------------------
+
+/** Admission tokens of the shows the visitor was let through for (the server also sets
+ * them as cookies; holds and orders carry them in the Admission-Token header too). */
+const admissionKey = (eventId) => `admission-${eventId}`;
+function admissionHeaders(eventId) {
+  const token = sessionStorage.getItem(admissionKey(eventId));
+  return token ? { 'admission-token': token } : {};
+}
+function remember(eventId, place) {
+  if (place.admissionToken) sessionStorage.setItem(admissionKey(eventId), place.admissionToken);
+  else sessionStorage.removeItem(admissionKey(eventId));
+}
+
+/** `12 s`, `4 min`, `1 h 05 min`: a wait as a person reads it. */
+function duration(secs) {
+  if (secs == null) return '–';
+  if (secs < 60) return `${Math.max(0, Math.round(secs))} s`;
+  if (secs < 3600) return `${Math.round(secs / 60)} min`;
+  return `${Math.floor(secs / 3600)} h ${String(Math.round((secs % 3600) / 60)).padStart(2, '0')} min`;
+}
+const clock = (secs) => (secs >= 3600 ? `${Math.floor(secs / 3600)}:${mmss(secs % 3600).padStart(5, '0')}` : mmss(secs));
+
+/** Joins the show's queue, if it has a waiting room. `{ until }` (when the admission
+ * ends, if there is a room) when the visitor may see the seat map; `null` after
+ * showing the waiting page, which opens the seat map itself when they are let through. */
+async function queueGate(event) {
+  let place;
+  try {
+    place = await api(`/queue/${event.id}/join`, { method: 'POST', body: '{}' });
+  } catch (e) {
+    if (e.status === 404) return {}; // no waiting room
+    throw e;
+  }
+  remember(event.id, place);
+  if (place.status === 'ADMITTED') return { until: place.admissionExpiresAt ? Date.parse(place.admissionExpiresAt) : null };
+  waitingView(event, place);
+  return null;
+}
+
+const QUEUE_TEXT = {
+  PREQUEUE: 'You are in the queue. The sale has not opened yet: when it does, everyone here gets a place in a random order.',
+  WAITING: 'You are in the queue. Keep this page open: you are let through in turn.',
+  ADMITTED: 'It is your turn! Opening the seat map…',
+  EXPIRED: 'Your place has lapsed: the page was closed for too long, or your turn to buy has ended.',
+};
+
+/** The waiting page: the status, the countdown to the on-sale, the place, the people
+ * ahead, the estimated wait and a progress bar, live over the place's stream (polling
+ * when the stream fails). */
+function waitingView(event, first) {
+  const eventId = event.id;
+  main.innerHTML = `<h1>${esc(event.title)}</h1>
+    <section class="card queue" aria-labelledby="queue-title">
+      <h2 id="queue-title">Waiting room</h2>
+      <p id="queue-status" role="status" aria-live="polite" aria-atomic="true"></p>
+      <p id="queue-sale" hidden>The sale opens in <span class="countdown" id="queue-countdown" role="timer" aria-live="off">–</span></p>
+      <dl class="figures">
+        <div><dt>Your place</dt><dd id="queue-position">–</dd></div>
+        <div><dt>People ahead</dt><dd id="queue-ahead">–</dd></div>
+        <div><dt>Estimated wait</dt><dd id="queue-wait">–</dd></div>
+      </dl>
+      <label for="queue-progress">Progress</label>
+      <progress id="queue-progress" max="100" value="0">0%</progress>
+      <p class="muted">You keep your place while this page is open. Opening it in several tabs does not move you up.</p>
+    </section>`;
+  const $ = (id) => document.getElementById(id);
+  let saleAt = null;
+  let firstAhead = null;
+  let done = false;
+
+  async function letThrough() {
+    done = true;
+    // The answer of `me` sets the admission cookie; then the seat map.
+    try { remember(eventId, await api(`/queue/${eventId}/me`)); } catch { /* the stream's token will do */ }
+    route();
+  }
+
+  function show(place) {
+    if (done) return;
+    const status = $('queue-status');
+    const text = QUEUE_TEXT[place.status] || place.status;
+    const ahead = place.status === 'WAITING' ? ` ${place.ahead} ${place.ahead === 1 ? 'person is' : 'people are'} ahead of you.` : '';
+    if (status.textContent !== text + ahead) status.textContent = text + ahead;
+    status.dataset.status = place.status;
+    const prequeue = place.status === 'PREQUEUE';
+    $('queue-sale').hidden = !prequeue || place.estimatedWaitSeconds == null;
+    saleAt = prequeue && place.estimatedWaitSeconds != null ? Date.now() + place.estimatedWaitSeconds * 1000 : null;
+    tick();
+    $('queue-position').textContent = place.position ?? '–';
+    $('queue-ahead').textContent = place.ahead ?? '–';
+    $('queue-wait').textContent = prequeue ? 'after the on-sale' : place.status === 'WAITING' ? `about ${duration(place.estimatedWaitSeconds)}` : '–';
+    let progress = 0;
+    if (place.status === 'WAITING' && place.ahead != null) {
+      firstAhead = Math.max(firstAhead ?? 0, place.ahead + 1);
+      progress = Math.round(100 * (1 - place.ahead / firstAhead));
+    } else if (place.status === 'ADMITTED') progress = 100;
+    $('queue-progress').value = progress;
+    $('queue-progress').textContent = `${progress}%`;
+    if (place.status === 'ADMITTED') { remember(eventId, place); letThrough(); }
+    if (place.status === 'EXPIRED') { done = true; stop(); }
+  }
+
+  function tick() {
+    if (saleAt == null) return;
+    const left = Math.max(0, Math.round((saleAt - Date.now()) / 1000));
+    $('queue-countdown').textContent = left > 0 ? clock(left) : 'any moment now';
+  }
+
+  let poll = null;
+  const stream = new EventSource(`${API}/queue/${eventId}/me/stream`);
+  stream.addEventListener('place', (m) => show(JSON.parse(m.data)));
+  stream.onerror = () => {
+    // The stream ends once the visitor is through; otherwise ask every 2 s instead.
+    stream.close();
+    if (done || poll) return;
+    poll = setInterval(async () => { try { show(await api(`/queue/${eventId}/me`)); } catch { /* keep asking */ } }, 2000);
+  };
+  const countdown = setInterval(tick, 1000);
+  function stop() { stream.close(); clearInterval(poll); clearInterval(countdown); }
+  onLeave(stop);
+  show(first);
 }
 
 // ---- one show: the live seat map, holds, checkout ------------------------------------
@@ -129,9 +255,19 @@ const mmss = (left) => `${Math.floor(left / 60)}:${String(left % 60).padStart(2,
 
 async function showView(eventId) {
   const event = await api(`/events/${eventId}`);
+  // A show whose waiting room is on shows the queue first; the seat map comes when the
+  // visitor is let through.
+  const admitted = await queueGate(event);
+  if (!admitted) return;
+  /** What holds and orders of this show carry: the admission token, when there is one. */
+  const withToken = (headers = {}) => ({ ...headers, ...admissionHeaders(eventId) });
+  /** A hold or order refused for want of a turn: back to the queue. */
+  const requeue = (e) => { if (e.code === 'QUEUE_REQUIRED') setTimeout(route, 2000); };
   const state = { seats: new Map(), selected: new Set(), hold: null, order: null, prices: [], map: null, place: () => ({ text: '', price: 0 }) };
   main.innerHTML = `
     <h1>${esc(event.title)}</h1>
+    ${admitted.until ? `<p class="card admitted" id="admitted">You are through the queue: your turn to buy lasts until
+      <b>${esc(new Date(admitted.until).toLocaleTimeString())}</b>.</p>` : ''}
     <div class="show">
       <section aria-labelledby="map-title">
         <h2 id="map-title" class="muted">${esc(new Date(event.dateTime).toLocaleString())} · choose up to ${MAX_SEATS} seats</h2>
@@ -325,7 +461,7 @@ async function showView(eventId) {
 
   /** Holds what `body` asks for; the seats held are then the buyer's. */
   async function reserve(body, note) {
-    const r = await api('/reservations', { method: 'POST', body: JSON.stringify({ eventId, holdSeconds: 120, ...body }) });
+    const r = await api('/reservations', { method: 'POST', headers: withToken(), body: JSON.stringify({ eventId, holdSeconds: 120, ...body }) });
     state.hold = { seatIds: r.seatIds, expiresAt: Date.parse(r.expiresAt), note: note(r) };
     state.selected.clear();
     repaintMine(r.seatIds);
@@ -341,6 +477,7 @@ async function showView(eventId) {
       repaintMine(seatIds);
       renderPanel();
       flash(e.message);
+      requeue(e);
     }
   }
 
@@ -361,6 +498,7 @@ async function showView(eventId) {
       const what = `${quantity} seat${quantity === 1 ? '' : 's'}${accessible ? ' with wheelchair spaces' : ''}${key ? ` in ${category(key)?.name || key}` : ''}`;
       result.textContent = e.code === 'NOT_ENOUGH_SEATS' ? `Not enough seats left for ${what}. Try fewer seats or another category.` : e.message;
       flash(result.textContent);
+      requeue(e);
     }
   }
 
@@ -375,6 +513,7 @@ async function showView(eventId) {
     } catch (e) {
       result.textContent = e.code === 'NOT_ENOUGH_SEATS' ? `Not enough places left in ${area.name}: ${area.available} left.` : e.message;
       flash(result.textContent);
+      requeue(e);
     }
   }
 
@@ -382,7 +521,7 @@ async function showView(eventId) {
     try {
       let expiresAt = state.hold.expiresAt;
       for (const id of state.hold.seatIds) {
-        const r = await api(`/reservations/${eventId}/${id}/extend`, { method: 'POST', body: JSON.stringify({ seconds: 60 }) });
+        const r = await api(`/reservations/${eventId}/${id}/extend`, { method: 'POST', headers: withToken(), body: JSON.stringify({ seconds: 60 }) });
         expiresAt = Math.min(expiresAt === state.hold.expiresAt ? Infinity : expiresAt, Date.parse(r.expiresAt));
       }
       // The server adds to the time left, but never past the longest hold, nor past the
@@ -406,13 +545,14 @@ async function showView(eventId) {
 
   function lost(e) {
     flash(e.message);
+    requeue(e);
     if (e.code === 'RESERVATION_EXPIRED') { const ids = state.hold?.seatIds || []; state.hold = null; repaintMine(ids); renderPanel(); }
   }
 
   async function checkout() {
     const seatIds = state.hold.seatIds;
     try {
-      const order = await api('/orders', { method: 'POST', headers: { 'idempotency-key': uuid() }, body: JSON.stringify({ eventId, seatIds }) });
+      const order = await api('/orders', { method: 'POST', headers: withToken({ 'idempotency-key': uuid() }), body: JSON.stringify({ eventId, seatIds }) });
       state.order = order;
       state.hold = null;
       repaintMine(seatIds);
@@ -752,19 +892,104 @@ function salesTables(event, sales) {
     </div></section>`;
 }
 
+/** How many the serving counter passed, per show, over the last minute of refreshes:
+ * the rate a room lets visitors through (no-shows skipped count too). */
+const served = new Map();
+function perMinute(eventId, count) {
+  const now = Date.now();
+  const seen = (served.get(eventId) || []).filter(([at]) => now - at <= 60000);
+  seen.push([now, count]);
+  served.set(eventId, seen);
+  const [at, first] = seen[0];
+  return now - at >= 1500 ? Math.round(((count - first) * 60000) / (now - at)) : null;
+}
+
+/** The waiting rooms' figures, per show with a room. */
+function roomTable(events, rooms, metrics) {
+  const rows = events.map((e, i) => [e, rooms[i]]).filter(([, r]) => r);
+  if (!rows.length) return '';
+  const median = quantile(metrics, 'waiting_room_wait_seconds_long', 0.5);
+  const noShows = sum(samples(metrics, 'waiting_room_no_shows_total'));
+  const rate = (r) => (r.waitingRoom.ratePerMinute === 'auto' ? 'auto' : `${Number(r.waitingRoom.ratePerMinute)}/min`);
+  return `<h2>Waiting rooms</h2>
+    <table aria-label="Waiting rooms"><thead><tr><th>Show</th><th>Room</th><th>On sale</th><th class="num">Waiting</th>
+      <th class="num">Let through</th><th class="num">Per minute</th></tr></thead><tbody>
+    ${rows.map(([e, r]) => `<tr><td>${esc(e.title)}</td><td>${r.waitingRoom.enabled ? `on, ${rate(r)}` : 'off'}</td>
+      <td>${r.onSaleAt ? esc(new Date(r.onSaleAt).toLocaleString()) : '–'}${r.draw ? ' (drawn)' : ''}</td>
+      <td class="num">${Number(r.waiting)}</td><td class="num">${Number(r.served)}</td>
+      <td class="num">${perMinute(e.id, Number(r.served)) ?? '–'}</td></tr>`).join('')}
+    </tbody></table>
+    <div class="stats" id="room-stats">
+      <div class="stat">Median wait (all rooms)<b>${median == null ? '–' : duration(median)}</b></div>
+      <div class="stat">No-shows (all rooms)<b>${noShows}</b></div>
+    </div>`;
+}
+
+/** The room's switch: a show's room on or off, its rate, its on-sale time (PATCH). */
+function roomSwitch(token, saved) {
+  const form = document.getElementById('room');
+  const $ = (id) => document.getElementById(id);
+  let known = new Map();
+  const local = (iso) => { const d = new Date(iso); return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19); };
+  function fill() {
+    const r = known.get(Number($('room-event').value));
+    $('room-enabled').checked = !!r?.waitingRoom.enabled;
+    $('room-auto').checked = !r || r.waitingRoom.ratePerMinute === 'auto';
+    if (r && r.waitingRoom.ratePerMinute !== 'auto') $('room-rate').value = r.waitingRoom.ratePerMinute;
+    $('room-sale').value = r?.onSaleAt ? local(r.onSaleAt) : '';
+  }
+  $('room-event').addEventListener('change', fill);
+  async function save(onSaleAt) {
+    const waitingRoom = { enabled: $('room-enabled').checked, ratePerMinute: $('room-auto').checked ? 'auto' : Number($('room-rate').value) };
+    const id = Number($('room-event').value);
+    try {
+      const r = await api(`/admin/events/${id}/room`, { method: 'PATCH', headers: { authorization: `Bearer ${token()}` }, body: JSON.stringify({ onSaleAt, waitingRoom }) });
+      known.set(id, { ...known.get(id), ...r });
+      fill();
+      $('room-result').textContent = `Saved: the room is ${r.waitingRoom.enabled ? 'on' : 'off'}.`;
+      saved();
+    } catch (e) { $('room-result').textContent = e.message; }
+  }
+  form.addEventListener('submit', (e) => { e.preventDefault(); const v = $('room-sale').value; save(v ? new Date(v).toISOString() : null); });
+  $('room-now').addEventListener('click', () => save(new Date().toISOString()));
+  return {
+    /** The shows and their rooms, as the board last read them. */
+    shows(events, rooms) {
+      const select = $('room-event');
+      const first = !select.options.length;
+      if (first) select.innerHTML = events.map((e) => `<option value="${Number(e.id)}">${esc(e.title)}</option>`).join('');
+      known = new Map(events.map((e, i) => [e.id, rooms[i]]).filter(([, r]) => r));
+      if (first) fill();
+    },
+  };
+}
+
 async function operatorView() {
   const token = sessionStorage.getItem('adminToken') || '';
   main.innerHTML = `<h1>Operator</h1>
     <form id="login"><label for="token">Admin token</label>
       <input type="password" id="token" autocomplete="off" value="${esc(token)}">
       <button class="primary">Show</button></form>
-    <div id="board" aria-live="polite"></div>`;
+    <div id="board" aria-live="polite"></div>
+    <section aria-labelledby="room-title">
+      <h2 id="room-title">Waiting room settings</h2>
+      <form id="room" class="room-form">
+        <label for="room-event">Show</label><select id="room-event"></select>
+        <label class="check"><input type="checkbox" id="room-enabled"> Waiting room on</label>
+        <label class="check"><input type="checkbox" id="room-auto"> Rate: auto</label>
+        <label for="room-rate">Or let through per minute</label><input type="number" id="room-rate" min="1" max="1000000" value="600">
+        <label for="room-sale">On-sale time (your time zone; empty: none)</label><input type="datetime-local" id="room-sale" step="1">
+        <div class="actions"><button class="primary">Save</button><button class="secondary" type="button" id="room-now">Open the sale now</button></div>
+        <p id="room-result" class="result" role="status" aria-live="polite"></p>
+      </form>
+    </section>`;
   document.getElementById('login').addEventListener('submit', (e) => {
     e.preventDefault();
     sessionStorage.setItem('adminToken', document.getElementById('token').value.trim());
     refresh();
   });
   const board = document.getElementById('board');
+  const rooms = roomSwitch(() => sessionStorage.getItem('adminToken'), () => refresh());
   async function refresh() {
     const admin = sessionStorage.getItem('adminToken');
     if (!admin) { board.innerHTML = '<p class="muted">Enter the admin token (in the data directory, file admin-token).</p>'; return; }
@@ -780,6 +1005,8 @@ async function operatorView() {
       // A venue's sales by section, category and standing area (none for a grid show).
       const venues = events.filter((e, i) => maps[i].categories?.length || maps[i].areas?.length);
       const sales = await Promise.all(venues.map((e) => api(`/admin/events/${e.id}/sales`, auth).catch(() => null)));
+      const roomsOf = await Promise.all(events.map((e) => api(`/admin/events/${e.id}/room`, auth).catch(() => null)));
+      rooms.shows(events, roomsOf);
       const byEvent = new Map(summary.map((s) => [s.eventId, s]));
       const count = (map, st) => map.seats.filter((s) => s.status === st).length;
       const isRoute = (r) => (l) => l.route === `/ticketing/api/${r}`;
@@ -795,6 +1022,7 @@ async function operatorView() {
           <td class="num">${s.created || 0}</td><td class="num">${s.confirmed || 0}</td><td class="num">${s.cancelled || 0}</td></tr>`; }).join('')}
         </tbody></table>
         ${venues.map((e, i) => salesTables(e, sales[i])).join('')}
+        ${roomTable(events, roomsOf, metrics)}
         <h2>Lag and SLA (since start)</h2>
         <div class="stats">
           ${stat('Backlog (events, orders, calls)', backlog.total)}

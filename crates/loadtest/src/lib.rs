@@ -12,6 +12,7 @@
 pub mod best;
 mod door;
 mod report;
+mod room;
 mod run;
 pub mod stats;
 pub mod token;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 pub use report::{Report, Threshold};
+pub use room::RoomSummary;
 pub use run::BotSummary;
 
 /// The server's histogram of outbox lag (row committed → published), as it names it in
@@ -54,6 +56,16 @@ pub enum Scenario {
     /// forged codes. Reports check-ins per second, their latency, and that every real
     /// ticket got in exactly once. Needs `--auth-secret` to sign the scanners' tokens.
     Door,
+    /// A show's on-sale behind its waiting room: `--visitors` arrive over `--window-secs`,
+    /// a share of them (`--before-share`) before the on-sale; each joins the queue, waits,
+    /// buys 1–4 best-available seats with its admission token once let through, and
+    /// leaves. Reports the time in queue, how far the admission order strays from the
+    /// queue order, purchases/s, the sell-out and who got nothing.
+    Onsale,
+    /// Joins only: `--visitors` (default 100,000) join a show's queue within
+    /// `--window-secs` (default 10) and read their place once.
+    #[serde(rename = "queue-join")]
+    QueueJoin,
 }
 
 /// One ramping stage: reach `target` users over `duration`.
@@ -120,8 +132,8 @@ pub struct LoadArgs {
     /// Ramping stages, `DURATION:USERS,…` (k6's stages).
     #[arg(long, default_value = ORIGINAL_STAGES, value_delimiter = ',', value_parser = parse_stage)]
     pub stages: Vec<Stage>,
-    /// `best-available`: the show whose seats the users ask for (default: the demo venue,
-    /// 4), unless `--venue` creates one.
+    /// `best-available`, `onsale`: the show whose seats the users ask for (default: the
+    /// demo venue, 4), unless `--venue` creates one.
     #[arg(long)]
     pub event_id: Option<i64>,
     /// `best-available`: a venue layout (JSON, as docs/VENUES.md shows: the `venue`
@@ -172,6 +184,19 @@ pub struct LoadArgs {
     /// `door`: the share of tickets whose code is also shown forged.
     #[arg(long, default_value_t = 0.02)]
     pub forged_share: f64,
+    /// `onsale`, `queue-join`: the visitors (default 20,000; 100,000 for `queue-join`).
+    #[arg(long)]
+    pub visitors: Option<usize>,
+    /// `onsale`, `queue-join`: the seconds over which the visitors arrive (default 60;
+    /// 10 for `queue-join`).
+    #[arg(long)]
+    pub window_secs: Option<f64>,
+    /// `onsale`, `queue-join`: the share of the window before the on-sale.
+    #[arg(long, default_value_t = 0.3)]
+    pub before_share: f64,
+    /// `onsale`, `queue-join`: the room's rate, visitors let through a minute, or `auto`.
+    #[arg(long, default_value = "auto")]
+    pub room_rate: String,
     /// Write the report as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,

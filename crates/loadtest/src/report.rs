@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::best::BestAvailableSummary;
+use crate::room::RoomSummary;
 use crate::run::BotSummary;
 use crate::stats::{Check, Summary, TimelinePoint};
 use crate::{Scenario, Stage};
@@ -61,6 +62,9 @@ pub struct Report {
     /// The `best-available` scenario's groups, stranded seats and sell-out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_available: Option<BestAvailableSummary>,
+    /// The waiting room's scenarios: the visitors, their time in queue, the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<RoomSummary>,
 }
 
 fn row(name: &str, s: &Summary) -> String {
@@ -106,6 +110,9 @@ impl Report {
         }
         if let Some(best) = &self.best_available {
             out.push_str(&best.text());
+        }
+        if let Some(room) = &self.waiting_room {
+            out.push_str(&room.text());
         }
         if let Some(ms) = self.outbox_lag_p99_ms {
             let _ = writeln!(out, "  outbox lag p99 ≤ {ms} ms (histogram bucket bound)");
@@ -225,10 +232,14 @@ svg{{background:#fafafa;border:1px solid #eee;border-radius:6px;margin:.5rem 0}}
             event_id = self.event_id,
             sold = self.seats_sold,
             seats = self.seats,
-            best = self
-                .best_available
-                .as_ref()
-                .map_or(String::new(), |b| format!("<pre>{}</pre>", esc(b.text().trim_end()))),
+            best = [
+                self.best_available.as_ref().map(BestAvailableSummary::text),
+                self.waiting_room.as_ref().map(RoomSummary::text)
+            ]
+            .into_iter()
+            .flatten()
+            .map(|text| format!("<pre>{}</pre>", esc(text.trim_end())))
+            .collect::<String>(),
         )
     }
 }

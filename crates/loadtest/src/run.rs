@@ -67,48 +67,48 @@ fn pick(replicas: &[String], user: usize) -> &str {
 }
 
 /// What every virtual user shares.
-struct Shared {
-    http: reqwest::Client,
+pub(crate) struct Shared {
+    pub(crate) http: reqwest::Client,
     targets: Targets,
-    scenario: Scenario,
-    event_id: i64,
+    pub(crate) scenario: Scenario,
+    pub(crate) event_id: i64,
     seats: i64,
     next_seat: AtomicI64,
     /// `best-available`: purchases held and not yet final, whose seats may come back.
-    in_flight: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
     /// Users with an id below this keep going.
     desired: AtomicUsize,
     final_timeout: Duration,
     think: Duration,
     /// The seed of the `best-available` users' group sizes.
     seed: u64,
-    start: Instant,
-    run_id: String,
+    pub(crate) start: Instant,
+    pub(crate) run_id: String,
     /// Signs the users' bearer tokens, when the server wants signed ones.
     auth: Option<TokenSigner>,
-    stats: Mutex<Stats>,
+    pub(crate) stats: Mutex<Stats>,
 }
 
 impl Shared {
-    fn record(&self, step: &'static str, status: u16, due: Instant) {
+    pub(crate) fn record(&self, step: &'static str, status: u16, due: Instant) {
         let latency = due.elapsed();
         self.stats.lock().expect("stats").request(step, status, latency, due - self.start);
     }
 
     /// The bearer token of virtual user `name`: signed for a whole day, or the plain name.
-    fn credential(&self, name: String) -> String {
+    pub(crate) fn credential(&self, name: String) -> String {
         match &self.auth {
             Some(auth) => auth.issue(&name, false, Duration::from_secs(86_400)),
             None => name,
         }
     }
 
-    fn check(&self, name: &'static str, ok: bool) {
+    pub(crate) fn check(&self, name: &'static str, ok: bool) {
         self.stats.lock().expect("stats").check(name, ok);
     }
 }
 
-fn status(r: &reqwest::Result<reqwest::Response>) -> u16 {
+pub(crate) fn status(r: &reqwest::Result<reqwest::Response>) -> u16 {
     r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
@@ -128,9 +128,9 @@ async fn prepare(http: &reqwest::Client, args: &LoadArgs, targets: &Targets) -> 
     let (show, seats) = match args.scenario {
         Scenario::Ceiling => return Ok(Show { event_id: 0, seats: 0 }),
         Scenario::Door => anyhow::bail!("the door scenario is run by door::run"),
-        Scenario::Original | Scenario::Spinning => grid_show(&title, 10, 10),
+        Scenario::Original | Scenario::Spinning | Scenario::QueueJoin => grid_show(&title, 10, 10),
         Scenario::Throughput => grid_show(&title, args.rows, args.cols),
-        Scenario::BestAvailable => match &args.venue {
+        Scenario::BestAvailable | Scenario::Onsale => match &args.venue {
             None => {
                 let event_id = args.event_id.unwrap_or(DEMO_VENUE_EVENT);
                 let seats = seat_map(http, targets, &args.admin_token, event_id).await?.seats.len() as i64;
@@ -251,7 +251,8 @@ async fn user(id: usize, s: Arc<Shared>) {
                 }
                 purchase(&s, id, &buyer, seat, due).await
             }
-            Scenario::Door => return,
+            // Visitors of the waiting room's scenarios come once each (`crate::room`).
+            Scenario::Onsale | Scenario::QueueJoin | Scenario::Door => return,
             Scenario::BestAvailable => {
                 let quantity = sizes.random_range(GROUP_SIZES);
                 match best_available(&s, id, &buyer, quantity, due).await {
@@ -268,32 +269,32 @@ async fn user(id: usize, s: Arc<Shared>) {
 const ORDER_WAIT_SECONDS: u64 = 10;
 
 /// How long a user waits after a request that got no answer.
-const UNREACHABLE_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const UNREACHABLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// Hold → order → wait for the final state, with k6-like checks. False when a request
 /// got no answer (the server unreachable).
 async fn purchase(s: &Shared, user: usize, buyer: &str, seat: i64, due: Instant) -> bool {
     let (code, _) =
-        hold(s, user, buyer, json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 }), due).await;
+        hold(s, user, buyer, None, json!({ "eventId": s.event_id, "seatId": seat, "holdSeconds": 60 }), due).await;
     if code != 201 {
         return code != 0;
     }
-    order_and_settle(s, user, buyer, &[seat], due).await
+    order_and_settle(s, user, buyer, None, &[seat], due).await.answered
 }
 
 /// What the server calls a best-available hold it cannot fit (docs/VENUES.md).
-const NOT_ENOUGH_SEATS: &str = "NOT_ENOUGH_SEATS";
+pub(crate) const NOT_ENOUGH_SEATS: &str = "NOT_ENOUGH_SEATS";
 
 /// How long a user refused `NOT_ENOUGH_SEATS` waits before asking again (for another
 /// size, or while other users' purchases are in flight: a cancelled one gives its seats
 /// back).
-const SOLD_OUT_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const SOLD_OUT_RETRY: Duration = Duration::from_millis(100);
 
 /// Counts a purchase in flight for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
 
 impl<'a> InFlight<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
+    pub(crate) fn new(count: &'a AtomicUsize) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
         InFlight(count)
     }
@@ -312,7 +313,7 @@ impl Drop for InFlight<'_> {
 /// size); else whether the server answered.
 async fn best_available(s: &Shared, user: usize, buyer: &str, quantity: usize, due: Instant) -> Option<bool> {
     let body = json!({ "eventId": s.event_id, "bestAvailable": { "quantity": quantity }, "holdSeconds": 60 });
-    let (code, answer) = hold(s, user, buyer, body, due).await;
+    let (code, answer) = hold(s, user, buyer, None, body, due).await;
     let answer = answer.unwrap_or_default();
     if code != 201 && code != 0 {
         let refusal = format!("{code} {}", answer["code"].as_str().unwrap_or("(no code)"));
@@ -335,15 +336,34 @@ async fn best_available(s: &Shared, user: usize, buyer: &str, quantity: usize, d
     let seats: Vec<i64> = answer["seatIds"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect();
     s.check("best available held the seats asked for", seats.len() == quantity);
     s.stats.lock().expect("stats").groups.push(Group { seats: seats.len(), adjacent: answer["adjacent"] == true });
-    Some(order_and_settle(s, user, buyer, &seats, due).await)
+    Some(order_and_settle(s, user, buyer, None, &seats, due).await.answered)
+}
+
+/// The header an admitted visitor's holds and orders carry (the waiting room's).
+const ADMISSION_TOKEN: &str = "Admission-Token";
+
+/// A request of `buyer`, with the admission token when there is one.
+fn as_buyer(request: reqwest::RequestBuilder, buyer: &str, admission: Option<&str>) -> reqwest::RequestBuilder {
+    let request = request.bearer_auth(buyer);
+    match admission {
+        Some(token) => request.header(ADMISSION_TOKEN, token),
+        None => request,
+    }
 }
 
 /// `POST /reservations` with `body`, recorded as the step `hold` (or `hold refused`):
 /// the status (0 without an answer) and the answer's JSON.
-async fn hold(s: &Shared, user: usize, buyer: &str, body: Value, due: Instant) -> (u16, Option<Value>) {
+pub(crate) async fn hold(
+    s: &Shared,
+    user: usize,
+    buyer: &str,
+    admission: Option<&str>,
+    body: Value,
+    due: Instant,
+) -> (u16, Option<Value>) {
     let reservations = pick(&s.targets.reservation, user);
-    let r =
-        s.http.post(format!("{reservations}/ticketing/api/reservations")).bearer_auth(buyer).json(&body).send().await;
+    let request = s.http.post(format!("{reservations}/ticketing/api/reservations"));
+    let r = as_buyer(request, buyer, admission).json(&body).send().await;
     let code = status(&r);
     s.record(if code == 201 { "hold" } else { "hold refused" }, code, due);
     s.check("hold answered 201, 409 or 422", matches!(code, 201 | 409 | 422));
@@ -354,16 +374,29 @@ async fn hold(s: &Shared, user: usize, buyer: &str, body: Value, due: Instant) -
     (code, answer)
 }
 
+/// How a purchase ended: whether the server answered every request, and whether the
+/// order was CONFIRMED.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settled {
+    pub(crate) answered: bool,
+    pub(crate) confirmed: bool,
+}
+
 /// Order the seats held (the hold was due at `hold_due`) and wait for the order's final
-/// state. False when a request got no answer.
-async fn order_and_settle(s: &Shared, user: usize, buyer: &str, seats: &[i64], hold_due: Instant) -> bool {
+/// state.
+pub(crate) async fn order_and_settle(
+    s: &Shared,
+    user: usize,
+    buyer: &str,
+    admission: Option<&str>,
+    seats: &[i64],
+    hold_due: Instant,
+) -> Settled {
     let orders = pick(&s.targets.order, user);
     let due = Instant::now();
     let order = json!({ "eventId": s.event_id, "seatIds": seats });
-    let r = s
-        .http
-        .post(format!("{orders}/ticketing/api/orders"))
-        .bearer_auth(buyer)
+    let request = s.http.post(format!("{orders}/ticketing/api/orders"));
+    let r = as_buyer(request, buyer, admission)
         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
         .json(&order)
         .send()
@@ -375,7 +408,7 @@ async fn order_and_settle(s: &Shared, user: usize, buyer: &str, seats: &[i64], h
         Ok(r) if code == 201 => r.json::<Value>().await.ok().and_then(|o| o["orderId"].as_i64()),
         _ => None,
     }) else {
-        return code != 0;
+        return Settled { answered: code != 0, confirmed: false };
     };
     let accepted = Instant::now();
     // The server holds each request until the order settles (`waitSeconds`); a server
@@ -408,14 +441,15 @@ async fn order_and_settle(s: &Shared, user: usize, buyer: &str, seats: &[i64], h
                 // Wherever the wait was (an order let in late, a slow saga), the buyer's.
                 stats.duration("purchase (hold due to final state seen)", hold_due.elapsed());
                 stats.check("order reached a final state", true);
-                if state.as_deref() == Some("CONFIRMED") {
+                let confirmed = state.as_deref() == Some("CONFIRMED");
+                if confirmed {
                     stats.purchase(accepted - s.start);
                 }
-                return true;
+                return Settled { answered: true, confirmed };
             }
             _ if accepted.elapsed() > s.final_timeout => {
                 s.check("order reached a final state", false);
-                return code != 0;
+                return Settled { answered: code != 0, confirmed: false };
             }
             // The server is away (killed, restarting): keep asking, a little less often.
             _ if code == 0 => pause = pause.max(UNREACHABLE_PAUSE),
@@ -526,13 +560,16 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         }
     });
     let bot = (args.scenario == Scenario::Spinning).then(|| tokio::spawn(spin(shared.clone())));
+    // The waiting room's scenarios: visitors arrive over a window instead of stages.
+    let queued = matches!(args.scenario, Scenario::Onsale | Scenario::QueueJoin);
+    let waiting_room = if queued { Some(crate::room::drive(&shared, args, &interrupted).await?) } else { None };
     let mut users: Vec<Option<JoinHandle<()>>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_print = (Instant::now(), 0u64, 0u64);
-    let mut max_users = 0;
+    let mut max_users = waiting_room.as_ref().map_or(0, |r| r.visitors);
     // `best-available`: the seats stranded once 90% is sold, read while the users buy.
     let mut stranded_at_90: Option<JoinHandle<Option<usize>>> = None;
-    while let Some((stage, wanted)) = stage_at(&args.stages, shared.start.elapsed()) {
+    while let Some((stage, wanted)) = stage_at(&args.stages, shared.start.elapsed()).filter(|_| !queued) {
         tick.tick().await;
         if shared.stats.lock().expect("stats").sold_out_at.is_some() {
             break; // sold out: nobody can be given the smallest group
@@ -706,6 +743,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         stranded_at_90,
         ..BestAvailableSummary::new(seed, free_at_start, &stats.groups)
     });
+    if let Some(room) = &waiting_room {
+        thresholds.extend(room.thresholds());
+    }
     let passed = thresholds.iter().all(|t| t.ok);
     Ok(Report {
         scenario: args.scenario,
@@ -733,6 +773,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         timeline: stats.timeline(),
         bot,
         best_available,
+        waiting_room,
     })
 }
 
