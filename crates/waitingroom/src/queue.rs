@@ -136,7 +136,8 @@ pub struct Room {
     pub version: i64,
     /// By id.
     entries: Vec<Entry>,
-    by_buyer: HashMap<String, usize>,
+    /// Each buyer's entry id (ids are stable; indexes move when a late entry is put in).
+    by_buyer: HashMap<String, i64>,
     /// Queue order once drawn: indexes into `entries`, position 1 first.
     order: Vec<usize>,
     /// Each entry's 1-based position (0 before the draw).
@@ -158,7 +159,12 @@ impl Room {
     }
 
     pub fn entry(&self, buyer: &str) -> Option<&Entry> {
-        self.by_buyer.get(buyer).map(|&i| &self.entries[i])
+        self.index_of(buyer).map(|i| &self.entries[i])
+    }
+
+    fn index_of(&self, buyer: &str) -> Option<usize> {
+        let &id = self.by_buyer.get(buyer)?;
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
     }
 
     pub fn contains(&self, id: i64) -> bool {
@@ -179,9 +185,9 @@ impl Room {
         if self.by_buyer.contains_key(&entry.buyer) || self.contains(entry.id) {
             return;
         }
+        self.by_buyer.insert(entry.buyer.clone(), entry.id);
         if entry.id > self.last_id() {
             let index = self.entries.len();
-            self.by_buyer.insert(entry.buyer.clone(), index);
             let arrival = self.draw.is_some_and(|d| entry.id > d.prequeue_last);
             if let Some(at) = entry.admitted_at {
                 self.admissions.push_back(at);
@@ -193,16 +199,42 @@ impl Room {
                 self.positions[index] = self.order.len() as u64;
             }
         } else {
-            // Committed after a later one (replicas): put in its place and reorder.
-            let at = self.entries.partition_point(|e| e.id < entry.id);
-            self.entries.insert(at, entry);
+            self.insert_late(entry);
+        }
+    }
+
+    /// Puts an entry committed after a later one (concurrent joins) in its place. A
+    /// waiting arrival goes into the arrivals' tail in id order without rebuilding the
+    /// rest — with many joins at once this happens often, and a rebuild each time would
+    /// make joining quadratic; anything else (a pre-queue entry, an admitted one) is
+    /// rare and rebuilds.
+    fn insert_late(&mut self, entry: Entry) {
+        let at = self.entries.partition_point(|e| e.id < entry.id);
+        let prequeue_last = self.draw.map(|d| d.prequeue_last);
+        let waiting_arrival = entry.admitted_at.is_none() && prequeue_last.is_none_or(|last| entry.id > last);
+        let id = entry.id;
+        self.entries.insert(at, entry);
+        if !waiting_arrival {
             self.reindex();
+            return;
+        }
+        self.positions.insert(at, 0);
+        for i in &mut self.order {
+            if *i >= at {
+                *i += 1;
+            }
+        }
+        let Some(last) = prequeue_last else { return };
+        let entries = &self.entries;
+        let p = self.order.partition_point(|&i| entries[i].id <= last || entries[i].id < id);
+        self.order.insert(p, at);
+        for (position, &i) in (p as u64 + 1..).zip(&self.order[p..]) {
+            self.positions[i] = position;
         }
     }
 
     /// Rebuilds the indexes and the queue order from the entries and the draw.
     fn reindex(&mut self) {
-        self.by_buyer = self.entries.iter().enumerate().map(|(i, e)| (e.buyer.clone(), i)).collect();
         self.positions = vec![0; self.entries.len()];
         self.order.clear();
         let mut admissions: Vec<Millis> = self.entries.iter().filter_map(|e| e.admitted_at).collect();
@@ -218,21 +250,32 @@ impl Room {
         }
     }
 
-    /// Replaces everything known with what storage holds.
+    /// Takes what storage holds. Places this replica knows that the snapshot does not
+    /// (joins committed after it was read) are kept, and so are visits not yet written.
     pub fn load(
         &mut self,
         settings: Settings,
         draw: Option<Draw>,
         counter: Counter,
         version: i64,
-        entries: Vec<Entry>,
+        mut entries: Vec<Entry>,
     ) {
+        entries.sort_by_key(|e| e.id);
+        for known in std::mem::take(&mut self.entries) {
+            match entries.binary_search_by_key(&known.id, |e| e.id) {
+                Ok(i) => {
+                    entries[i].seen_at = entries[i].seen_at.max(known.seen_at);
+                    entries[i].no_show |= known.no_show;
+                }
+                Err(i) => entries.insert(i, known),
+            }
+        }
         self.settings = settings;
         self.draw = draw;
         self.counter = counter;
         self.version = version;
+        self.by_buyer = entries.iter().map(|e| (e.buyer.clone(), e.id)).collect();
         self.entries = entries;
-        self.entries.sort_by_key(|e| e.id);
         self.reindex();
     }
 
@@ -258,7 +301,7 @@ impl Room {
 
     /// Notes that a visitor asked (polled or is listening); false for an unknown one.
     pub fn touch(&mut self, buyer: &str, now: Millis, timing: Timing) -> bool {
-        let Some(&i) = self.by_buyer.get(buyer) else { return false };
+        let Some(i) = self.index_of(buyer) else { return false };
         let waiting = self.entries[i].admitted_at.is_none() && !self.entries[i].no_show;
         if waiting && now - self.entries[i].seen_at > timing.grace_ms {
             // Gone longer than the grace period: the place is lost.
@@ -352,7 +395,7 @@ impl Room {
 
     /// What `buyer` is told now, if they joined.
     pub fn view(&self, buyer: &str, now: Millis, per_minute: f64, timing: Timing) -> Option<View> {
-        let &i = self.by_buyer.get(buyer)?;
+        let i = self.index_of(buyer)?;
         let entry = &self.entries[i];
         let told = |status, position, ahead, wait, until| View {
             status,
@@ -622,5 +665,44 @@ mod tests {
         join(&mut room, 4, SALE + 1);
         assert_eq!(&room.order()[3..], &[4, 5]);
         assert!(room.entry("b4").is_some());
+    }
+
+    #[test]
+    fn entries_committed_in_any_order_give_the_queue_of_a_rebuild() {
+        let mut room = room();
+        for id in [3, 1, 2, 6, 4, 5] {
+            join(&mut room, id, SALE - 10_000 + id);
+        }
+        room.apply_draw(room.draw_for(7, SALE));
+        // Arrivals after the draw, committed out of order, one admitted in between.
+        for id in [12, 9, 7, 11, 8, 10, 15, 13, 14] {
+            join(&mut room, id, SALE + id);
+        }
+        room.advance(SALE + 60_000, 3.0, T);
+        for id in [20, 17, 16, 19, 18] {
+            join(&mut room, id, SALE + 60_000 + id);
+        }
+        let (order, positions) = (room.order(), room.positions.clone());
+        room.reindex();
+        assert_eq!(room.order(), order);
+        assert_eq!(room.positions, positions);
+        assert_eq!(&order[6..], &(7..=20).collect::<Vec<_>>()[..]);
+        for id in 1..=20 {
+            assert_eq!(room.entry(&format!("b{id}")).unwrap().id, id);
+        }
+    }
+
+    #[test]
+    fn a_load_keeps_a_join_committed_after_storage_was_read() {
+        let mut room = room();
+        join(&mut room, 1, SALE - 2_000);
+        let snapshot = room.entries().to_vec();
+        // A visitor joins while the snapshot is on its way; another is seen meanwhile.
+        join(&mut room, 2, SALE - 1_000);
+        room.touch("b1", SALE - 500, T);
+        room.load(room.settings, None, Counter::default(), 2, snapshot);
+        assert_eq!(room.entry("b2").map(|e| e.id), Some(2));
+        assert_eq!(room.entry("b1").unwrap().seen_at, SALE - 500);
+        assert_eq!(room.view("b2", SALE - 500, 60.0, T).unwrap().status, Status::Prequeue);
     }
 }

@@ -144,5 +144,5 @@ async fn a_short_onsale_run_lets_visitors_through_in_order_and_they_buy() {
     assert_eq!(report["waitingRoom"]["joined"], 500);
     assert_eq!(report["steps"]["join"]["count"], 500);
     assert_eq!(report["steps"]["position read"]["count"], 500);
-    assert_eq!(report["checkRate"], 1.0);
+    assert_eq!(report["checkRate"], 1.0, "{out}");
 }
