@@ -29,6 +29,7 @@ const CANCEL_REASONS = {
   SEATS_LOST: 'Your seats could not be kept; the payment was refunded.',
   HOLDS_LAPSED: 'Your seats could not be kept; the payment was refunded.',
   EVENT_RESET: 'The show was reset by the operator; the payment was refunded.',
+  REFUNDED: 'The order was refunded by the box office; its tickets no longer open the door.',
 };
 
 const won = (n) => `₩${Number(n).toLocaleString('en-US')}`;
@@ -892,37 +893,21 @@ function salesTables(event, sales) {
     </div></section>`;
 }
 
-/** How many the serving counter passed, per show, over the last minute of refreshes:
- * the rate a room lets visitors through (no-shows skipped count too). */
-const served = new Map();
-function perMinute(eventId, count) {
-  const now = Date.now();
-  const seen = (served.get(eventId) || []).filter(([at]) => now - at <= 60000);
-  seen.push([now, count]);
-  served.set(eventId, seen);
-  const [at, first] = seen[0];
-  return now - at >= 1500 ? Math.round(((count - first) * 60000) / (now - at)) : null;
-}
-
-/** The waiting rooms' figures, per show with a room. */
-function roomTable(events, rooms, metrics) {
+/** The waiting rooms' figures, per show with a room (`GET /admin/events/{id}/room`). */
+function roomTable(events, rooms) {
   const rows = events.map((e, i) => [e, rooms[i]]).filter(([, r]) => r);
   if (!rows.length) return '';
-  const median = quantile(metrics, 'waiting_room_wait_seconds_long', 0.5);
-  const noShows = sum(samples(metrics, 'waiting_room_no_shows_total'));
   const rate = (r) => (r.waitingRoom.ratePerMinute === 'auto' ? 'auto' : `${Number(r.waitingRoom.ratePerMinute)}/min`);
+  const waited = (r) => (r.medianWaitSeconds == null ? '–' : duration(Number(r.medianWaitSeconds)));
   return `<h2>Waiting rooms</h2>
     <table aria-label="Waiting rooms"><thead><tr><th>Show</th><th>Room</th><th>On sale</th><th class="num">Waiting</th>
-      <th class="num">Let through</th><th class="num">Per minute</th></tr></thead><tbody>
+      <th class="num">Let through</th><th class="num">Last minute</th><th class="num">Median wait</th><th class="num">No-shows</th></tr></thead><tbody>
     ${rows.map(([e, r]) => `<tr><td>${esc(e.title)}</td><td>${r.waitingRoom.enabled ? `on, ${rate(r)}` : 'off'}</td>
       <td>${r.onSaleAt ? esc(new Date(r.onSaleAt).toLocaleString()) : '–'}${r.draw ? ' (drawn)' : ''}</td>
-      <td class="num">${Number(r.waiting)}</td><td class="num">${Number(r.served)}</td>
-      <td class="num">${perMinute(e.id, Number(r.served)) ?? '–'}</td></tr>`).join('')}
-    </tbody></table>
-    <div class="stats" id="room-stats">
-      <div class="stat">Median wait (all rooms)<b>${median == null ? '–' : duration(median)}</b></div>
-      <div class="stat">No-shows (all rooms)<b>${noShows}</b></div>
-    </div>`;
+      <td class="num">${Number(r.waiting)}</td><td class="num">${Number(r.admitted)}</td>
+      <td class="num">${Number(r.admittedLastMinute)}</td><td class="num">${waited(r)}</td>
+      <td class="num">${Number(r.noShows)}</td></tr>`).join('')}
+    </tbody></table>`;
 }
 
 /** The room's switch: a show's room on or off, its rate, its on-sale time (PATCH). */
@@ -1022,7 +1007,7 @@ async function operatorView() {
           <td class="num">${s.created || 0}</td><td class="num">${s.confirmed || 0}</td><td class="num">${s.cancelled || 0}</td></tr>`; }).join('')}
         </tbody></table>
         ${venues.map((e, i) => salesTables(e, sales[i])).join('')}
-        ${roomTable(events, roomsOf, metrics)}
+        ${roomTable(events, roomsOf)}
         <h2>Lag and SLA (since start)</h2>
         <div class="stats">
           ${stat('Backlog (events, orders, calls)', backlog.total)}

@@ -35,6 +35,10 @@ pub struct AuditArgs {
     pub order_url: Option<String>,
     #[arg(long)]
     pub payment_url: Option<String>,
+    /// The tickets module's process, when it runs alone (default: whichever of the
+    /// others runs it; none, and the tickets are not judged).
+    #[arg(long)]
+    pub tickets_url: Option<String>,
     /// How long to wait for in-flight orders to settle before judging, in seconds.
     #[arg(long, default_value_t = 30)]
     pub settle_seconds: u64,
@@ -138,6 +142,8 @@ pub struct Report {
     pub confirmed: usize,
     pub cancelled: usize,
     pub seats_sold: usize,
+    /// The tickets judged; `None` when no process the audit read runs the tickets module.
+    pub tickets: Option<usize>,
     pub violations: Vec<String>,
 }
 
@@ -280,6 +286,7 @@ pub fn judge(s: &Snapshot) -> Report {
         confirmed: s.orders.iter().filter(|o| o.status == "CONFIRMED").count(),
         cancelled: s.orders.iter().filter(|o| o.status == "CANCELLED").count(),
         seats_sold: s.reserved.iter().filter(|x| x.status == "SOLD").count(),
+        tickets: s.tickets.as_ref().map(|t| t.tickets.len()),
         violations: v,
     }
 }
@@ -339,12 +346,14 @@ pub struct ModuleUrls {
     pub reservation: String,
     pub order: String,
     pub payment: String,
+    /// The tickets module's own process; `None`: whichever of the others runs it, if any.
+    pub tickets: Option<String>,
 }
 
 impl ModuleUrls {
     pub fn all(url: &str) -> Self {
         let url = url.trim_end_matches('/').to_owned();
-        ModuleUrls { catalog: url.clone(), reservation: url.clone(), order: url.clone(), payment: url }
+        ModuleUrls { catalog: url.clone(), reservation: url.clone(), order: url.clone(), payment: url, tickets: None }
     }
 }
 
@@ -372,10 +381,15 @@ pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token
     let payments = get(client, format!("{}/ticketing/api/admin/audit/payment", urls.payment), token).await?;
     let mut failed_checks = Vec::new();
     let mut bases = vec![&urls.catalog, &urls.reservation, &urls.order, &urls.payment];
+    bases.extend(&urls.tickets);
     bases.dedup();
-    // The tickets module, where one of these processes runs it.
+    // The tickets module: its own process, or where one of these processes runs it.
     let mut tickets = None;
-    for base in &bases {
+    if let Some(base) = &urls.tickets {
+        let view = get(client, format!("{base}/ticketing/api/admin/audit/tickets"), token).await?;
+        tickets = Some(serde_json::from_value(view).context("not the tickets' view")?);
+    }
+    for base in bases.iter().filter(|_| urls.tickets.is_none()) {
         let url = format!("{base}/ticketing/api/admin/audit/tickets");
         let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
         if response.status().is_success() {
@@ -438,14 +452,18 @@ pub async fn run(args: AuditArgs) -> ExitCode {
         reservation: args.reservation_url.clone().unwrap_or(all.reservation),
         order: args.order_url.clone().unwrap_or(all.order),
         payment: args.payment_url.clone().unwrap_or(all.payment),
+        tickets: args.tickets_url.clone(),
     };
     match audit_modules(&urls, &args.admin_token, Duration::from_secs(args.settle_seconds)).await {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
             } else {
+                let tickets = report
+                    .tickets
+                    .map_or("tickets not audited (no tickets module)".to_owned(), |n| format!("{n} tickets"));
                 println!(
-                    "audited {} orders ({} confirmed, {} cancelled), {} seats sold",
+                    "audited {} orders ({} confirmed, {} cancelled), {} seats sold, {tickets}",
                     report.orders, report.confirmed, report.cancelled, report.seats_sold
                 );
                 for violation in &report.violations {

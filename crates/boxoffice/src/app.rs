@@ -227,9 +227,12 @@ async fn open_module(args: &ServeArgs, embedded: Option<&EmbeddedBus>, spec: &Sp
     }
 }
 
-/// The modules this process runs: all, or the one `--module` names.
+/// The modules this process runs: all but those of `--without`, or the one `--module`
+/// names.
 fn chosen(args: &ServeArgs) -> impl Iterator<Item = &'static (&'static Spec, Build)> {
-    MODULES.iter().filter(|(spec, _)| args.module.as_deref().is_none_or(|only| only == spec.name))
+    MODULES.iter().filter(|(spec, _)| {
+        args.module.as_deref().is_none_or(|only| only == spec.name) && !args.without.iter().any(|w| w == spec.name)
+    })
 }
 
 /// `boxoffice replay`: rewinds the chosen modules' consumer groups; returns each group,

@@ -16,7 +16,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the API with all four modules in one process (the default command).
+    /// Serve the API with all the modules in one process (the default command).
     Serve(ServeArgs),
     /// Check every invariant across all modules of a running boxoffice; exits non-zero
     /// naming each violation.
@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// --kafka, and --postgres for databases the replicas share. All of them without it.
     #[arg(long, env = "BOXOFFICE_MODULE", value_parser = clap::builder::PossibleValuesParser::new(crate::modules::names()))]
     pub module: Option<String>,
+    /// Leave out these optional modules (`waitingroom`, `tickets`), e.g. for a sale that
+    /// needs no waiting room, or to measure what one costs; comma-separated.
+    #[arg(long, env = "BOXOFFICE_WITHOUT", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::modules::OPTIONAL))]
+    pub without: Vec<String>,
     /// Base URL of the reservation module, for an order module running without it.
     #[arg(long, env = "BOXOFFICE_RESERVATION_URL")]
     pub reservation_url: Option<String>,

@@ -37,6 +37,9 @@ pub const MODULES: [(&Spec, Build); 6] = [
     (&tickets::SPEC, crate::compose::tickets),
 ];
 
+/// The modules a sale can go without (`--without`): the purchase needs the others.
+pub const OPTIONAL: [&str; 2] = [waitingroom::SPEC.name, tickets::SPEC.name];
+
 /// The modules' names, for `--module`.
 pub fn names() -> impl Iterator<Item = &'static str> {
     MODULES.iter().map(|(spec, _)| spec.name)

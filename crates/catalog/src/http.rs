@@ -233,6 +233,7 @@ fn validate(spec: &CreateEvent) -> Result<(), ApiError> {
     if !parses {
         return Err(ApiError::validation("dateTime must be an ISO 8601 date and time, e.g. 2025-10-01T19:00:00"));
     }
+    spec.room_plan().map_err(ApiError::validation)?;
     if let Some(venue) = &spec.venue {
         if spec.rows != 0 || spec.cols != 0 {
             return Err(ApiError::validation("a show has either a venue or rows and cols, not both"));

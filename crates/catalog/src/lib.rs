@@ -226,7 +226,14 @@ impl Catalog {
         let id = store::insert_event(&mut tx, spec, &layout).await?;
         store::insert_seats(&mut tx, id, &layout.seats, spec.venue.as_ref()).await?;
         for part in layout.seats.chunks(SEATS_PER_EVENT) {
-            let created = EventCreated { event_id: id, seats: part.to_vec(), sections: layout.sections.clone() };
+            let created = EventCreated {
+                event_id: id,
+                seats: part.to_vec(),
+                sections: layout.sections.clone(),
+                room: spec.room_plan().ok().flatten(),
+                title: Some(spec.title.clone()),
+                date_time: Some(spec.date_time.clone()),
+            };
             outbox::append(&mut tx, &created).await?;
         }
         tx.commit().await?;
@@ -285,6 +292,8 @@ impl Catalog {
                 base_price: 50_000,
                 column_step: 1_000,
                 venue: None,
+                on_sale_at: None,
+                waiting_room: None,
             };
             let layout = Layout::grid(&spec, |index| demo_seat_id(show, index));
             self.create_event_laid_out(&spec, layout).await?;
@@ -299,6 +308,8 @@ impl Catalog {
             base_price: 0,
             column_step: 0,
             venue: Some(venue.clone()),
+            on_sale_at: None,
+            waiting_room: None,
         };
         self.create_event_laid_out(&spec, Layout::venue(&venue)).await?;
         Ok(())

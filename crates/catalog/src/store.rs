@@ -546,6 +546,8 @@ mod tests {
             base_price: 1,
             column_step: 0,
             venue: None,
+            on_sale_at: None,
+            waiting_room: None,
         };
         let mut tx = db.begin().await.unwrap();
         let show = insert_event(&mut tx, &spec, &crate::Layout::grid(&spec, |i| i + 1)).await.unwrap();
@@ -600,6 +602,8 @@ mod tests {
             base_price: 1,
             column_step: 0,
             venue: None,
+            on_sale_at: None,
+            waiting_room: None,
         };
         let seats = 10;
         let mut tx = db.begin().await.unwrap();

@@ -106,6 +106,23 @@ pub struct CreateEvent {
     /// instead of a grid (docs/VENUES.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub venue: Option<crate::venue::VenueLayout>,
+    /// extension: when the show goes on sale (RFC 3339); holds before it are 403
+    /// `NOT_ON_SALE` (docs/WAITING_ROOM.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_sale_at: Option<serde_json::Value>,
+    /// extension: the show's waiting room, as `PATCH /admin/events/{id}` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<crate::room::RoomSwitch>,
+}
+
+impl CreateEvent {
+    /// The on-sale time and waiting room asked for, if either was; a fault names itself.
+    pub fn room_plan(&self) -> Result<Option<crate::room::RoomPlan>, String> {
+        if self.on_sale_at.is_none() && self.waiting_room.is_none() {
+            return Ok(None);
+        }
+        crate::room::RoomPlan::default().changed(self.on_sale_at.as_ref(), self.waiting_room.as_ref()).map(Some)
+    }
 }
 
 fn default_base_price() -> i64 {

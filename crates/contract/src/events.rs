@@ -110,6 +110,31 @@ pub struct EventCreated {
     /// points "best" is measured from. Empty for a grid show.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<crate::venue::SectionFocus>,
+    /// The on-sale time and waiting room the show was created with, if any: the modules
+    /// that check holds and orders keep it from the moment they know the seats (as a
+    /// `RoomSettingsChanged` of version 0, which any announcement of the waiting room
+    /// supersedes), and the waiting room sets up the room from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<crate::room::RoomPlan>,
+    /// The show's title and date, as created (for what is printed on its tickets);
+    /// absent in events of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_time: Option<String>,
+}
+
+impl EventCreated {
+    /// The door the show was created with, as the checking modules keep it.
+    pub fn door(&self) -> Option<RoomSettingsChanged> {
+        let room = self.room?;
+        Some(RoomSettingsChanged {
+            event_id: self.event_id,
+            on_sale_at: room.on_sale_at,
+            enabled: room.enabled,
+            version: 0,
+        })
+    }
 }
 event!(EventCreated, CATALOG_TOPIC, |e| e.event_id.to_string());
 

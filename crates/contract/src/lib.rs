@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod holds;
 pub mod reasons;
+pub mod room;
 pub mod text;
 pub mod venue;
 

@@ -169,6 +169,12 @@ pub struct LoadArgs {
     /// --max-held-seats-per-address).
     #[arg(long)]
     pub bot_cap: Option<u64>,
+    /// `throughput`, `best-available`, `onsale`: the share of CONFIRMED purchases, from 0
+    /// to 1, whose buyer then reads the order's tickets until there is one per seat; the
+    /// report's "tickets after CONFIRMED" is how long after the CONFIRMED answer they
+    /// were all there (the tickets module's delay in issuing them).
+    #[arg(long, default_value_t = 0.0)]
+    pub tickets_share: f64,
     /// `door`: the tickets of the show sold out for the run.
     #[arg(long, default_value_t = 2000)]
     pub tickets: i64,

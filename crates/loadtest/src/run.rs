@@ -58,6 +58,7 @@ impl Targets {
             reservation: self.reservation[0].clone(),
             order: self.order[0].clone(),
             payment: self.payment[0].clone(),
+            tickets: None,
         }
     }
 }
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     desired: AtomicUsize,
     final_timeout: Duration,
     think: Duration,
+    /// The share of CONFIRMED purchases whose tickets are read (`--tickets-share`).
+    tickets_share: f64,
     /// The seed of the `best-available` users' group sizes.
     seed: u64,
     pub(crate) start: Instant,
@@ -436,14 +439,20 @@ pub(crate) async fn order_and_settle(
         };
         match state.as_deref() {
             Some("CONFIRMED") | Some("CANCELLED") => {
-                let mut stats = s.stats.lock().expect("stats");
-                stats.duration("final state (seen by client)", accepted.elapsed());
-                // Wherever the wait was (an order let in late, a slow saga), the buyer's.
-                stats.duration("purchase (hold due to final state seen)", hold_due.elapsed());
-                stats.check("order reached a final state", true);
                 let confirmed = state.as_deref() == Some("CONFIRMED");
-                if confirmed {
-                    stats.purchase(accepted - s.start);
+                {
+                    let mut stats = s.stats.lock().expect("stats");
+                    stats.duration("final state (seen by client)", accepted.elapsed());
+                    // Wherever the wait was (an order let in late, a slow saga), the buyer's.
+                    stats.duration("purchase (hold due to final state seen)", hold_due.elapsed());
+                    stats.check("order reached a final state", true);
+                    if confirmed {
+                        stats.purchase(accepted - s.start);
+                    }
+                }
+                let read_tickets = confirmed && s.tickets_share > 0.0 && rand::rng().random_bool(s.tickets_share);
+                if read_tickets {
+                    await_tickets(s, orders, buyer, order_id, seats.len()).await;
                 }
                 return Settled { answered: true, confirmed };
             }
@@ -455,6 +464,38 @@ pub(crate) async fn order_and_settle(
             _ if code == 0 => pause = pause.max(UNREACHABLE_PAUSE),
             _ => {}
         }
+    }
+}
+
+/// How often a buyer reads an order's tickets again while they are not all there.
+const TICKETS_POLL: Duration = Duration::from_millis(5);
+
+/// Reads a CONFIRMED order's tickets until there is one per seat (or the final-state
+/// timeout), recording how long after the CONFIRMED answer that was.
+async fn await_tickets(s: &Shared, orders: &str, buyer: &str, order_id: i64, seats: usize) {
+    let confirmed = Instant::now();
+    let url = format!("{orders}/ticketing/api/orders/{order_id}/tickets");
+    loop {
+        let due = Instant::now();
+        let r = s.http.get(&url).bearer_auth(buyer).send().await;
+        let code = status(&r);
+        s.record("tickets read", code, due);
+        let issued = match r {
+            Ok(r) if code == 200 => r.json::<Value>().await.ok().and_then(|t| t.as_array().map(Vec::len)),
+            _ => None,
+        };
+        if issued.is_some_and(|n| n >= seats) {
+            let mut stats = s.stats.lock().expect("stats");
+            // When the read that found them all was sent: about 0 when the first did.
+            stats.duration("tickets after CONFIRMED", due - confirmed);
+            stats.check("a CONFIRMED order's tickets were issued", true);
+            return;
+        }
+        if confirmed.elapsed() > s.final_timeout {
+            s.check("a CONFIRMED order's tickets were issued", false);
+            return;
+        }
+        tokio::time::sleep(TICKETS_POLL).await;
     }
 }
 
@@ -534,6 +575,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         auth: args.auth_secret.as_ref().map(|key| TokenSigner::new(key.trim().as_bytes())),
         desired: AtomicUsize::new(0),
         final_timeout: Duration::from_secs(args.final_timeout_secs),
+        tickets_share: args.tickets_share.clamp(0.0, 1.0),
         think: Duration::from_millis(
             args.think_ms.unwrap_or(if matches!(args.scenario, Scenario::Original | Scenario::Spinning) {
                 1000

@@ -6,13 +6,14 @@
 //! - `SeatsSaleFailed`, or its pin lapsing (`SeatsReleased` with `PIN_LAPSED`):
 //!   CANCELLED (and Payment refunds what it took).
 //! - `EventReset`: every order of the show made before the reset is CANCELLED.
-//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which orders must pass.
+//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which orders must pass;
+//!   `EventCreated` of a show created with them, the same.
 
 use async_trait::async_trait;
 use contract::api::OrderStatus;
 use contract::events::{
-    Envelope, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded, RoomSettingsChanged,
-    SeatsReleased, SeatsSaleFailed, SeatsSold,
+    Envelope, EventCreated, EventReset, OrderCancelled, OrderConfirmed, PaymentFailed, PaymentSucceeded,
+    RoomSettingsChanged, SeatsReleased, SeatsSaleFailed, SeatsSold,
 };
 use contract::reasons::{CancelReason, ReleaseReason};
 use runtime::consumer::{Cx, Handlers, Reactor};
@@ -39,6 +40,15 @@ pub fn handlers(orders: Orders) -> Handlers<Saga> {
         .on::<SeatsReleased>(seats_released)
         .on::<EventReset>(event_reset)
         .on::<RoomSettingsChanged>(room_settings_changed)
+        .on::<EventCreated>(event_created)
+}
+
+/// A show created with an on-sale time or a room: orders are checked against it.
+async fn event_created(s: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, Batch>) -> anyhow::Result<()> {
+    match e.door() {
+        Some(door) => s.orders.doors.apply(tx, &door).await,
+        None => Ok(()),
+    }
 }
 
 /// A show's on-sale time or waiting room changed: orders are checked against it.

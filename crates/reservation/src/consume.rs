@@ -7,7 +7,8 @@
 //!   was lost, none (`SeatsSaleFailed`, and the order is cancelled and refunded).
 //! - `OrderCancelled`: the order's seats are freed.
 //! - `OrderNumbered`: a pin of an order from before order numbers learns its number.
-//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which holds must pass.
+//! - `RoomSettingsChanged`: a show's on-sale time and waiting room, which holds must pass
+//!   (a show created with them has them from its `EventCreated`).
 
 use std::sync::LazyLock;
 
@@ -71,7 +72,11 @@ async fn order_numbered(_: &Saga, tx: &mut Tx, e: OrderNumbered, _: Cx<'_, Freed
     Ok(())
 }
 
-async fn event_created(_: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, Freed>) -> anyhow::Result<()> {
+async fn event_created(s: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, Freed>) -> anyhow::Result<()> {
+    // Created with an on-sale time or a room: no seat is holdable before the door is known.
+    if let Some(door) = e.door() {
+        s.reservation.doors.apply(tx, &door).await?;
+    }
     const COLUMNS: usize = 5;
     for chunk in e.seats.chunks(200) {
         let values: Vec<String> = (0..chunk.len())

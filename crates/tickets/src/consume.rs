@@ -1,6 +1,7 @@
 //! What the tickets module does with the events it reads.
 //!
-//! - `EventCreated`: the show's signing key (if it has none) and its seats' labels.
+//! - `EventCreated`: the show's signing key (if it has none), its title and date, and its
+//!   seats' labels.
 //! - `EventReset`: every ticket of the show issued before the reset is REVOKED.
 //! - `OrderCreated`: the order's owner and seats, kept for its tickets.
 //! - `OrderNumbered`: an order from before order numbers learns its number.
@@ -50,6 +51,9 @@ pub fn label(seat: &SeatSpec, sections: &[contract::venue::SectionFocus]) -> Str
 
 async fn event_created(s: &Saga, tx: &mut Tx, e: EventCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
     store::signing_key(tx, e.event_id, s.tickets.now()).await?;
+    if let (Some(title), Some(date_time)) = (&e.title, &e.date_time) {
+        store::add_show(tx, e.event_id, title, date_time).await?;
+    }
     let seats: Vec<(i64, String)> = e.seats.iter().map(|seat| (seat.seat_id, label(seat, &e.sections))).collect();
     store::add_seats(tx, e.event_id, &seats).await
 }

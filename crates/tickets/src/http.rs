@@ -71,6 +71,18 @@ async fn qr_svg(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, no-store")], svg))
 }
 
+/// A show's date and time as printed: `2026-03-14 19:30` (what was given, if it does
+/// not parse).
+fn when(date_time: &str) -> String {
+    let local = chrono::NaiveDateTime::parse_from_str(date_time, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(date_time, "%Y-%m-%dT%H:%M"));
+    match (local, chrono::DateTime::parse_from_rfc3339(date_time)) {
+        (Ok(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
+        (_, Ok(t)) => t.format("%Y-%m-%d %H:%M %:z").to_string(),
+        _ => date_time.to_owned(),
+    }
+}
+
 async fn order_pdf(
     State(t): State<Tickets>,
     KnownBuyer(buyer): KnownBuyer,
@@ -78,10 +90,20 @@ async fn order_pdf(
 ) -> ApiResult<impl IntoResponse> {
     let tickets = tickets_of(&t, &buyer, order_no).await?;
     let mut pages = Vec::with_capacity(tickets.len());
+    let mut shows = std::collections::HashMap::new();
     for ticket in &tickets {
+        if let std::collections::hash_map::Entry::Vacant(slot) = shows.entry(ticket.event_id) {
+            slot.insert(crate::store::show(t.db.reader(), ticket.event_id).await?);
+        }
+        let (title, date) = match &shows[&ticket.event_id] {
+            Some((title, date_time)) => (title.clone(), when(date_time)),
+            None => (format!("Show {}", ticket.event_id), String::new()),
+        };
         let code = qr(ticket.token.as_deref().unwrap_or_default())?;
         pages.push(crate::pdf::TicketPage {
-            title: format!("Order {order_no}: show {}", ticket.event_id),
+            title,
+            date,
+            order: format!("Order {order_no}"),
             seat: ticket.label.clone(),
             status: ticket.status.clone(),
             ticket_id: ticket.ticket_id.clone(),

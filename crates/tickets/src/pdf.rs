@@ -1,12 +1,15 @@
-//! A printable PDF of an order's tickets: a page per ticket (A4), with its title, seat
-//! and QR code, the code's dark modules drawn as filled squares (no image, no font
+//! A printable PDF of an order's tickets: a page per ticket (A4), with the show's title
+//! and date, the seat and the QR code, the code's dark modules drawn as filled squares (no image, no font
 //! embedded: the standard Helvetica).
 
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
 /// What one page shows.
 pub struct TicketPage {
+    /// The show's title, its date and time, and the order's number.
     pub title: String,
+    pub date: String,
+    pub order: String,
     pub seat: String,
     pub status: String,
     pub ticket_id: String,
@@ -49,9 +52,11 @@ pub fn render(pages: &[TicketPage]) -> Vec<u8> {
         page.finish();
 
         let mut content = Content::new();
-        text(&mut content, 22.0, (60.0, 760.0), &ticket.title);
-        text(&mut content, 16.0, (60.0, 728.0), &ticket.seat);
-        text(&mut content, 10.0, (60.0, 706.0), &format!("Ticket {}  ({})", ticket.ticket_id, ticket.status));
+        text(&mut content, 22.0, (60.0, 770.0), &ticket.title);
+        text(&mut content, 14.0, (60.0, 748.0), &ticket.date);
+        text(&mut content, 16.0, (60.0, 722.0), &ticket.seat);
+        let line = format!("{}, ticket {}  ({})", ticket.order, ticket.ticket_id, ticket.status);
+        text(&mut content, 10.0, (60.0, 702.0), &line);
         let width = ticket.qr.width();
         let module = QR_SIDE / width as f32;
         let (left, top) = ((A4.0 - QR_SIDE) / 2.0, 660.0);

@@ -171,6 +171,27 @@ pub async fn add_seats(tx: &mut Tx, event_id: i64, seats: &[(i64, String)]) -> a
     Ok(())
 }
 
+/// A show's title and date, as first announced.
+pub async fn add_show(tx: &mut Tx, event_id: i64, title: &str, date_time: &str) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO shows (event_id, title, date_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(event_id)
+        .bind(title)
+        .bind(date_time)
+        .execute(&mut **tx)
+        .await
+        .context("failed to add a show")?;
+    Ok(())
+}
+
+/// A show's title and date, if it was announced with them.
+pub async fn show(db: &Reader, event_id: i64) -> anyhow::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT title, date_time FROM shows WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(db)
+        .await
+        .context("failed to read a show")
+}
+
 pub struct NewOrder<'a> {
     pub order_id: &'a str,
     pub order_no: Option<i64>,

@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use contract::Millis;
+use contract::room::RoomSwitch;
 use runtime::http::{Admin, ApiError, ApiJson, ApiPath, ApiResult, Auth, Buyer, ClientAddr, KnownBuyer};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,8 +25,6 @@ use crate::token;
 
 /// How often a place's stream says where the visitor is.
 const STREAM_EVERY: Duration = Duration::from_secs(1);
-/// The largest fixed rate an operator may set.
-const MAX_RATE: i64 = 1_000_000;
 
 pub fn router(room: WaitingRoom) -> Router {
     Router::new()
@@ -162,41 +161,9 @@ async fn me_stream(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RoomPatch {
     /// Absent: unchanged; `null`: no on-sale time.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "contract::room::present")]
     on_sale_at: Option<Value>,
-    waiting_room: Option<Switch>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Switch {
-    enabled: Option<bool>,
-    rate_per_minute: Option<Value>,
-}
-
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-fn parse_on_sale(value: &Value) -> ApiResult<Option<Millis>> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.timestamp_millis()))
-            .map_err(|_| ApiError::validation("onSaleAt must be an RFC 3339 time, such as 2026-12-07T10:00:00Z")),
-        _ => Err(ApiError::validation("onSaleAt must be an RFC 3339 time or null")),
-    }
-}
-
-fn parse_rate(value: &Value) -> ApiResult<Rate> {
-    match value {
-        Value::String(s) if s == "auto" => Ok(Rate::Auto),
-        Value::Number(n) => match n.as_i64() {
-            Some(r @ 1..=MAX_RATE) => Ok(Rate::PerMinute(r as u32)),
-            _ => Err(ApiError::validation(format!("ratePerMinute must be from 1 to {MAX_RATE}, or \"auto\""))),
-        },
-        _ => Err(ApiError::validation("ratePerMinute must be a number of visitors a minute, or \"auto\"")),
-    }
+    waiting_room: Option<RoomSwitch>,
 }
 
 fn room_body(event_id: i64, s: &Settings) -> Value {
@@ -218,24 +185,15 @@ async fn configure(
     ApiJson(patch): ApiJson<RoomPatch>,
 ) -> ApiResult<Json<Value>> {
     let event_id = valid_event(event_id)?;
-    let mut settings = room.settings(event_id).await?.unwrap_or_default();
-    if let Some(at) = &patch.on_sale_at {
-        settings.on_sale_at = parse_on_sale(at)?;
-    }
-    if let Some(switch) = &patch.waiting_room {
-        if let Some(enabled) = switch.enabled {
-            settings.enabled = enabled;
-        }
-        if let Some(rate) = &switch.rate_per_minute {
-            settings.rate = parse_rate(rate)?;
-        }
-    }
+    let settings = room.settings(event_id).await?.unwrap_or_default();
+    let settings =
+        settings.changed(patch.on_sale_at.as_ref(), patch.waiting_room.as_ref()).map_err(ApiError::validation)?;
     let settings = room.configure(event_id, settings).await?;
     Ok(Json(room_body(event_id, &settings)))
 }
 
 /// A room as the operator checks it: its settings, the recorded seed and pre-queue, the
-/// queue order (entry ids), and the counter.
+/// queue order (entry ids), the counter, and the figures the operator watches.
 async fn audit(State(room): State<WaitingRoom>, _: Admin, ApiPath(event_id): ApiPath<i64>) -> ApiResult<Json<Value>> {
     let event_id = valid_event(event_id)?;
     room.settings(event_id).await?.ok_or_else(|| no_room(event_id))?;
@@ -248,5 +206,9 @@ async fn audit(State(room): State<WaitingRoom>, _: Admin, ApiPath(event_id): Api
     body["order"] = json!(audit.order);
     body["served"] = json!(audit.served);
     body["waiting"] = json!(audit.waiting);
+    body["admitted"] = json!(audit.figures.admitted);
+    body["admittedLastMinute"] = json!(audit.figures.admitted_last_minute);
+    body["noShows"] = json!(audit.figures.no_shows);
+    body["medianWaitSeconds"] = json!(audit.figures.median_wait_ms.map(|ms| ms as f64 / 1000.0));
     Ok(Json(body))
 }

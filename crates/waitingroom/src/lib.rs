@@ -37,9 +37,10 @@ use queue::{Rate, Room, Settings, Timing, View};
 /// the reservation and order modules check holds and orders against.
 pub const TOPIC: &str = contract::events::WAITINGROOM_TOPIC;
 /// Its consumer group; it reads the order module's capacity (`OrderCapacity`), the
-/// signal of a room in `auto`.
+/// signal of a room in `auto`, and the shows created with an on-sale time or a room
+/// (`EventCreated`).
 pub const GROUP: &str = "waitingroom";
-pub const CONSUMES: [&str; 1] = [contract::events::ORDER_TOPIC];
+pub const CONSUMES: [&str; 2] = [contract::events::ORDER_TOPIC, contract::events::CATALOG_TOPIC];
 
 /// The slowest and the fastest a room in `auto` lets visitors through, a minute.
 pub const AUTO_FLOOR_PER_MINUTE: f64 = 60.0;
@@ -90,6 +91,7 @@ pub struct Audit {
     /// Positions the serving counter has passed.
     pub served: u64,
     pub waiting: usize,
+    pub figures: queue::Figures,
 }
 
 /// A join's outcome.
@@ -291,6 +293,7 @@ impl WaitingRoom {
             order: room.order(),
             served: room.counter.served,
             waiting: room.waiting(),
+            figures: room.figures(self.clock.now_millis()),
         })
     }
 

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use contract::events::OrderCapacity;
+use contract::events::{EventCreated, OrderCapacity};
 use futures_util::future::BoxFuture;
 use runtime::Tx;
 use runtime::bus::Bus;
@@ -15,17 +15,33 @@ use runtime::outbox::Relay;
 
 use crate::WaitingRoom;
 
-/// What the room hears on the bus: the order processes' capacity.
+/// What the room hears on the bus: the order processes' capacity, and the shows
+/// created with a room.
 struct Signal {
     room: WaitingRoom,
 }
 
 impl Reactor for Signal {
     type Batch = ();
+
+    fn committed(&self, _: ()) {
+        self.room.relay.wake();
+    }
 }
 
 async fn capacity(s: &Signal, _: &mut Tx, e: OrderCapacity, _: Cx<'_, ()>) -> anyhow::Result<()> {
     s.room.heard_capacity(&e);
+    Ok(())
+}
+
+/// A show created with an on-sale time or a room gets its room, announced as any change
+/// is; the next refresh brings it into memory. A room the operator set already (a part
+/// of a large show read again, a replay) is left as it is.
+async fn event_created(_: &Signal, tx: &mut Tx, e: EventCreated, _: Cx<'_, ()>) -> anyhow::Result<()> {
+    let Some(plan) = e.room else { return Ok(()) };
+    if let Some(version) = crate::store::create_settings(tx, e.event_id, &plan).await? {
+        runtime::outbox::append(tx, &crate::announcement(e.event_id, &plan, version)).await?;
+    }
     Ok(())
 }
 
@@ -51,7 +67,11 @@ impl Module for WaitingRoom {
     }
 
     fn consumers(&self, bus: Arc<dyn Bus>) -> Vec<Consumer> {
-        let handler = Arc::new(Handlers::new(Signal { room: self.clone() }).on::<OrderCapacity>(capacity));
+        let handler = Arc::new(
+            Handlers::new(Signal { room: self.clone() })
+                .on::<OrderCapacity>(capacity)
+                .on::<EventCreated>(event_created),
+        );
         crate::CONSUMES
             .into_iter()
             .map(|topic| Consumer {

@@ -16,27 +16,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
-/// How fast a room lets visitors through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rate {
-    PerMinute(u32),
-    /// Adapted to what the system serves (for now: the module's `auto` rate).
-    Auto,
-}
-
-/// What the operator sets for a show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub enabled: bool,
-    pub rate: Rate,
-    pub on_sale_at: Option<Millis>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { enabled: false, rate: Rate::Auto, on_sale_at: None }
-    }
-}
+/// How fast a room lets visitors through, and what the operator sets for a show: the
+/// contract's, as the create and change requests parse them.
+pub use contract::room::{RoomPlan as Settings, RoomRate as Rate};
 
 /// The pre-queue's shuffle, as recorded: its seed, the last entry (by id) it took, and
 /// when it was drawn.
@@ -462,6 +444,37 @@ impl Room {
     pub fn waiting(&self) -> usize {
         self.entries.iter().filter(|e| e.admitted_at.is_none() && !e.no_show).count()
     }
+
+    /// What the operator watches at `now`: who was let through (in all, and in the last
+    /// minute), the no-shows, and the median wait of those let through.
+    pub fn figures(&self, now: Millis) -> Figures {
+        let drawn_at = self.draw.map_or(0, |d| d.drawn_at);
+        let mut waits: Vec<Millis> =
+            self.entries.iter().filter_map(|e| e.admitted_at.map(|at| at - e.joined_at.max(drawn_at))).collect();
+        let median_wait_ms = (!waits.is_empty()).then(|| {
+            let middle = waits.len() / 2;
+            *waits.select_nth_unstable(middle).1
+        });
+        Figures {
+            admitted: waits.len(),
+            admitted_last_minute: self
+                .entries
+                .iter()
+                .filter(|e| e.admitted_at.is_some_and(|at| now - at <= 60_000))
+                .count(),
+            no_shows: self.entries.iter().filter(|e| e.no_show).count(),
+            median_wait_ms,
+        }
+    }
+}
+
+/// A room's figures for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    pub admitted: usize,
+    pub admitted_last_minute: usize,
+    pub no_shows: usize,
+    pub median_wait_ms: Option<Millis>,
 }
 
 #[cfg(test)]
@@ -704,5 +717,28 @@ mod tests {
         assert_eq!(room.entry("b2").map(|e| e.id), Some(2));
         assert_eq!(room.entry("b1").unwrap().seen_at, SALE - 500);
         assert_eq!(room.view("b2", SALE - 500, 60.0, T).unwrap().status, Status::Prequeue);
+    }
+
+    #[test]
+    fn the_operators_figures_count_the_room() {
+        let mut room = room();
+        for id in 1..=4 {
+            join(&mut room, id, SALE - 1_000);
+        }
+        room.apply_draw(room.draw_for(3, SALE));
+        let order = room.order();
+        // The first in line goes unseen; the others keep asking.
+        for t in (0..=70).map(|s| SALE + s * 1_000) {
+            for &id in &order[1..] {
+                room.touch(&format!("b{id}"), t, T);
+            }
+        }
+        room.advance(SALE + 70_000, 2.0, T);
+        let figures = room.figures(SALE + 70_000);
+        assert_eq!(figures.no_shows, 1);
+        assert_eq!(figures.admitted, 2);
+        assert_eq!(figures.admitted_last_minute, 2);
+        assert_eq!(figures.median_wait_ms, Some(70_000), "waits count from the on-sale for the pre-queue");
+        assert_eq!(room.figures(SALE + 200_000).admitted_last_minute, 0);
     }
 }

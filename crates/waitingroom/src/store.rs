@@ -116,10 +116,6 @@ pub async fn seen(db: &Reader, ids: &[i64]) -> anyhow::Result<Vec<(i64, Millis, 
 
 /// Sets a room's settings (creating it), bumping its version; returns the version.
 pub async fn save_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::Result<i64> {
-    let rate = match s.rate {
-        Rate::PerMinute(r) => Some(i64::from(r)),
-        Rate::Auto => None,
-    };
     sqlx::query_scalar(
         "INSERT INTO rooms (event_id, enabled, rate_per_minute, on_sale_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (event_id) DO UPDATE SET enabled = $2, rate_per_minute = $3, on_sale_at = $4, \
@@ -127,11 +123,34 @@ pub async fn save_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::
     )
     .bind(event_id)
     .bind(i64::from(s.enabled))
-    .bind(rate)
+    .bind(rate_column(s.rate))
     .bind(s.on_sale_at)
     .fetch_one(&mut **tx)
     .await
     .context("failed to save a room")
+}
+
+/// The rate as stored: visitors a minute, NULL for `auto`.
+fn rate_column(rate: Rate) -> Option<i64> {
+    match rate {
+        Rate::PerMinute(r) => Some(i64::from(r)),
+        Rate::Auto => None,
+    }
+}
+
+/// A new room with `s`, unless the show has one; its version, when it was made.
+pub async fn create_settings(tx: &mut Tx, event_id: i64, s: &Settings) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "INSERT INTO rooms (event_id, enabled, rate_per_minute, on_sale_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (event_id) DO NOTHING RETURNING version",
+    )
+    .bind(event_id)
+    .bind(i64::from(s.enabled))
+    .bind(rate_column(s.rate))
+    .bind(s.on_sale_at)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("failed to make a room")
 }
 
 /// A join: one write. `None` when the buyer already has a place.

@@ -89,6 +89,7 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
     let pin_via = |url: &str| vec!["--reservation-url".to_owned(), url.to_owned()];
     let (_ord1, ord1) = replica(&s, &prefix, data.path(), "order", &pin_via(&res1)).await;
     let (mut ord2_child, ord2) = replica(&s, &prefix, data.path(), "order", &pin_via(&res1)).await;
+    let (_tickets, tickets) = replica(&s, &prefix, data.path(), "tickets", &[]).await;
     let http = reqwest::Client::new();
 
     // The demo shows reach the reservation replicas through Kafka, each show's seats on
@@ -191,9 +192,12 @@ async fn modules_in_their_own_processes_with_replicas_survive_a_killed_replica()
     assert_eq!(numbers.len(), done.len(), "order numbers given twice: {done:?}");
 
     // The survivors take over the dead replicas' partitions; every saga finishes.
-    let urls = ModuleUrls { catalog, reservation: res1, order: ord1.clone(), payment };
+    // The tickets process issued one ticket per seat of every CONFIRMED order (the audit
+    // judges them).
+    let urls = ModuleUrls { catalog, reservation: res1, order: ord1.clone(), payment, tickets: Some(tickets) };
     let report = audit_modules(&urls, ADMIN, Duration::from_secs(60)).await.unwrap();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.tickets.is_some_and(|t| t >= report.confirmed), "tickets judged: {report:?}");
     assert!(report.orders >= done.len());
     for (buyer, id) in &done {
         let order = get_json(&http, &format!("{ord1}/ticketing/api/orders/{id}"), buyer).await;

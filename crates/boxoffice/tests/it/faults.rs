@@ -619,6 +619,7 @@ async fn faults_distributed_replicas_broker_and_database() {
         reservation: modules[1].1[0].clone(),
         order: modules[2].1[0].clone(),
         payment: modules[3].1[0].clone(),
+        tickets: None,
     };
 
     let started = Instant::now();

@@ -25,7 +25,7 @@ async fn a_short_throughput_run_buys_reports_and_passes() {
     let (json, html) = (dir.path().join("report.json"), dir.path().join("report.html"));
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .args(["load", "--quiet", "--url", &app.url, "--admin-token", ADMIN, "--scenario", "throughput"])
-        .args(["--stages", "1s:8,1s:8", "--rows", "20", "--cols", "50"])
+        .args(["--stages", "1s:8,1s:8", "--rows", "20", "--cols", "50", "--tickets-share", "1"])
         .arg("--json")
         .arg(&json)
         .arg("--html")
@@ -40,6 +40,8 @@ async fn a_short_throughput_run_buys_reports_and_passes() {
     assert!(report["purchases"].as_u64().unwrap() > 0);
     assert_eq!(report["purchases"].as_u64().unwrap() as usize, report["seatsSold"].as_u64().unwrap() as usize);
     assert!(report["steps"]["hold"]["p99Ms"].as_f64().is_some());
+    // Every CONFIRMED purchase read its tickets until they were all there.
+    assert_eq!(report["steps"]["tickets after CONFIRMED"]["count"], report["purchases"], "{stdout}");
     assert!(report["finalStateServer"]["count"].as_u64().unwrap() > 0);
     assert!(report["drainMs"].is_u64());
     assert_eq!(report["auditViolations"], serde_json::json!([]));

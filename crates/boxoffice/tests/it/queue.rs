@@ -132,6 +132,70 @@ async fn the_queue_refuses_bad_requests_with_the_contract_error() {
     assert_eq!(none["code"], "NOT_FOUND");
 }
 
+/// A show created with its on-sale time and room is guarded from its first seat: no
+/// moment between the show's creation and the room when a bot could hold. A bad room in
+/// the request creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_show_created_with_a_room_is_guarded_from_the_start() {
+    let app = spawn_app().await;
+    let shows = |app: &TestApp| {
+        let url = app.api("/events");
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap().as_array().unwrap().len() }
+    };
+    let before = shows(&app).await;
+    let show = |room: Value| {
+        let mut body = json!({ "title": "Gated", "dateTime": "2027-01-01T20:00:00", "rows": 2, "cols": 5 });
+        body.as_object_mut().unwrap().extend(room.as_object().unwrap().clone());
+        body
+    };
+    for bad in [
+        json!({ "waitingRoom": { "ratePerMinute": 0 } }),
+        json!({ "waitingRoom": { "enabled": "yes" } }),
+        json!({ "onSaleAt": "next friday" }),
+        json!({ "waitingRoom": { "enabled": true, "surprise": 1 } }),
+    ] {
+        assert_error(app.admin_post("/admin/events", show(bad.clone())).await, 422, "VALIDATION_FAILED").await;
+    }
+    assert_eq!(shows(&app).await, before, "a refused show is not created");
+
+    let room = json!({ "onSaleAt": on_sale_in(&app, 60), "waitingRoom": { "enabled": true, "ratePerMinute": 600 } });
+    let r = app.admin_post("/admin/events", show(room)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let event_id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let seat_id = 1; // a show made through the API numbers its seats 1, 2, …
+    // Every answer, from the first, refuses: the seats and the door arrive together.
+    let mut ann = app.buyer("ann");
+    let refused = eventually(Duration::from_secs(10), "the new show's seats are known", || async {
+        let r = ann.hold(event_id, &[seat_id]).await;
+        assert_ne!(r.status(), StatusCode::CREATED, "a seat of a show not on sale was held");
+        (r.status() == StatusCode::FORBIDDEN).then_some(r)
+    })
+    .await;
+    assert_error(refused, 403, "NOT_ON_SALE").await;
+    // The waiting room has the room: visitors join its pre-queue.
+    let set = eventually(Duration::from_secs(10), "the room is set up", || async {
+        let r = app.http.get(app.api(&format!("/admin/events/{event_id}/room"))).bearer_auth(ADMIN).send().await;
+        let body: Value = r.unwrap().json().await.unwrap();
+        (body["waitingRoom"]["enabled"] == true).then_some(body)
+    })
+    .await;
+    assert_eq!(set["waitingRoom"]["ratePerMinute"], 600);
+    assert!(set["onSaleAt"].is_string(), "{set}");
+    let joined: Value = ann.post(&format!("/queue/{event_id}/join"), json!({})).await.json().await.unwrap();
+    assert_eq!(joined["status"], "PREQUEUE", "{joined}");
+    // At the on-sale the room guards the seats: a hold without a token is refused. (Ann
+    // keeps asking on the way, as her waiting page does, so she keeps her place.)
+    for _ in 0..4 {
+        app.clock.advance(Duration::from_millis(15_500));
+        place(&ann, event_id).await;
+    }
+    assert_error(app.buyer("bot").hold(event_id, &[seat_id]).await, 403, "QUEUE_REQUIRED").await;
+    let token = admitted(&app, &mut ann, event_id).await;
+    assert_eq!(hold_with(&ann, event_id, &[seat_id], Some(&token)).await.status(), StatusCode::CREATED);
+    app.assert_audit_passes().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_place_streams_until_the_visitor_is_let_through() {
     let app = spawn_app().await;

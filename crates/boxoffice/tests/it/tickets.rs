@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::common::{ADMIN, Buyer, Later, TestApp, assert_error, eventually, scanner_token, seats, spawn_app};
+use crate::common::{
+    ADMIN, Buyer, Later, TestApp, args, assert_error, eventually, scanner_token, seats, spawn_app, spawn_with,
+};
 
 /// The order's tickets once there are as many as `n`.
 async fn tickets_of(buyer: &Buyer, order_id: i64, n: usize) -> Vec<Value> {
@@ -100,7 +102,11 @@ async fn a_confirmed_orders_tickets_are_its_owners_alone() {
     let r = buyer.get(&format!("/orders/{order_id}/tickets.pdf")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/pdf");
-    assert!(r.bytes().await.unwrap().starts_with(b"%PDF"));
+    let pdf = r.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    // The page names the show and its date, not just a number.
+    let has = |text: &str| pdf.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(has("(Aurora Live in Seoul)") && has("(2025-10-01 19:00)"), "the show's title and date are printed");
 
     // Another buyer's order is one that does not exist; so is a ticket not of the order.
     let other = app.buyer("someone-else");
@@ -490,5 +496,20 @@ async fn online_check_ins_per_second() {
     println!("online check-in: {} scans in {elapsed:?}: {rate:.0}/s, p99 {p99:?}", latencies.len());
     let audit: Value = crate::common::get_json(&app.http, &app.api("/admin/audit/tickets"), ADMIN).await;
     assert_eq!(audit["checkins"].as_array().unwrap().len(), tokens.len(), "every ticket in once");
+    app.assert_audit_passes().await;
+}
+
+/// `serve --without tickets`: a sale that issues no tickets sells as before; the ticket
+/// routes are not there, and the audit (which then has no tickets to judge) is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_tickets_module_sells_and_issues_none() {
+    let app = spawn_with(boxoffice::cli::ServeArgs { without: vec!["tickets".into()], ..args() }).await;
+    let buyer = app.buyer("no-tickets");
+    let order_id = buyer.buy(1, &seats(1, [3])).await;
+    assert_eq!(buyer.final_order(order_id).await["status"], "CONFIRMED");
+    assert_eq!(buyer.get(&format!("/orders/{order_id}/tickets")).await.status(), StatusCode::NOT_FOUND);
+    let running: Value = app.operations("/actuator/consistency").await.json().await.unwrap();
+    let modules = running["modules"].as_object().unwrap();
+    assert!(modules.contains_key("reservation") && !modules.contains_key("tickets"), "{running}");
     app.assert_audit_passes().await;
 }
