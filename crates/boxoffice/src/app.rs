@@ -48,6 +48,9 @@ impl Modules {
             for module in &self.running {
                 module.gauges();
             }
+            if let Some(bytes) = runtime::metrics::resident_memory() {
+                metrics::gauge!(runtime::metrics::RESIDENT_MEMORY).set(bytes as f64);
+            }
             if round % 8 == 0 {
                 for (module, checks) in self.consistency().await {
                     for check in checks.into_iter().flatten() {

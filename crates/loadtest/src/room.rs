@@ -69,6 +69,9 @@ pub struct RoomSummary {
     pub sold_out_seconds: Option<f64>,
     /// Confirmed purchases a second from the on-sale to the sell-out (or the last visitor).
     pub purchases_per_second: f64,
+    /// The resident memory of the process at `--url` before the visitors came and once
+    /// they were done, in MB (its `process_resident_memory_bytes`).
+    pub server_memory_mb: Option<(f64, f64)>,
 }
 
 impl RoomSummary {
@@ -98,6 +101,9 @@ impl RoomSummary {
             self.joined,
             self.joined_before_on_sale,
         );
+        if let Some((before, after)) = self.server_memory_mb {
+            out += &format!("  server memory (resident): {before:.1} MB before, {after:.1} MB after\n");
+        }
         if self.admitted > 0 || self.bought > 0 || self.got_nothing > 0 {
             out += &format!(
                 "  admitted {}, bought {}, got nothing {} (lost their place {}, left when sold out {})\n",
@@ -185,6 +191,7 @@ pub(crate) async fn drive(s: &Arc<Shared>, args: &LoadArgs, interrupted: &Atomic
         chrono::DateTime::<chrono::Utc>::from(on_sale_at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     set_room(s, args, json!({ "onSaleAt": on_sale_at, "waitingRoom": { "enabled": true, "ratePerMinute": rate } }))
         .await?;
+    let memory_before = server_memory(s, args).await;
     let room = Arc::new(Room {
         url: args.url.trim_end_matches('/').to_owned(),
         connections: tokio::sync::Semaphore::new(CONNECTIONS),
@@ -231,6 +238,9 @@ pub(crate) async fn drive(s: &Arc<Shared>, args: &LoadArgs, interrupted: &Atomic
     if !args.quiet {
         eprintln!();
     }
+    // The gauge is refreshed every 2 s: one refresh after the last visitor.
+    tokio::time::sleep(MEMORY_REFRESH).await;
+    let server_memory_mb = memory_before.zip(server_memory(s, args).await);
     // The show is left as other scenarios expect it: no room in front.
     set_room(s, args, json!({ "waitingRoom": { "enabled": false } })).await?;
     let since_on_sale = on_sale.saturating_duration_since(s.start);
@@ -240,7 +250,21 @@ pub(crate) async fn drive(s: &Arc<Shared>, args: &LoadArgs, interrupted: &Atomic
     };
     let sold_out_seconds = sold_out_at.map(|at| at.saturating_sub(since_on_sale).as_secs_f64());
     let selling = sold_out_seconds.unwrap_or_else(|| s.start.elapsed().saturating_sub(since_on_sale).as_secs_f64());
-    Ok(summarize_room(&outcomes, window, before, rate, sold_out_seconds, purchases as f64 / selling.max(1e-3)))
+    let mut summary =
+        summarize_room(&outcomes, window, before, rate, sold_out_seconds, purchases as f64 / selling.max(1e-3));
+    summary.server_memory_mb = server_memory_mb;
+    Ok(summary)
+}
+
+/// How often the server refreshes its memory gauge, and a little more.
+const MEMORY_REFRESH: Duration = Duration::from_millis(2_200);
+
+/// The resident memory of the process at `--url`, in MB, from its metrics.
+async fn server_memory(s: &Shared, args: &LoadArgs) -> Option<f64> {
+    let url = format!("{}/actuator/prometheus", args.url.trim_end_matches('/'));
+    let text = s.http.get(url).bearer_auth(&args.admin_token).send().await.ok()?.text().await.ok()?;
+    let line = text.lines().find(|l| l.starts_with("process_resident_memory_bytes "))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1e6)
 }
 
 fn summarize_room(
@@ -275,6 +299,7 @@ fn summarize_room(
         mean_displacement,
         sold_out_seconds,
         purchases_per_second,
+        server_memory_mb: None,
     }
 }
 

@@ -27,7 +27,19 @@ pub const CROSS_SITE_REFUSED: &str = "http_cross_site_refused_total";
 /// Requests with a wrong operator token, refused (429) for the address's repeated failures.
 pub const ADMIN_AUTH_FAILED: &str = "http_admin_auth_failed_total";
 
+/// The process's resident memory (Prometheus's standard name), from `/proc/self/status`.
+pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+
+/// The resident memory of this process, in bytes (Linux; `None` elsewhere).
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 pub fn describe() {
+    metrics::describe_gauge!(RESIDENT_MEMORY, metrics::Unit::Bytes, "Resident memory of the process");
     metrics::describe_counter!(CROSS_SITE_REFUSED, "Browser writes refused as cross-site, by reason");
     metrics::describe_counter!(
         ADMIN_AUTH_FAILED,

@@ -147,4 +147,7 @@ async fn a_short_onsale_run_lets_visitors_through_in_order_and_they_buy() {
     assert_eq!(report["steps"]["join"]["count"], 500);
     assert_eq!(report["steps"]["position read"]["count"], 500);
     assert_eq!(report["checkRate"], 1.0, "{out}");
+    // The server's memory, before and after, from its process_resident_memory_bytes.
+    let memory = &report["waitingRoom"]["serverMemoryMb"];
+    assert!(memory[0].as_f64().unwrap() > 1.0 && memory[1].as_f64().unwrap() > 1.0, "{memory}");
 }
