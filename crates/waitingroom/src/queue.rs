@@ -189,26 +189,27 @@ impl Room {
     /// waiting arrival goes into the arrivals' tail in id order without rebuilding the
     /// rest — with many joins at once this happens often, and a rebuild each time would
     /// make joining quadratic; anything else (a pre-queue entry, an admitted one) is
-    /// rare and rebuilds.
+    /// rare and rebuilds. Only what follows it moves: the pre-queue's ids (and so its
+    /// indexes) are all below an arrival's, and the arrivals are in the order in id order,
+    /// so the order's entries at or after its index are those after its place.
     fn insert_late(&mut self, entry: Entry) {
         let at = self.entries.partition_point(|e| e.id < entry.id);
         let prequeue_last = self.draw.map(|d| d.prequeue_last);
         let waiting_arrival = entry.admitted_at.is_none() && prequeue_last.is_none_or(|last| entry.id > last);
-        let id = entry.id;
+        // Its place in the order: after the pre-queue and the arrivals before it.
+        let p = self.order.partition_point(|&i| i < at);
         self.entries.insert(at, entry);
         if !waiting_arrival {
             self.reindex();
             return;
         }
         self.positions.insert(at, 0);
-        for i in &mut self.order {
-            if *i >= at {
-                *i += 1;
-            }
+        if prequeue_last.is_none() {
+            return; // no order before the draw
         }
-        let Some(last) = prequeue_last else { return };
-        let entries = &self.entries;
-        let p = self.order.partition_point(|&i| entries[i].id <= last || entries[i].id < id);
+        for i in &mut self.order[p..] {
+            *i += 1;
+        }
         self.order.insert(p, at);
         for (position, &i) in (p as u64 + 1..).zip(&self.order[p..]) {
             self.positions[i] = position;
@@ -740,5 +741,33 @@ mod tests {
         assert_eq!(figures.admitted_last_minute, 2);
         assert_eq!(figures.median_wait_ms, Some(70_000), "waits count from the on-sale for the pre-queue");
         assert_eq!(room.figures(SALE + 200_000).admitted_last_minute, 0);
+    }
+
+    #[test]
+    fn joins_committed_out_of_order_at_random_give_the_queue_of_a_rebuild() {
+        let mut rng = ChaCha20Rng::seed_from_u64(21);
+        let mut room = room();
+        let mut next = 1;
+        for round in 0..40 {
+            // A batch of joins committed in any order, as concurrent requests finish.
+            let mut batch: Vec<i64> = (next..next + 25).collect();
+            next += 25;
+            batch.shuffle(&mut rng);
+            for id in batch {
+                join(&mut room, id, SALE - 100_000 + round * 5_000 + id);
+            }
+            if round == 10 {
+                room.apply_draw(room.draw_for(99, SALE));
+            }
+            if round % 7 == 3 {
+                poll_all(&mut room, SALE + round * 5_000);
+                room.advance(SALE + round * 5_000, 120.0, T);
+            }
+            let (order, positions) = (room.order(), room.positions.clone());
+            let mut rebuilt = room.clone();
+            rebuilt.reindex();
+            assert_eq!(rebuilt.order(), order, "round {round}");
+            assert_eq!(rebuilt.positions, positions, "round {round}");
+        }
     }
 }
