@@ -100,6 +100,13 @@ async fn add_key(tx: &mut Tx, event_id: i64, active: bool, now: Millis) -> anyho
 }
 
 /// The show's signing key, made first if it has none.
+/// Signing keys by key id, as made from their stored secrets: a key id names one secret
+/// for good, so a key found here is the stored one. Which key is a show's active one is
+/// still read in the transaction (a rotation by another replica is seen at once); what
+/// this saves is deriving the key (a scalar multiplication) for every order.
+static SIGNERS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, SigningKey>>> =
+    std::sync::LazyLock::new(Default::default);
+
 pub async fn signing_key(tx: &mut Tx, event_id: i64, now: Millis) -> anyhow::Result<(String, SigningKey)> {
     for _ in 0..2 {
         let row = sqlx::query("SELECT kid, secret_key FROM keys WHERE event_id = $1 AND active = 1")
@@ -108,9 +115,15 @@ pub async fn signing_key(tx: &mut Tx, event_id: i64, now: Millis) -> anyhow::Res
             .await
             .context("failed to read the signing key")?;
         if let Some(row) = row {
+            let kid: String = row.try_get("kid")?;
+            if let Some(key) = SIGNERS.lock().expect("signers lock").get(&kid) {
+                return Ok((kid, key.clone()));
+            }
             let secret: String = row.try_get("secret_key")?;
             let bytes = token::decode_key(&secret).context("a stored secret key is 32 bytes")?;
-            return Ok((row.try_get("kid")?, SigningKey::from_bytes(&bytes)));
+            let key = SigningKey::from_bytes(&bytes);
+            SIGNERS.lock().expect("signers lock").insert(kid.clone(), key.clone());
+            return Ok((kid, key));
         }
         // Another transaction may add one at the same moment: the unique index on the
         // active key keeps one, and the read again finds it.
