@@ -384,19 +384,13 @@ pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token
     bases.extend(&urls.tickets);
     bases.dedup();
     // The tickets module: its own process, or where one of these processes runs it.
-    let mut tickets = None;
-    if let Some(base) = &urls.tickets {
-        let view = get(client, format!("{base}/ticketing/api/admin/audit/tickets"), token).await?;
-        tickets = Some(serde_json::from_value(view).context("not the tickets' view")?);
-    }
-    for base in bases.iter().filter(|_| urls.tickets.is_none()) {
-        let url = format!("{base}/ticketing/api/admin/audit/tickets");
-        let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
-        if response.status().is_success() {
-            tickets = Some(response.json().await.with_context(|| format!("GET {url}: not the tickets' view"))?);
-            break;
+    let tickets = match &urls.tickets {
+        Some(base) => {
+            let view = get(client, format!("{base}/ticketing/api/admin/audit/tickets"), token).await?;
+            Some(serde_json::from_value(view).context("not the tickets' view")?)
         }
-    }
+        None => tickets_among(client, &bases, token).await?,
+    };
     for base in bases {
         let consistency = get(client, format!("{base}/actuator/consistency"), token).await?;
         for (module, report) in consistency["modules"].as_object().into_iter().flatten() {
@@ -421,6 +415,22 @@ pub async fn snapshot_modules(client: &reqwest::Client, urls: &ModuleUrls, token
         failed_checks,
         now,
     })
+}
+
+/// The tickets module's view from the first of `bases` that runs it, if any does.
+async fn tickets_among(
+    client: &reqwest::Client,
+    bases: &[&String],
+    token: &str,
+) -> anyhow::Result<Option<TicketSnapshot>> {
+    for base in bases {
+        let url = format!("{base}/ticketing/api/admin/audit/tickets");
+        let response = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
+        if response.status().is_success() {
+            return Ok(Some(response.json().await.with_context(|| format!("GET {url}: not the tickets' view"))?));
+        }
+    }
+    Ok(None)
 }
 
 /// Waits up to `settle` for the system to go quiet — no order in flight, no refund

@@ -225,12 +225,14 @@ impl Catalog {
         let mut tx = self.db.begin().await?;
         let id = store::insert_event(&mut tx, spec, &layout).await?;
         store::insert_seats(&mut tx, id, &layout.seats, spec.venue.as_ref()).await?;
+        // Validated with the request: a show made here (the demo) asks for no room.
+        let room = spec.room_plan().ok().flatten();
         for part in layout.seats.chunks(SEATS_PER_EVENT) {
             let created = EventCreated {
                 event_id: id,
                 seats: part.to_vec(),
                 sections: layout.sections.clone(),
-                room: spec.room_plan().ok().flatten(),
+                room,
                 title: Some(spec.title.clone()),
                 date_time: Some(spec.date_time.clone()),
             };
